@@ -1,0 +1,3 @@
+from imgen_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Which declared capabilities a node's `/object_info` actually backs up.
+
+A capability declared in the farm config is only a promise; the routing layer
+trusts it once the node lists the model file or node class behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from imgen_tui.comfy.responses import ObjectInfo
+
+Verdict = Literal["confirmed", "missing", "unchecked"]
+
+FAMILY_CAPABILITIES = {
+    "sd15": "sd15",
+    "sdxl": "sdxl",
+    "pony": "pony",
+    "illustrious": "illustrious",
+    "flux": "flux",
+    "flux_fp8": "flux",
+}
+CLASS_CAPABILITIES = {
+    "ipadapter": ("IPAdapterModelLoader", "IPAdapterUnifiedLoader"),
+    "faceid": ("IPAdapterModelLoader", "IPAdapterUnifiedLoaderFaceID"),
+    "animatediff": ("ADE_AnimateDiffLoaderGen1", "ADE_AnimateDiffLoaderWithContext"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityCheck:
+    capability: str
+    verdict: Verdict
+    reason: str
+
+
+def check_capabilities(
+    info: ObjectInfo, declared: Iterable[str], models: Mapping[str, str]
+) -> list[CapabilityCheck]:
+    return [_check(info, capability, models) for capability in declared]
+
+
+def _check(info: ObjectInfo, capability: str, models: Mapping[str, str]) -> CapabilityCheck:
+    if capability in FAMILY_CAPABILITIES:
+        family = FAMILY_CAPABILITIES[capability]
+        model = models.get(family)
+        if model is None:
+            return CapabilityCheck(capability, "unchecked", f"no model is configured for {family}")
+        installed = set(info.checkpoints) | set(info.models("unet"))
+        if model in installed:
+            return CapabilityCheck(capability, "confirmed", f"{model} is installed")
+        return CapabilityCheck(capability, "missing", f"{model} is not installed")
+    if capability == "upscale":
+        model = models.get("upscale")
+        if model and model in info.upscale_models:
+            return CapabilityCheck(capability, "confirmed", f"{model} is installed")
+        found = ", ".join(info.upscale_models) or "none"
+        return CapabilityCheck(
+            capability, "missing", f"{model} is not installed (upscale models: {found})"
+        )
+    if capability == "controlnet":
+        if info.controlnets:
+            return CapabilityCheck(
+                capability, "confirmed", f"{len(info.controlnets)} ControlNet models"
+            )
+        return CapabilityCheck(capability, "missing", "no ControlNet models are installed")
+    if capability in CLASS_CAPABILITIES:
+        classes = CLASS_CAPABILITIES[capability]
+        if any(info.has_class(name) for name in classes):
+            return CapabilityCheck(capability, "confirmed", "its custom nodes are installed")
+        return CapabilityCheck(capability, "missing", f"custom node {classes[0]} is not installed")
+    return CapabilityCheck(capability, "unchecked", "nothing to check it against")

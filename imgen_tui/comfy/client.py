@@ -1,0 +1,271 @@
+"""HTTP side of one ComfyUI server.
+
+One `ComfyClient` per node. It speaks only ComfyUI's public API and turns every
+failure into a `ComfyError` whose text names the node and what to do. It never
+sends a bare `POST /interrupt`: that would stop another user's prompt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from imgen_tui.comfy.errors import (
+    ComfyError,
+    DownloadTooLarge,
+    NodeUnreachable,
+    ProtocolError,
+    TimedOut,
+    graph_rejected,
+)
+from imgen_tui.comfy.events import ImageRef
+from imgen_tui.comfy.responses import (
+    HistoryEntry,
+    ObjectInfo,
+    PromptState,
+    QueueState,
+    SubmitResult,
+    SystemStats,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEFAULT_DOWNLOAD_CAP = 256 * 1024 * 1024
+
+
+def new_prompt_id() -> str:
+    """Prompt ids are minted here so they can be stored before the POST is sent."""
+    return str(uuid.uuid4())
+
+
+class ComfyClient:
+    """Async client for one ComfyUI server's HTTP API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str | None = None,
+        client_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = name or self.base_url
+        self.client_id = client_id or str(uuid.uuid4())
+        self.headers = dict(headers or {})
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self.headers, timeout=timeout
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- prompts -----------------------------------------------------------------
+
+    async def submit(
+        self,
+        graph: Mapping[str, Any],
+        *,
+        prompt_id: str | None = None,
+        front: bool = False,
+        extra_data: Mapping[str, Any] | None = None,
+    ) -> SubmitResult:
+        """Queue a graph under a client-minted prompt id.
+
+        A 200 can still carry `node_errors` (one output invalid, another valid);
+        such a half-accepted prompt is taken back off the queue and reported as
+        rejected, because a partial run is never what the caller asked for.
+        """
+        body: dict[str, Any] = {
+            "prompt": dict(graph),
+            "client_id": self.client_id,
+            "prompt_id": prompt_id or new_prompt_id(),
+        }
+        if front:
+            body["front"] = True
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
+        response = await self._request("POST", "/prompt", json=body)
+        if response.status_code == 400:
+            raise graph_rejected(_json_or_text(response), self.name)
+        data = self._json(response, "/prompt")
+        if not isinstance(data, dict) or "prompt_id" not in data:
+            raise ProtocolError(f"{self.name} answered /prompt without a prompt_id", node=self.name)
+        if data.get("node_errors"):
+            await self.delete_queued([str(data["prompt_id"])])
+            raise graph_rejected(data, self.name)
+        return SubmitResult(prompt_id=str(data["prompt_id"]), number=int(data.get("number", 0)))
+
+    async def prompt_state(self, prompt_id: str) -> PromptState:
+        """Tell a queued, running, finished or unknown prompt apart.
+
+        `/history/{id}` answers `{}` both for unknown ids and for prompts not
+        finished yet, so the queue is asked first; a prompt that has left the
+        queue is already in the history (the server writes both together).
+        """
+        state = (await self.queue()).state_of(prompt_id)
+        if state is not None:
+            return state
+        return "done" if await self.history(prompt_id) is not None else "unknown"
+
+    async def history(self, prompt_id: str) -> HistoryEntry | None:
+        data = self._json(await self._request("GET", f"/history/{prompt_id}"), "/history")
+        if not isinstance(data, dict):
+            raise ProtocolError(f"{self.name} answered /history with a non-object", node=self.name)
+        entry = data.get(prompt_id)
+        return None if entry is None else HistoryEntry.from_json(prompt_id, entry)
+
+    async def queue(self) -> QueueState:
+        return QueueState.from_json(self._json(await self._request("GET", "/queue"), "/queue"))
+
+    async def delete_queued(self, prompt_ids: Iterable[str]) -> None:
+        """Take still-pending prompts back; running ones are unaffected (use `interrupt`)."""
+        ids = list(prompt_ids)
+        if ids:
+            self._check(await self._request("POST", "/queue", json={"delete": ids}), "/queue")
+
+    async def interrupt(self, prompt_id: str) -> None:
+        """Stop `prompt_id` if it is running now; the server ignores any other id."""
+        if not prompt_id:
+            raise ValueError(
+                "interrupt needs a prompt id: a bare interrupt stops other users' work"
+            )
+        response = await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        self._check(response, "/interrupt")
+
+    # -- files ----------------------------------------------------------------------
+
+    async def download(self, image: ImageRef, *, max_bytes: int = DEFAULT_DOWNLOAD_CAP) -> bytes:
+        """Stream an output from `/view`, refusing anything over `max_bytes`."""
+        params = {"filename": image.filename, "subfolder": image.subfolder, "type": image.type}
+        try:
+            async with self._http.stream("GET", "/view", params=params) as response:
+                if response.status_code == 404:
+                    raise ComfyError(
+                        f"{self.name} has no file {image.filename!r} ({image.type})", node=self.name
+                    )
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._check(response, "/view")
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > max_bytes:
+                    raise self._too_large(image, declared, max_bytes)
+                chunks: list[bytes] = []
+                received = 0
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise self._too_large(image, received, max_bytes)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as error:
+            raise self._transport_error(error) from error
+
+    def _too_large(self, image: ImageRef, size: int, cap: int) -> DownloadTooLarge:
+        return DownloadTooLarge(
+            f"{self.name}: {image.filename} is over the {cap // (1024 * 1024)} MiB download cap "
+            f"({size} bytes); raise the cap if the file is expected",
+            node=self.name,
+        )
+
+    async def upload_image(
+        self,
+        data: bytes,
+        filename: str,
+        *,
+        subfolder: str = "",
+        overwrite: bool = False,
+        image_type: str = "input",
+    ) -> ImageRef:
+        """Upload an image for LoadImage; the server may rename it (`name (1).png`)."""
+        form = {"type": image_type, "subfolder": subfolder, "overwrite": str(overwrite).lower()}
+        files = {"image": (filename, data, "image/png")}
+        response = await self._request("POST", "/upload/image", data=form, files=files)
+        answer = self._json(response, "/upload/image")
+        if not isinstance(answer, dict) or "name" not in answer:
+            raise ProtocolError(
+                f"{self.name} answered /upload/image without a name", node=self.name
+            )
+        return ImageRef(
+            filename=str(answer["name"]),
+            subfolder=str(answer.get("subfolder") or ""),
+            type=str(answer.get("type") or image_type),
+        )
+
+    # -- node facts -------------------------------------------------------------------
+
+    async def object_info(self) -> ObjectInfo:
+        timeout = httpx.Timeout(60.0, connect=5.0)  # a full object_info is megabytes
+        response = await self._request("GET", "/object_info", timeout=timeout)
+        return ObjectInfo.from_json(self._json(response, "/object_info"))
+
+    async def system_stats(self) -> SystemStats:
+        return SystemStats.from_json(
+            self._json(await self._request("GET", "/system_stats"), "/system_stats")
+        )
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise self._transport_error(error) from error
+
+    def _transport_error(self, error: httpx.HTTPError) -> ComfyError:
+        if isinstance(error, httpx.TimeoutException):
+            return TimedOut(f"{self.name} ({self.base_url}) did not answer in time", node=self.name)
+        reason = str(error) or type(error).__name__
+        return NodeUnreachable(
+            f"{self.name} ({self.base_url}) is unreachable: {reason}; check that ComfyUI runs "
+            "there and listens on that address (--listen)",
+            node=self.name,
+        )
+
+    def _check(self, response: httpx.Response, path: str) -> None:
+        if response.status_code in (401, 403):
+            raise ComfyError(
+                f"{self.name} refused {path} with {response.status_code}: check the node's "
+                "headers (e.g. Authorization) in the farm config",
+                node=self.name,
+            )
+        if response.status_code >= 400:
+            lines = response.text.strip().splitlines()
+            text = lines[0] if lines else ""
+            raise ProtocolError(
+                f"{self.name} answered {path} with HTTP {response.status_code} {text}".rstrip(),
+                node=self.name,
+            )
+
+    def _json(self, response: httpx.Response, path: str) -> Any:
+        self._check(response, path)
+        try:
+            return response.json()
+        except ValueError:
+            raise ProtocolError(
+                f"{self.name} answered {path} with something that is not JSON; is this a ComfyUI "
+                "server?",
+                node=self.name,
+            ) from None
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

@@ -1,0 +1,226 @@
+"""Typed views of ComfyUI's HTTP answers: queue, history, object_info, system_stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from imgen_tui.comfy.errors import ProtocolError
+from imgen_tui.comfy.events import ExecutionError, ImageRef, parse_message
+
+PromptState = Literal["pending", "running", "done", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    prompt_id: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    number: int
+    prompt_id: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """`/queue`, with pending items sorted by number (the server sends heap order)."""
+
+    running: tuple[QueueItem, ...]
+    pending: tuple[QueueItem, ...]
+
+    @classmethod
+    def from_json(cls, data: Any) -> QueueState:
+        if not isinstance(data, dict):
+            raise ProtocolError(f"/queue answered something that is not an object: {data!r:.80}")
+        running = tuple(_queue_item(item) for item in data.get("queue_running") or ())
+        pending = sorted(
+            (_queue_item(item) for item in data.get("queue_pending") or ()),
+            key=lambda item: item.number,
+        )
+        return cls(running=running, pending=tuple(pending))
+
+    def state_of(self, prompt_id: str) -> PromptState | None:
+        if any(item.prompt_id == prompt_id for item in self.running):
+            return "running"
+        if any(item.prompt_id == prompt_id for item in self.pending):
+            return "pending"
+        return None
+
+    @property
+    def depth(self) -> int:
+        return len(self.running) + len(self.pending)
+
+
+def _queue_item(item: Any) -> QueueItem:
+    if not isinstance(item, list) or len(item) < 2:
+        raise ProtocolError(f"a /queue item that is not [number, prompt_id, ...]: {item!r:.80}")
+    extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
+    return QueueItem(number=int(item[0]), prompt_id=str(item[1]), client_id=extra.get("client_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One finished prompt from `/history/{id}`: success, error or interrupted."""
+
+    prompt_id: str
+    status: str
+    completed: bool
+    images: tuple[ImageRef, ...]
+    outputs: dict[str, Any] = field(compare=False)
+    error: ExecutionError | None = None
+    interrupted: bool = False
+
+    @classmethod
+    def from_json(cls, prompt_id: str, entry: Any) -> HistoryEntry:
+        if not isinstance(entry, dict):
+            raise ProtocolError(f"a /history entry that is not an object: {entry!r:.80}")
+        status = entry.get("status") or {}
+        outputs = entry.get("outputs") or {}
+        images = tuple(
+            ImageRef.from_json(image)
+            for node_output in outputs.values()
+            if isinstance(node_output, dict)
+            for image in node_output.get("images") or ()
+        )
+        error: ExecutionError | None = None
+        interrupted = False
+        for message in status.get("messages") or ():
+            if not (isinstance(message, list) and len(message) == 2):
+                continue
+            event = parse_message({"type": message[0], "data": message[1]})
+            if isinstance(event, ExecutionError):
+                error = event
+            interrupted = interrupted or message[0] == "execution_interrupted"
+        return cls(
+            prompt_id=prompt_id,
+            status=str(status.get("status_str") or ""),
+            completed=bool(status.get("completed")),
+            images=images,
+            outputs=outputs,
+            error=error,
+            interrupted=interrupted,
+        )
+
+    @property
+    def saved_images(self) -> tuple[ImageRef, ...]:
+        """Outputs written to the node's output folder, not temporary previews."""
+        return tuple(image for image in self.images if image.type == "output")
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    type: str
+    vram_total: int
+    vram_free: int
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStats:
+    comfyui_version: str
+    python_version: str
+    pytorch_version: str
+    devices: tuple[Device, ...]
+
+    @classmethod
+    def from_json(cls, data: Any) -> SystemStats:
+        if not isinstance(data, dict) or not isinstance(data.get("system"), dict):
+            raise ProtocolError("/system_stats answered without a 'system' object")
+        system = data["system"]
+        devices = tuple(
+            Device(
+                name=str(device.get("name", "?")),
+                type=str(device.get("type", "?")),
+                vram_total=int(device.get("vram_total") or 0),
+                vram_free=int(device.get("vram_free") or 0),
+            )
+            for device in data.get("devices") or ()
+            if isinstance(device, dict)
+        )
+        return cls(
+            comfyui_version=str(system.get("comfyui_version") or "unknown"),
+            python_version=str(system.get("python_version") or "").split(" ")[0],
+            pytorch_version=str(system.get("pytorch_version") or ""),
+            devices=devices,
+        )
+
+    @property
+    def vram_total(self) -> int:
+        return sum(device.vram_total for device in self.devices)
+
+    @property
+    def vram_free(self) -> int:
+        return sum(device.vram_free for device in self.devices)
+
+
+# Model folders and the loader input that lists each one.
+MODEL_LISTS: dict[str, tuple[str, str]] = {
+    "checkpoints": ("CheckpointLoaderSimple", "ckpt_name"),
+    "loras": ("LoraLoader", "lora_name"),
+    "upscale_models": ("UpscaleModelLoader", "model_name"),
+    "controlnet": ("ControlNetLoader", "control_net_name"),
+    "vae": ("VAELoader", "vae_name"),
+    "unet": ("UNETLoader", "unet_name"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """`/object_info`: which node classes a server has and which model files they list."""
+
+    classes: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> ObjectInfo:
+        if not isinstance(data, dict):
+            raise ProtocolError("/object_info answered something that is not an object")
+        return cls(classes={name: spec for name, spec in data.items() if isinstance(spec, dict)})
+
+    def has_class(self, class_type: str) -> bool:
+        return class_type in self.classes
+
+    def options(self, class_type: str, input_name: str) -> tuple[str, ...]:
+        """The choices of a combo input, in either shape servers use.
+
+        Older nodes send `[[names...], {...}]`; newer ones `["COMBO", {"options": [...]}]`.
+        """
+        spec = self.input_spec(class_type, input_name)
+        if not spec:
+            return ()
+        kind = spec[0]
+        if isinstance(kind, list):
+            return tuple(str(option) for option in kind)
+        if kind == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+            return tuple(str(option) for option in spec[1].get("options") or ())
+        return ()
+
+    def input_spec(self, class_type: str, input_name: str) -> list[Any] | None:
+        inputs = (self.classes.get(class_type) or {}).get("input") or {}
+        for section in ("required", "optional"):
+            spec = (inputs.get(section) or {}).get(input_name)
+            if isinstance(spec, list) and spec:
+                return spec
+        return None
+
+    def models(self, folder: str) -> tuple[str, ...]:
+        class_type, input_name = MODEL_LISTS[folder]
+        return self.options(class_type, input_name)
+
+    @property
+    def checkpoints(self) -> tuple[str, ...]:
+        return self.models("checkpoints")
+
+    @property
+    def loras(self) -> tuple[str, ...]:
+        return self.models("loras")
+
+    @property
+    def upscale_models(self) -> tuple[str, ...]:
+        return self.models("upscale_models")
+
+    @property
+    def controlnets(self) -> tuple[str, ...]:
+        return self.models("controlnet")

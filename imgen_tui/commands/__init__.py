@@ -1,0 +1,1 @@
+"""The CLI sub-commands, one module each; `imgen_tui.cli` dispatches to them."""

@@ -1,0 +1,105 @@
+"""`imgen-tui nodes`: what each configured node is, has and can do, in one table."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from imgen_tui.comfy import ComfyClient, ComfyError
+from imgen_tui.comfy.capabilities import CapabilityCheck, check_capabilities
+from imgen_tui.comfy.responses import ObjectInfo, QueueState, SystemStats
+from imgen_tui.config import FarmConfig, NodeConfig
+from imgen_tui.sim.farm import SimFarm
+from imgen_tui.sim.spec import load_demo_farm
+
+_MARKS = {"confirmed": ("✓", "green"), "missing": ("✗", "red"), "unchecked": ("?", "yellow")}
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    node: NodeConfig
+    error: str | None = None
+    stats: SystemStats | None = None
+    info: ObjectInfo | None = None
+    queue: QueueState | None = None
+    checks: tuple[CapabilityCheck, ...] = ()
+
+
+async def probe_node(node: NodeConfig, models: dict[str, str]) -> NodeReport:
+    async with ComfyClient(node.base_url, name=node.id, headers=node.headers) as client:
+        try:
+            stats, info, queue = await asyncio.gather(
+                client.system_stats(), client.object_info(), client.queue()
+            )
+        except ComfyError as error:
+            return NodeReport(node=node, error=str(error))
+    checks = tuple(check_capabilities(info, node.capabilities, models))
+    return NodeReport(node=node, stats=stats, info=info, queue=queue, checks=checks)
+
+
+async def probe_farm(farm: FarmConfig) -> list[NodeReport]:
+    return list(await asyncio.gather(*(probe_node(node, farm.models) for node in farm.nodes)))
+
+
+def render_reports(reports: list[NodeReport], console: Console) -> None:
+    table = Table(title="ComfyUI nodes", header_style="bold", expand=False)
+    table.add_column("node", no_wrap=True)
+    table.add_column("tier")
+    table.add_column("status")
+    table.add_column("VRAM free", no_wrap=True)
+    table.add_column("queue")
+    table.add_column("models")
+    table.add_column("capabilities", overflow="fold", min_width=24)
+    problems: list[str] = []
+    for report in reports:
+        node = report.node
+        name = Text(node.id, "bold").append(f"\n{node.base_url}", "dim")
+        stats, info, queue = report.stats, report.info, report.queue
+        if report.error or stats is None or info is None or queue is None:
+            table.add_row(
+                name, node.tier, Text("unreachable", "red"), "", "", "", " ".join(node.capabilities)
+            )
+            problems.append(report.error or f"{node.id}: no answer")
+            continue
+        capabilities = Text()
+        for check in report.checks:
+            mark, style = _MARKS[check.verdict]
+            capabilities.append(f"{check.capability}{mark} ", style=style)
+            if check.verdict == "missing":
+                problems.append(f"{node.id}: {check.capability} is declared but {check.reason}")
+        table.add_row(
+            name,
+            node.tier,
+            Text(f"up\nComfyUI {stats.comfyui_version}", "green"),
+            f"{stats.vram_free / 1024**3:.1f}/{stats.vram_total / 1024**3:.0f} GB",
+            f"{len(queue.running)} running\n{len(queue.pending)} waiting",
+            f"{len(info.checkpoints)} ckpt\n{len(info.loras)} LoRA",
+            capabilities,
+        )
+    console.print(table)
+    console.print(
+        Text("capabilities: ✓ confirmed by /object_info  ✗ missing  ? not checkable", "dim")
+    )
+    for problem in problems:
+        console.print(Text(f"• {problem}", "yellow"))
+
+
+async def nodes_command(farm: FarmConfig | None, console: Console, *, demo: bool = False) -> int:
+    """Exit 0 when every node answered, 1 when any did not.
+
+    With `demo`, the built-in simulated farm is started in this process first,
+    so a newcomer sees a full table without any GPU.
+    """
+    if demo:
+        sim_farm = SimFarm.from_spec(load_demo_farm(), previews=False)
+        async with sim_farm:
+            farm = FarmConfig.model_validate(sim_farm.farm_config())
+            return await nodes_command(farm, console)
+    assert farm is not None
+    reports = await probe_farm(farm)
+    render_reports(reports, console)
+    return 0 if all(report.error is None for report in reports) else 1

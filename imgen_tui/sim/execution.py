@@ -1,0 +1,376 @@
+"""Running one prompt on a simulated node, message for message like ComfyUI.
+
+Order, as recorded from a real server: execution_start, execution_cached, then
+per node `executing`, per sampler step `progress` and a binary preview,
+`executed` on each output, execution_success (or execution_error /
+execution_interrupted), then the node's `status` and `executing` with a null
+node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from imgen_tui.graphs.graph import is_link
+from imgen_tui.graphs.params import read_values
+from imgen_tui.sim import images
+from imgen_tui.sim.spec import SimNodeSpec, family_of_checkpoint
+
+OOM_MESSAGE = (
+    "Allocation on device 0 would exceed allowed memory. (out of memory)\n"
+    "Currently allocated     : 3.71 GiB\nRequested               : 1.50 GiB"
+)
+
+
+@dataclass
+class QueuedPrompt:
+    number: int
+    prompt_id: str
+    graph: dict[str, Any]
+    extra_data: dict[str, Any]
+    outputs: list[str]
+
+    @property
+    def client_id(self) -> str | None:
+        value = self.extra_data.get("client_id")
+        return None if value is None else str(value)
+
+    def as_queue_item(self) -> list[Any]:
+        return [self.number, self.prompt_id, self.graph, self.extra_data, self.outputs]
+
+
+@dataclass
+class Faults:
+    """Failure injection: each counter makes that many coming prompts misbehave."""
+
+    oom: int = 0
+    hang: int = 0
+    reject: int = 0
+
+
+class NodeFailure(Exception):
+    def __init__(self, node_id: str, node_type: str, exception_type: str, message: str) -> None:
+        super().__init__(message)
+        self.node_id, self.node_type, self.exception_type = node_id, node_type, exception_type
+
+
+class PromptInterrupted(Exception):
+    def __init__(self, node_id: str, node_type: str) -> None:
+        super().__init__(node_id)
+        self.node_id, self.node_type = node_id, node_type
+
+
+Send = Callable[[str, dict[str, Any]], Awaitable[None]]
+SendPreview = Callable[[bytes, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class NodeMemory:
+    """What survives between prompts on one node: loaded model, caches, file counters."""
+
+    loaded_checkpoint: str | None = None
+    signatures: dict[str, dict[str, Any]] = field(default_factory=dict)  # signature -> output
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class PromptRun:
+    """Executes one queued prompt; the node supplies senders, state and its file root."""
+
+    def __init__(
+        self,
+        item: QueuedPrompt,
+        *,
+        spec: SimNodeSpec,
+        farm_models: dict[str, str],
+        root: Path,
+        memory: NodeMemory,
+        faults: Faults,
+        send: Send,
+        send_preview: SendPreview,
+        interrupted: Callable[[], bool],
+        previews: bool,
+    ) -> None:
+        self.item, self.spec, self.farm_models, self.root = item, spec, farm_models, root
+        self.memory, self.faults, self.previews = memory, faults, previews
+        self.send, self.send_preview, self.interrupted = send, send_preview, interrupted
+        self.graph = item.graph
+        self.messages: list[list[Any]] = []
+        self.outputs: dict[str, Any] = {}
+        self.executed: list[str] = []
+        self.current_node: str | None = None
+        self._picture: Image.Image | None = None
+
+    async def run(self) -> str:
+        """Run to the end; returns the history status ("success" or "error")."""
+        prompt_id = self.item.prompt_id
+        await self._message("execution_start", {"prompt_id": prompt_id, "timestamp": _now_ms()})
+        order = self._execution_order()
+        signatures = {node_id: self._signature(node_id) for node_id in order}
+        cached = [node for node in order if signatures[node] in self.memory.signatures]
+        await self._message(
+            "execution_cached", {"nodes": cached, "prompt_id": prompt_id, "timestamp": _now_ms()}
+        )
+        for node_id in cached:
+            output = self.memory.signatures[signatures[node_id]]
+            if output:
+                self.outputs[node_id] = output
+                await self._executed(node_id, output)
+        try:
+            for node_id in order:
+                if node_id in cached:
+                    continue
+                self.current_node = node_id
+                await self.send(
+                    "executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
+                )
+                produced = await self._execute_node(node_id)
+                self.executed.append(node_id)
+                self.memory.signatures[signatures[node_id]] = produced or {}
+                if produced:
+                    self.outputs[node_id] = produced
+                    await self._executed(node_id, produced)
+        except NodeFailure as failure:
+            await self._message(
+                "execution_error",
+                {
+                    "prompt_id": prompt_id,
+                    "node_id": failure.node_id,
+                    "node_type": failure.node_type,
+                    "executed": self.executed,
+                    "exception_message": str(failure),
+                    "exception_type": failure.exception_type,
+                    "traceback": [],
+                    "current_inputs": {},
+                    "current_outputs": {},
+                    "timestamp": _now_ms(),
+                },
+            )
+            return "error"
+        except PromptInterrupted as stop:
+            await self._message(
+                "execution_interrupted",
+                {
+                    "prompt_id": prompt_id,
+                    "node_id": stop.node_id,
+                    "node_type": stop.node_type,
+                    "executed": self.executed,
+                    "timestamp": _now_ms(),
+                },
+            )
+            return "error"
+        await self._message("execution_success", {"prompt_id": prompt_id, "timestamp": _now_ms()})
+        return "success"
+
+    async def _message(self, kind: str, data: dict[str, Any]) -> None:
+        self.messages.append([kind, data])
+        await self.send(kind, data)
+
+    async def _executed(self, node_id: str, output: dict[str, Any]) -> None:
+        await self.send(
+            "executed",
+            {
+                "node": node_id,
+                "display_node": node_id,
+                "output": output,
+                "prompt_id": self.item.prompt_id,
+            },
+        )
+
+    # -- planning ---------------------------------------------------------------------
+
+    def _execution_order(self) -> list[str]:
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(node_id: str) -> None:
+            if node_id in seen or node_id not in self.graph:
+                return
+            seen.add(node_id)
+            for value in (self.graph[node_id].get("inputs") or {}).values():
+                if is_link(value):
+                    visit(value[0])
+            order.append(node_id)
+
+        for output in self.item.outputs:
+            visit(output)
+        return order
+
+    def _signature(self, node_id: str) -> str:
+        """A node's identity for caching: its class, literals and upstream signatures."""
+        node = self.graph[node_id]
+        parts: dict[str, Any] = {"class": node["class_type"]}
+        for name, value in sorted((node.get("inputs") or {}).items()):
+            parts[name] = [self._signature(value[0]), value[1]] if is_link(value) else value
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+    # -- node behaviour ---------------------------------------------------------------------
+
+    async def _execute_node(self, node_id: str) -> dict[str, Any] | None:
+        node = self.graph[node_id]
+        class_type, inputs = node["class_type"], node.get("inputs") or {}
+        if class_type == "CheckpointLoaderSimple":
+            name = str(inputs.get("ckpt_name"))
+            if self.memory.loaded_checkpoint != name:
+                await asyncio.sleep(self.spec.load_seconds)
+                self.memory.loaded_checkpoint = name
+        elif class_type in ("LoraLoader", "LoraLoaderModelOnly") and "broken" in str(
+            inputs.get("lora_name")
+        ):
+            raise NodeFailure(
+                node_id,
+                class_type,
+                "safetensors._safetensors_rust.SafetensorError",
+                "Error while deserializing header: header too large\n",
+            )
+        elif class_type in ("KSampler", "KSamplerAdvanced"):
+            await self._sample(node_id, class_type, inputs)
+        elif class_type == "ImageUpscaleWithModel":
+            await self._upscale(node_id)
+        elif class_type in ("SaveImage", "PreviewImage"):
+            return await self._save(class_type, inputs)
+        return None
+
+    async def _sample(self, node_id: str, class_type: str, inputs: dict[str, Any]) -> None:
+        if self.faults.oom > 0:
+            self.faults.oom -= 1
+            raise NodeFailure(node_id, class_type, "torch.OutOfMemoryError", OOM_MESSAGE)
+        hang = self.faults.hang > 0
+        if hang:
+            self.faults.hang -= 1
+        steps = int(inputs.get("steps") or 1)
+        width, height = self._output_size()
+        family = family_of_checkpoint(self.farm_models, self.memory.loaded_checkpoint or "")
+        per_step = self.spec.step_seconds(family, width, height) * max(1, self._batch_size())
+        self._picture = await asyncio.to_thread(self._compose_picture, 0)
+        step = 0
+        while step < steps or hang:
+            if self.interrupted():
+                raise PromptInterrupted(node_id, class_type)
+            await asyncio.sleep(per_step if not hang else 0.05)
+            if hang:
+                continue
+            step += 1
+            await self.send(
+                "progress",
+                {"value": step, "max": steps, "prompt_id": self.item.prompt_id, "node": node_id},
+            )
+            if self.previews:
+                frame = await asyncio.to_thread(images.preview_frame, self._picture, step, steps)
+                await self.send_preview(
+                    frame,
+                    {
+                        "node_id": node_id,
+                        "prompt_id": self.item.prompt_id,
+                        "display_node_id": node_id,
+                        "parent_node_id": None,
+                        "real_node_id": node_id,
+                    },
+                )
+
+    async def _upscale(self, node_id: str) -> None:
+        width, height = self._output_size()
+        await asyncio.sleep(self.spec.upscale_seconds * (width * height) / (1024 * 1024))
+        if self.interrupted():
+            raise PromptInterrupted(node_id, "ImageUpscaleWithModel")
+
+    async def _save(self, class_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        folder_type = "output" if class_type == "SaveImage" else "temp"
+        prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", str(inputs.get("filename_prefix") or "ComfyUI"))
+        refs = []
+        for index in range(self._batch_size()):
+            counter = self.memory.counters.get(prefix, 0) + 1
+            self.memory.counters[prefix] = counter
+            filename = f"{prefix}_{counter:05}_.png"
+            path = self.root / folder_type / filename
+            await asyncio.to_thread(self._write_png, path, index)
+            refs.append({"filename": filename, "subfolder": "", "type": folder_type})
+        return {"images": refs}
+
+    # -- pictures -----------------------------------------------------------------------
+
+    def _write_png(self, path: Path, index: int) -> None:
+        picture = self._compose_picture(index)
+        pnginfo = self.item.extra_data.get("extra_pnginfo")
+        data = images.encode_png(
+            picture, self.graph, pnginfo if isinstance(pnginfo, dict) else None
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def _compose_picture(self, index: int) -> Image.Image:
+        values = read_values(self.graph)
+        source = self._source_image()
+        width, height = self._output_size()
+        if any(
+            node.get("class_type") in ("KSampler", "KSamplerAdvanced")
+            for node in self.graph.values()
+        ):
+            prompt = str(values.get("positive_prompt", values.get("prompt", "")))
+            seed = int(values.get("seed") or 0) + index
+            picture = images.render_picture(prompt, seed, *self._sampled_size())
+            denoise = float(values.get("denoise", 1.0))
+            if source is not None and denoise < 1.0:
+                picture = images.blend_with_source(picture, source, denoise)
+        elif source is not None:
+            picture = source.convert("RGB")
+        else:
+            picture = Image.new("RGB", (width, height), "gray")
+        if picture.size != (width, height):
+            picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+        return picture
+
+    def _source_image(self) -> Image.Image | None:
+        for node in self.graph.values():
+            if node.get("class_type") == "LoadImage":
+                path = self.root / "input" / str(node["inputs"].get("image"))
+                if path.is_file():
+                    with Image.open(path) as image:
+                        image.load()
+                        return image
+        return None
+
+    def _sampled_size(self) -> tuple[int, int]:
+        for node in self.graph.values():
+            inputs = node.get("inputs") or {}
+            if node.get("class_type") in ("EmptyLatentImage", "EmptySD3LatentImage", "ImageScale"):
+                return int(inputs.get("width") or 512), int(inputs.get("height") or 512)
+        source = self._source_size()
+        return source or (512, 512)
+
+    def _source_size(self) -> tuple[int, int] | None:
+        for node in self.graph.values():
+            if node.get("class_type") == "LoadImage":
+                path = self.root / "input" / str(node["inputs"].get("image"))
+                if path.is_file():
+                    with Image.open(path) as image:
+                        return image.size
+        return None
+
+    def _output_size(self) -> tuple[int, int]:
+        width, height = self._sampled_size()
+        for node in self.graph.values():
+            if node.get("class_type") == "UpscaleModelLoader":
+                match = re.search(r"(\d+)x", str(node["inputs"].get("model_name")))
+                factor = int(match.group(1)) if match else 4
+                return width * factor, height * factor
+        return width, height
+
+    def _batch_size(self) -> int:
+        for node in self.graph.values():
+            if node.get("class_type") in ("EmptyLatentImage", "EmptySD3LatentImage"):
+                return max(1, int(node["inputs"].get("batch_size") or 1))
+        return 1
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
