@@ -54,7 +54,11 @@ FAST_NODE = SimNodeSpec(
     upscale_seconds=0.0,
     models={
         "checkpoints": [DEFAULT_MODELS["sd15"], DEFAULT_MODELS["sdxl"], DEFAULT_MODELS["flux"]],
-        "loras": ["detail-tweaker.safetensors", "film-grain.safetensors", "broken-lora.safetensors"],
+        "loras": [
+            "detail-tweaker.safetensors",
+            "film-grain.safetensors",
+            "broken-lora.safetensors",
+        ],
         "upscale_models": [DEFAULT_MODELS["upscale"]],
     },
 )
@@ -84,8 +88,9 @@ async def client(sim_node: SimulatedNode) -> AsyncIterator[ComfyClient]:
 
 @pytest.fixture
 async def stream(sim_node: SimulatedNode, client: ComfyClient) -> AsyncIterator[NodeEventStream]:
-    events = NodeEventStream(sim_node.url, client.client_id, name=sim_node.spec.id,
-                             backoff=Backoff(first=0.05, cap=0.2))
+    events = NodeEventStream(
+        sim_node.url, client.client_id, name=sim_node.spec.id, backoff=Backoff(first=0.05, cap=0.2)
+    )
     events.start()
     yield events
     await events.close()

@@ -28,8 +28,17 @@ WS_RECORDINGS = sorted(path.name for path in RECORDED.glob("*.jsonl"))
 
 @pytest.mark.parametrize("name", WS_RECORDINGS)
 def test_every_recorded_json_message_parses(name: str) -> None:
-    known = {"status", "execution_start", "execution_cached", "executing", "progress", "executed",
-             "execution_success", "execution_error", "execution_interrupted"}
+    known = {
+        "status",
+        "execution_start",
+        "execution_cached",
+        "executing",
+        "progress",
+        "executed",
+        "execution_success",
+        "execution_error",
+        "execution_interrupted",
+    }
     parsed = 0
     for entry in recorded_ws(name):
         if "json" not in entry:
@@ -62,7 +71,9 @@ def test_recorded_run_carries_output_image_and_end_marker() -> None:
     assert executed[0].images[0].filename == "tui_test_00001_.png"
     assert executed[0].images[0].type == "output"
     end = events[-1]
-    assert isinstance(end, Executing) and end.node is None and end.prompt_id == executed[0].prompt_id
+    assert (
+        isinstance(end, Executing) and end.node is None and end.prompt_id == executed[0].prompt_id
+    )
     first_status = events[0]
     assert isinstance(first_status, Status) and first_status.sid is not None
 
@@ -84,7 +95,9 @@ def test_type4_preview_frame_carries_prompt_and_node() -> None:
 
 
 def test_runtime_error_and_interrupt_messages() -> None:
-    errors = [parse_message(e["json"]) for e in recorded_ws("runtime_error_ws.jsonl") if "json" in e]
+    errors = [
+        parse_message(e["json"]) for e in recorded_ws("runtime_error_ws.jsonl") if "json" in e
+    ]
     failure = next(e for e in errors if isinstance(e, ExecutionError))
     assert failure.node_id == "10" and failure.node_type == "LoraLoader"
     assert "header too large" in failure.exception_message
@@ -95,17 +108,17 @@ def test_runtime_error_and_interrupt_messages() -> None:
 
 def test_history_entries_parse() -> None:
     ok = recorded_json("history_prompt.json")["json"]
-    (prompt_id, entry), = ok.items()
+    ((prompt_id, entry),) = ok.items()
     parsed = HistoryEntry.from_json(prompt_id, entry)
     assert parsed.status == "success" and parsed.completed
     assert parsed.saved_images[0].filename == "tui_test_00001_.png"
     failed = recorded_json("runtime_error_history.json")["json"]
-    (failed_id, failed_entry), = failed.items()
+    ((failed_id, failed_entry),) = failed.items()
     broken = HistoryEntry.from_json(failed_id, failed_entry)
     assert broken.status == "error" and broken.error is not None
     assert broken.error.node_type == "LoraLoader"
     interrupted = recorded_json("interrupt.json")["history_after_interrupt"]["json"]
-    (stopped_id, stopped_entry), = interrupted.items()
+    ((stopped_id, stopped_entry),) = interrupted.items()
     assert HistoryEntry.from_json(stopped_id, stopped_entry).interrupted
 
 

@@ -472,6 +472,8 @@ class SimulatedNode:
                     "ram_free": 20000000000,
                     "comfyui_version": self.spec.comfyui_version,
                     "required_frontend_version": "1.27.10",
+                    "installed_templates_version": "0.1.95",
+                    "required_templates_version": "0.1.95",
                     "python_version": "3.11.7 (main) [GCC 12.2.0]",
                     "pytorch_version": "2.13.0+cu128 (simulated)",
                     "embedded_python": False,
