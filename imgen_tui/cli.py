@@ -35,15 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Iterate on images across a farm of ComfyUI GPU machines from a terminal.",
     )
     parser.add_argument("--version", action="version", version=f"imgen-tui {__version__}")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="PATH",
-        help="farm config file (default: $IMGEN_TUI_CONFIG, the user config, the sample)",
+    # --config is accepted before or after the sub-command: `imgen-tui nodes --config F`.
+    config_help = "farm config file (default: $IMGEN_TUI_CONFIG, the user config, the sample)"
+    parser.add_argument("--config", type=Path, metavar="PATH", help=config_help)
+    with_config = argparse.ArgumentParser(add_help=False)
+    with_config.add_argument(
+        "--config", type=Path, metavar="PATH", help=config_help, default=argparse.SUPPRESS
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    nodes = commands.add_parser("nodes", help="show each node's health, models and capabilities")
+    nodes = commands.add_parser(
+        "nodes", parents=[with_config], help="show each node's health, models and capabilities"
+    )
     nodes.add_argument(
         "--demo", action="store_true", help="start the simulated demo farm and show it"
     )
@@ -85,22 +88,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_path = setup_logging()
     console = Console()
-    errors = Console(stderr=True, highlight=False)
     try:
         return _dispatch(args, console)
     except ConfigError as error:
-        errors.print(f"imgen-tui: {error}", markup=False)
+        _say(f"imgen-tui: {error}")
         return EXIT_BAD_INPUT
     except ComfyError as error:
-        errors.print(f"imgen-tui: {error}", markup=False)
+        _say(f"imgen-tui: {error}")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as error:
         log.exception("unexpected error")
         where = f"; details are in {log_path}" if log_path else ""
-        errors.print(f"imgen-tui: unexpected error: {error}{where}", markup=False)
+        _say(f"imgen-tui: unexpected error: {error}{where}")
         return EXIT_FAILURE
+
+
+def _say(message: str) -> None:
+    """One unwrapped line on stderr: the terminal wraps it, scripts can grep it."""
+    print(message, file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:

@@ -83,7 +83,11 @@ def load_yaml_model(
     try:
         value = model.model_validate(data)
     except ValidationError as error:
-        detail = error.errors(include_url=False)[0]
+        # A misspelt key also makes its real name "missing": name the misspelling.
+        details = sorted(
+            error.errors(include_url=False), key=lambda d: d["type"] != "extra_forbidden"
+        )
+        detail = details[0]
         loc = tuple(detail["loc"])
         raise ConfigError(
             f"{path}, line {line_of(root, loc)}: {format_loc(loc)} {_explain(detail)}."

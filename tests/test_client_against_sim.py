@@ -23,7 +23,7 @@ from imgen_tui.comfy import (
 from imgen_tui.comfy.client import new_prompt_id
 from imgen_tui.comfy.events import Executed, Preview, Progress, Status
 from imgen_tui.comfy.run import run_prompt
-from imgen_tui.comfy.websocket import Connected, Disconnected, StreamEvent
+from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
 from imgen_tui.config import DEFAULT_MODELS
 from imgen_tui.graphs import LoraSpec, inject_loras, load_library
 from imgen_tui.graphs.graph import Graph
@@ -163,7 +163,7 @@ async def test_a_hung_prompt_times_out(
     client: ComfyClient, stream: NodeEventStream, sim_node: SimulatedNode
 ) -> None:
     sim_node.faults.hang = 1
-    with pytest.raises(TimedOut, match="did not finish within 0.3 s"):
+    with pytest.raises(TimedOut, match=r"did not finish within 0\.3 s"):
         await run_prompt(client, stream, draft(), time_limit=0.3)
 
 
@@ -261,3 +261,25 @@ async def _until(stream: NodeEventStream, kind: type[EventT]) -> EventT:
         event = await stream.next_event()
         if isinstance(event, kind):
             return event
+
+
+async def test_a_node_that_dies_is_unreachable_and_comes_back_empty(
+    client: ComfyClient, stream: NodeEventStream, sim_node: SimulatedNode
+) -> None:
+    finished = await run_prompt(client, stream, draft(seed=21), time_limit=10)
+    await sim_node.kill()
+    with pytest.raises(NodeUnreachable):
+        await client.queue()
+    await asyncio.wait_for(_until(stream, Disconnected), 5)
+    await sim_node.revive()
+    back = await asyncio.wait_for(_until(stream, Connected), 10)
+    assert back.reconnect
+    # Like a restarted ComfyUI, it has forgotten its history: the app must keep its own.
+    assert await client.prompt_state(finished.prompt_id) == "unknown"
+
+
+def test_backoff_starts_near_100ms_and_is_capped() -> None:
+    backoff = Backoff()
+    first = [backoff.delay(0) for _ in range(200)]
+    assert all(0.05 <= delay <= 0.1 for delay in first) and len(set(first)) > 1
+    assert all(backoff.delay(20) <= backoff.cap for _ in range(200))

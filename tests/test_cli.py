@@ -1,0 +1,135 @@
+"""The CLI as a new user runs it: real subprocesses, real ports, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+CLI = [sys.executable, "-m", "imgen_tui"]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "160", **(env or {})},
+    )
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path) -> dict[str, str]:
+    """XDG dirs in tmp, so no test reads or writes the real user's config and logs."""
+    return {
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "IMGEN_TUI_CONFIG": "",
+    }
+
+
+def test_sim_then_nodes_as_a_new_user_would(tmp_path: Path, isolated_home: dict[str, str]) -> None:
+    farm_file = tmp_path / "farm.yaml"
+    sim = subprocess.Popen(
+        [
+            *CLI,
+            "sim",
+            "--nodes",
+            "4",
+            "--port",
+            "0",
+            "--speed",
+            "0",
+            "--write-config",
+            str(farm_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **isolated_home},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not farm_file.exists() and time.monotonic() < deadline:
+            assert sim.poll() is None, sim.communicate()
+            time.sleep(0.1)
+        farm = yaml.safe_load(farm_file.read_text())
+        assert [node["id"] for node in farm["nodes"]] == [
+            "gpu-premium",
+            "gpu-quality",
+            "gpu-standard",
+            "gpu-draft",
+        ]
+        result = run_cli("nodes", "--config", str(farm_file), env=isolated_home)
+        assert result.returncode == 0, result.stderr
+        for node in farm["nodes"]:
+            assert node["id"] in result.stdout
+        assert "ComfyUI 0.3.64" in result.stdout and "unreachable" not in result.stdout
+        assert "sdxl✓" in result.stdout
+    finally:
+        sim.send_signal(signal.SIGINT)
+        out, err = sim.communicate(timeout=20)
+    assert sim.returncode == 0, err
+    assert "Simulated farm stopped." in out
+
+
+def test_nodes_demo_shows_the_whole_simulated_farm(isolated_home: dict[str, str]) -> None:
+    result = run_cli("nodes", "--demo", env=isolated_home)
+    assert result.returncode == 0, result.stderr
+    assert "gpu-premium" in result.stdout and "gpu-draft" in result.stdout
+    assert "flux✓" in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_node_is_reported_and_exits_1(
+    tmp_path: Path, isolated_home: dict[str, str]
+) -> None:
+    config = tmp_path / "farm.yaml"
+    config.write_text(
+        f"nodes:\n  - {{id: gpu-off, vram_gb: 8, tier: draft, host: 127.0.0.1, port: {_free_port()}}}\n"
+    )
+    result = run_cli("nodes", "--config", str(config), env=isolated_home)
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout and "gpu-off" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_bad_config_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, isolated_home: dict[str, str]
+) -> None:
+    config = tmp_path / "farm.yaml"
+    config.write_text("nodes:\n  - {id: a, vram_gb: 8, tier: turbo, host: h, port: 1}\n")
+    result = run_cli("nodes", "--config", str(config), env=isolated_home)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "farm.yaml, line 2: nodes[0].tier must be one of" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_sim_on_a_busy_port_says_so(isolated_home: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("sim", "--nodes", "1", "--port", str(port), env=isolated_home)
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and "--port 0" in result.stderr
+    assert "Traceback" not in result.stderr
