@@ -79,6 +79,7 @@ class NodeMemory:
     """What survives between prompts on one node: loaded model, caches, file counters."""
 
     loaded_checkpoint: str | None = None
+    checkpoint_loads: int = 0
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)  # signature -> output
     counters: dict[str, int] = field(default_factory=dict)
 
@@ -223,6 +224,7 @@ class PromptRun:
             if self.memory.loaded_checkpoint != name:
                 await asyncio.sleep(self.spec.load_seconds)
                 self.memory.loaded_checkpoint = name
+                self.memory.checkpoint_loads += 1
         elif class_type in ("LoraLoader", "LoraLoaderModelOnly") and "broken" in str(
             inputs.get("lora_name")
         ):

@@ -140,6 +140,10 @@ class SimulatedNode:
     def loaded_checkpoint(self) -> str | None:
         return self._memory.loaded_checkpoint
 
+    @property
+    def checkpoint_loads(self) -> int:
+        return self._memory.checkpoint_loads
+
     def object_info(self) -> dict[str, Any]:
         inputs = [p.name for p in (self.root / "input").iterdir() if p.is_file()]
         return build_object_info(self.spec, inputs)
