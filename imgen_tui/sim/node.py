@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 from imgen_tui.comfy.events import encode_preview
 from imgen_tui.sim import images
 from imgen_tui.sim.execution import Faults, NodeMemory, PromptRun, QueuedPrompt
-from imgen_tui.sim.object_info import build_object_info
+from imgen_tui.sim.object_info import MODEL_INPUTS, build_object_info
 from imgen_tui.sim.spec import SimNodeSpec
 from imgen_tui.sim.validation import prompt_error, validate_prompt
 
@@ -497,36 +497,15 @@ class SimulatedNode:
             }
         )
 
+    def _model_folders(self) -> set[str]:
+        return {*MODEL_INPUTS, *self.spec.models}
+
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            sorted(
-                {
-                    "checkpoints",
-                    "loras",
-                    "upscale_models",
-                    "controlnet",
-                    "vae",
-                    "clip_vision",
-                    "diffusion_models",
-                    "text_encoders",
-                    *self.spec.models,
-                }
-            )
-        )
+        return web.json_response(sorted(self._model_folders()))
 
     async def _models_folder(self, request: web.Request) -> web.Response:
         folder = request.match_info["folder"]
-        known = {
-            "checkpoints",
-            "loras",
-            "upscale_models",
-            "controlnet",
-            "vae",
-            "clip_vision",
-            "diffusion_models",
-            "text_encoders",
-            *self.spec.models,
-        }
+        known = self._model_folders()
         if folder not in known:
             return web.Response(status=404)
         return web.json_response(list(self.spec.models.get(folder, [])))
