@@ -71,7 +71,11 @@ def websocket_url(base_url: str, client_id: str) -> str:
 
 
 class NodeEventStream:
-    """Typed events from one node; iterate with `async for` after `start()`."""
+    """Typed events from one node; iterate with `async for` after `start()`.
+
+    One reader per stream (the scheduler's loop for that node): events are
+    queued once and handed to whoever awaits first.
+    """
 
     def __init__(
         self,
@@ -96,7 +100,6 @@ class NodeEventStream:
         self._running: str | None = None
         self._events: asyncio.Queue[StreamEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._socket: ClientConnection | None = None
 
     # -- ownership ------------------------------------------------------------------
 
@@ -126,11 +129,6 @@ class NodeEventStream:
                 await task
         self.connected = False
 
-    async def drop_connection(self) -> None:
-        """Close the socket as if the network failed; the stream reconnects by itself."""
-        if self._socket is not None:
-            await self._socket.close()
-
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._iterate()
 
@@ -156,15 +154,12 @@ class NodeEventStream:
                     ping_interval=20,
                     ping_timeout=20,
                 ) as socket:
-                    self._socket = socket
                     await socket.send(json.dumps(FEATURE_FLAGS))
                     attempt = 0
                     await self._receive(socket)
                     reason = f"closed by the server (code {socket.close_code})"
             except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as error:
                 reason = str(error) or type(error).__name__
-            finally:
-                self._socket = None
             if self.connected:
                 self.connected = False
                 self._running = None
