@@ -1,0 +1,1 @@
+"""The embedded scheduler: jobs, routing policy, variations (dispatch comes next)."""

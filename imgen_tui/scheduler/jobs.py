@@ -1,0 +1,68 @@
+"""What the scheduler is asked to run: a job's needs, not how to reach a node."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from imgen_tui.config import TIERS
+from imgen_tui.graphs.graph import Graph
+from imgen_tui.graphs.params import read_values
+
+
+class Priority(IntEnum):
+    """Lower runs first: the operator's current round before background batches."""
+
+    INTERACTIVE = 0
+    BACKGROUND = 10
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One graph to run once, with what routing needs to know about it.
+
+    `min_tier` is a preference with overflow (quality work), not a filter:
+    "draft" means any capable node will do, the fastest first.
+    """
+
+    graph: Graph = field(repr=False)
+    family: str
+    needs: frozenset[str] = frozenset()
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    checkpoint: str | None = None
+    min_tier: str = "draft"
+    priority: Priority = Priority.INTERACTIVE
+    round_id: str | None = None
+    time_limit: float = 300.0
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def from_graph(cls, graph: Graph, family: str, **options: Any) -> JobSpec:
+        """Size, steps and checkpoint read from the graph; `options` override them."""
+        values = read_values(graph)
+        found: dict[str, Any] = {
+            "width": int(values.get("width", 512)),
+            "height": int(values.get("height", 512)),
+            "steps": int(values.get("steps", 20)),
+            "checkpoint": values.get("checkpoint"),
+        }
+        needs = frozenset(options.pop("needs", frozenset()))
+        if family in FAMILY_CAPABILITIES:
+            needs |= {family}
+        return cls(graph=graph, family=family, needs=needs, **{**found, **options})
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+# Families that are also capabilities: an sdxl job needs an sdxl-capable node.
+FAMILY_CAPABILITIES = frozenset({"sd15", "sdxl", "flux", "pony", "illustrious"})
+
+
+def tier_rank(tier: str) -> int:
+    return TIERS.index(tier) if tier in TIERS else 0

@@ -1,0 +1,125 @@
+"""The routing policy: which nodes may run a job, and which would finish it first.
+
+A pure function of a job and snapshots of the nodes, so it is tested alone and
+the dispatcher can ask it on every free slot. Every refused node comes with a
+reason a person can read ("gpu-draft: no sdxl"), so "why is nothing running"
+always has an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from imgen_tui.scheduler.jobs import JobSpec, tier_rank
+
+NodeState = Literal["up", "degraded", "down"]
+
+NATIVE_PIXELS = {
+    "sd15": 512 * 512,
+    "sdxl": 1024 * 1024,
+    "flux": 1024 * 1024,
+    "pony": 1024 * 1024,
+    "illustrious": 1024 * 1024,
+}
+UNKNOWN_SPEED = 1.0  # seconds per step when nothing is known yet: a cautious guess
+DEGRADED_FACTOR = 1.5
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What routing knows of one node at one moment."""
+
+    id: str
+    tier: str
+    state: NodeState
+    capabilities: frozenset[str]
+    max_resolution: int
+    busy_seconds: float = 0.0  # until it can start another job (its queue, others' included)
+    loaded_checkpoint: str | None = None
+    checkpoints: frozenset[str] | None = None  # installed; None until /object_info answered
+    seconds_per_step: Mapping[str, float] = field(default_factory=dict)
+    load_seconds: float = 5.0
+
+    def run_seconds(self, job: JobSpec) -> float:
+        per_step = self.seconds_per_step.get(job.family)
+        if per_step is None:
+            per_step = max(self.seconds_per_step.values(), default=UNKNOWN_SPEED)
+        native = NATIVE_PIXELS.get(job.family, 512 * 512)
+        return per_step * job.steps * job.pixels / native
+
+    def load_cost(self, job: JobSpec) -> float:
+        if job.checkpoint is None or job.checkpoint == self.loaded_checkpoint:
+            return 0.0
+        return self.load_seconds
+
+
+@dataclass(frozen=True)
+class Choice:
+    node_id: str
+    finish_in: float  # estimated seconds from now until this node would finish the job
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Routing:
+    ranked: tuple[Choice, ...]
+    refused: Mapping[str, str]
+
+    @property
+    def best(self) -> Choice | None:
+        return self.ranked[0] if self.ranked else None
+
+    def explain(self) -> str:
+        """Why no node can take the job, in one sentence."""
+        reasons = "; ".join(self.refused.values()) or "no nodes are configured"
+        return f"no node can run this job: {reasons}"
+
+
+def refusal(job: JobSpec, node: NodeView) -> str | None:
+    """Why `node` can never run `job` right now, or None if it can."""
+    if node.state == "down":
+        return f"{node.id}: down"
+    missing = sorted(job.needs - node.capabilities)
+    if missing:
+        return f"{node.id}: no {', '.join(missing)}"
+    side = max(job.width, job.height)
+    if side > node.max_resolution:
+        return f"{node.id}: {side} px is over its {node.max_resolution} px limit"
+    if node.checkpoints is not None and job.checkpoint and job.checkpoint not in node.checkpoints:
+        return f"{node.id}: {job.checkpoint} is not installed"
+    return None
+
+
+def estimate(job: JobSpec, node: NodeView, *, affinity: bool = True) -> Choice:
+    """When `node` would finish `job`, with the penalties routing applies.
+
+    Affinity counts the checkpoint load a node would need; a degraded node
+    counts as slower; a node below the job's preferred tier counts its run
+    twice, so quality work overflows to it only when the preferred tiers are
+    that much busier.
+    """
+    run = node.run_seconds(job)
+    finish = node.busy_seconds + run + (node.load_cost(job) if affinity else 0.0)
+    notes = []
+    if node.state == "degraded":
+        finish *= DEGRADED_FACTOR
+        notes.append("degraded")
+    if tier_rank(node.tier) < tier_rank(job.min_tier):
+        finish += run
+        notes.append(f"overflow below {job.min_tier}")
+    return Choice(node.id, finish, ", ".join(notes))
+
+
+def route(job: JobSpec, nodes: Sequence[NodeView], *, affinity: bool = True) -> Routing:
+    refused: dict[str, str] = {}
+    choices: list[Choice] = []
+    for node in nodes:
+        reason = refusal(job, node)
+        if reason is not None:
+            refused[node.id] = reason
+        else:
+            choices.append(estimate(job, node, affinity=affinity))
+    choices.sort(key=lambda choice: choice.finish_in)
+    return Routing(ranked=tuple(choices), refused=refused)
