@@ -64,6 +64,7 @@ class NodeConfig(StrictModel):
     max_resolution: int = 1024
     max_batch: int = Field(default=1, ge=1)
     seconds_per_step: dict[str, float] = Field(default_factory=dict)
+    load_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("port")
     @classmethod

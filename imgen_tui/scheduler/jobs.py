@@ -66,3 +66,40 @@ FAMILY_CAPABILITIES = frozenset({"sd15", "sdxl", "flux", "pony", "illustrious"})
 
 def tier_rank(tier: str) -> int:
     return TIERS.index(tier) if tier in TIERS else 0
+
+
+class JobState(IntEnum):
+    QUEUED = 0  # waiting in the app (late binding)
+    ASSIGNED = 1  # posted to a node, waiting in its queue
+    RUNNING = 2
+    DONE = 3
+    FAILED = 4
+    CANCELLED = 5
+
+    @property
+    def finished(self) -> bool:
+        return self >= JobState.DONE
+
+
+@dataclass(eq=False)
+class Job:
+    """A job's life in the scheduler; only the scheduler mutates it."""
+
+    spec: JobSpec
+    seq: int
+    state: JobState = JobState.QUEUED
+    node_id: str | None = None
+    prompt_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    not_before: float = 0.0  # retry backoff: not dispatched before this monotonic time
+    excluded: set[str] = field(default_factory=set)  # nodes that cannot run this graph
+    switched_model: bool = False  # its node had another checkpoint loaded when it started
+    queued_at: float = 0.0
+    posted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.spec.job_id

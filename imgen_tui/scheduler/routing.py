@@ -8,7 +8,7 @@ always has an answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -123,3 +123,47 @@ def route(job: JobSpec, nodes: Sequence[NodeView], *, affinity: bool = True) -> 
             choices.append(estimate(job, node, affinity=affinity))
     choices.sort(key=lambda choice: choice.finish_in)
     return Routing(ranked=tuple(choices), refused=refused)
+
+
+def plan_tail(
+    jobs: Sequence[JobSpec],
+    nodes: Sequence[NodeView],
+    *,
+    affinity: bool = True,
+    excluded: Sequence[Collection[str]] | None = None,
+) -> dict[str, int]:
+    """Which waiting job each node should start next, by earliest completion time.
+
+    Near the end of a round, handing the last jobs to whichever node is free
+    first lets a slow GPU finish after a fast one would have. Instead the
+    remaining jobs are list-scheduled, in order, each onto the node that would
+    complete it first (its current backlog included); a free node takes the
+    first job this plan gives it, and stays idle if the plan gives it none.
+    `excluded[i]` names nodes job i must not go to (they failed it before).
+    Returns node id -> index into `jobs`.
+    """
+    available = {node.id: node.busy_seconds for node in nodes}
+    loaded = {node.id: node.loaded_checkpoint for node in nodes}
+    first: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        best_id, best_finish = None, float("inf")
+        for node in nodes:
+            if refusal(job, node) is not None or (excluded and node.id in excluded[index]):
+                continue
+            load = (
+                node.load_seconds
+                if affinity and job.checkpoint not in (None, loaded[node.id])
+                else 0.0
+            )
+            slow = node.run_seconds(job) * (DEGRADED_FACTOR if node.state == "degraded" else 1.0)
+            finish = available[node.id] + load + slow
+            if finish < best_finish:
+                best_id, best_finish = node.id, finish
+        if best_id is None:
+            continue
+        available[best_id] = best_finish
+        loaded[best_id] = job.checkpoint or loaded[best_id]
+        first.setdefault(best_id, index)
+        if len(first) == len(nodes):
+            break
+    return first

@@ -91,6 +91,7 @@ class SimFarm:
                     "max_resolution": node.spec.max_resolution,
                     "max_batch": node.spec.max_batch,
                     "seconds_per_step": dict(node.spec.seconds_per_step),
+                    "load_seconds": node.spec.load_seconds,
                 }
                 for node in self.nodes
             ],

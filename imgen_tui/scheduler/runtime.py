@@ -1,0 +1,139 @@
+"""One node as the scheduler sees it: its connection, health, load and speed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
+from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.websocket import Backoff
+from imgen_tui.config import NodeConfig
+from imgen_tui.scheduler.jobs import Job, JobState
+from imgen_tui.scheduler.routing import NodeState, NodeView
+from imgen_tui.scheduler.speed import SpeedModel
+
+PROBE_TIMEOUT = httpx.Timeout(3.0, connect=2.0)
+#: when others' prompts are queued, each is assumed to cost about this many steps
+OTHERS_STEPS_GUESS = 20
+
+
+@dataclass(eq=False)
+class NodeRuntime:
+    config: NodeConfig
+    client: ComfyClient
+    stream: NodeEventStream
+    speed: SpeedModel
+    capacity: int  # prompts on the node at once: one running plus the prefetched
+    load_seconds: float = 5.0
+    state: NodeState = "down"
+    state_reason: str = "not checked yet"
+    capabilities: frozenset[str] = frozenset()
+    checkpoints: frozenset[str] | None = None
+    loaded_checkpoint: str | None = None
+    in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
+    slot_freed_at: float = 0.0
+    consecutive_failures: int = 0
+    confirmed: bool = False  # object_info has been read at least once
+
+    @classmethod
+    def create(
+        cls,
+        config: NodeConfig,
+        client_id: str,
+        *,
+        prefetch: int,
+        learn_speed: bool,
+        backoff: Backoff | None = None,
+    ) -> NodeRuntime:
+        client = ComfyClient(
+            config.base_url, name=config.id, client_id=client_id, headers=config.headers
+        )
+        stream = NodeEventStream(
+            config.base_url,
+            client_id,
+            name=config.id,
+            headers=config.headers,
+            backoff=backoff or Backoff(),
+        )
+        seed = None if learn_speed else config.seconds_per_step
+        return cls(
+            config=config,
+            client=client,
+            stream=stream,
+            speed=SpeedModel(seed),
+            capacity=1 + prefetch,
+            capabilities=frozenset(config.capabilities),
+            load_seconds=config.load_seconds,
+        )
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def can_take(self) -> bool:
+        """A free slot on a live node whose events we can hear (else progress is lost)."""
+        return (
+            self.state != "down" and self.stream.connected and len(self.in_flight) < self.capacity
+        )
+
+    def learn(self, job: Job, seconds: float, *, switched_model: bool) -> None:
+        """Teach speed from a finished job; a model switch also teaches the load time."""
+        if switched_model:
+            expected = self.view(time.monotonic()).run_seconds(job.spec)
+            measured = max(0.0, seconds - expected)
+            self.load_seconds += 0.5 * (measured - self.load_seconds)
+        else:
+            self.speed.observe(job.spec, seconds)
+
+    def others_queued(self) -> int:
+        """Prompts on the node that are not ours: other people's load."""
+        return max(0, self.stream.queue_remaining - len(self.in_flight))
+
+    def view(self, now: float) -> NodeView:
+        partial = NodeView(
+            id=self.id,
+            tier=self.config.tier,
+            state=self.state,
+            capabilities=self.capabilities,
+            max_resolution=self.config.max_resolution,
+            loaded_checkpoint=self.loaded_checkpoint,
+            checkpoints=self.checkpoints,
+            seconds_per_step=dict(self.speed.seconds_per_step),
+            load_seconds=self.load_seconds,
+        )
+        busy = 0.0
+        for job in self.in_flight.values():
+            estimate = partial.run_seconds(job.spec)
+            if job.state == JobState.RUNNING and job.started_at is not None:
+                estimate = max(0.0, estimate - (now - job.started_at))
+            busy += estimate
+        if self.others_queued():
+            per_step = max(self.speed.seconds_per_step.values(), default=1.0)
+            busy += self.others_queued() * OTHERS_STEPS_GUESS * per_step
+        return NodeView(**{**partial.__dict__, "busy_seconds": busy})
+
+    async def probe(self) -> str | None:
+        """Check the node answers; returns why not, or None when it is healthy."""
+        try:
+            await self.client.system_stats()
+        except ComfyError as error:
+            return str(error)
+        return None
+
+    async def confirm(self, models: dict[str, str]) -> None:
+        """Read /object_info: keep only the declared capabilities it backs up."""
+        info = await self.client.object_info()
+        checks = check_capabilities(info, self.config.capabilities, models)
+        self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
+        self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
+        self.confirmed = True
+
+    def mark_slot_freed(self) -> None:
+        self.slot_freed_at = time.monotonic()
+
+    async def close(self) -> None:
+        await self.stream.close()
+        await self.client.close()

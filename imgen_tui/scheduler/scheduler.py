@@ -1,0 +1,530 @@
+"""The embedded scheduler: late binding, prefetch, speed-aware tail, retries, exactly once.
+
+Jobs wait here, not on the nodes. A node takes a job only when it has a free
+slot (one running prompt plus `prefetch` queued, so the GPU never waits for a
+round trip). While many jobs wait, a free node takes the first one it can
+run; near the end of a round the remaining jobs are planned by earliest
+completion so a slow GPU does not finish last (`routing.plan_tail`).
+
+Exactly once: a job leaves a node's `in_flight` map in exactly one place
+(`_take_back`); whichever of completion, failure, timeout, node loss or
+reconciliation gets there first decides, and late news about a prompt id that
+was taken back is ignored, so no image is ever delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from imgen_tui.comfy import ComfyError, GraphRejected, NodeUnreachable
+from imgen_tui.comfy.client import new_prompt_id
+from imgen_tui.comfy.events import (
+    Executed,
+    Executing,
+    ExecutionError,
+    ExecutionInterrupted,
+    ExecutionStart,
+    Preview,
+    Progress,
+)
+from imgen_tui.comfy.run import execution_failed, history_outcome
+from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
+from imgen_tui.config import FarmConfig
+from imgen_tui.scheduler.events import (
+    JobAssigned,
+    JobCancelled,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobPreview,
+    JobProgress,
+    JobQueued,
+    JobRetrying,
+    JobStarted,
+    NodeStateChanged,
+)
+from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
+from imgen_tui.scheduler.routing import NodeState, plan_tail, route
+from imgen_tui.scheduler.runtime import NodeRuntime
+
+log = logging.getLogger(__name__)
+
+BeforePost = Callable[[Job], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        farm: FarmConfig,
+        *,
+        client_id: str | None = None,
+        prefetch: int = 1,
+        affinity: bool = True,
+        tail: bool = True,
+        learn_speed: bool = False,
+        health_interval: float = 10.0,
+        max_attempts: int = 3,
+        retry_base: float = 0.5,
+        before_post: BeforePost | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.farm = farm
+        self.client_id = client_id or str(uuid.uuid4())
+        self.affinity, self.tail = affinity, tail
+        self.health_interval = health_interval
+        self.max_attempts, self.retry_base = max_attempts, retry_base
+        self.before_post = before_post
+        self.nodes = {
+            node.id: NodeRuntime.create(
+                node, self.client_id, prefetch=prefetch, learn_speed=learn_speed, backoff=backoff
+            )
+            for node in farm.nodes
+        }
+        self.jobs: dict[str, Job] = {}
+        self.dispatch_latencies: deque[float] = deque(maxlen=100_000)
+        self._pending: list[tuple[int, int, Job]] = []  # (priority, seq, job), kept sorted
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._subscribers: list[asyncio.Queue[JobEvent]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self._check_health(runtime) for runtime in self.nodes.values()))
+        for runtime in self.nodes.values():
+            runtime.stream.start()
+            self._tasks.append(
+                asyncio.create_task(self._consume(runtime), name=f"events:{runtime.id}")
+            )
+        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="dispatch"))
+        self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        for task in [*self._tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await asyncio.gather(*(runtime.close() for runtime in self.nodes.values()))
+
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the public surface ---------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Job:
+        """Queue a job; it goes to a node only when one can take it."""
+        self._seq += 1
+        job = Job(spec=spec, seq=self._seq, queued_at=time.monotonic())
+        self.jobs[spec.job_id] = job
+        self._enqueue(job)
+        self._emit(JobQueued(job))
+        return job
+
+    def submit_many(self, specs: Iterable[JobSpec]) -> list[Job]:
+        return [self.submit(spec) for spec in specs]
+
+    def subscribe(self) -> AsyncIterator[JobEvent]:
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._subscribers.append(queue)
+
+        async def iterate() -> AsyncIterator[JobEvent]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                self._subscribers.remove(queue)
+
+        return iterate()
+
+    async def wait_idle(self) -> None:
+        """Until every submitted job has finished one way or another."""
+        while any(not job.state.finished for job in self.jobs.values()):
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def cancel(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or job.state.finished:
+            return
+        if job.state == JobState.QUEUED:
+            self._remove_pending(job)
+        elif job.node_id is not None and job.prompt_id is not None:
+            runtime = self.nodes[job.node_id]
+            prompt_id = job.prompt_id
+            if self._take_back(runtime, prompt_id) is None:
+                return
+            # Only ever our own prompt ids: delete if still queued, interrupt if running.
+            with contextlib.suppress(ComfyError):
+                await runtime.client.delete_queued([prompt_id])
+                await runtime.client.interrupt(prompt_id)
+        self._finish(job, JobState.CANCELLED, JobCancelled(job))
+
+    async def cancel_round(self, round_id: str) -> None:
+        await asyncio.gather(
+            *(
+                self.cancel(job.job_id)
+                for job in list(self.jobs.values())
+                if job.spec.round_id == round_id
+            )
+        )
+
+    async def cancel_all(self) -> None:
+        await asyncio.gather(*(self.cancel(job_id) for job_id in list(self.jobs)))
+
+    # -- queue -----------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        job.state = JobState.QUEUED
+        bisect.insort(self._pending, (int(job.spec.priority), job.seq, job), key=lambda e: e[:2])
+        self._idle.clear()
+        self._wake.set()
+
+    def _remove_pending(self, job: Job) -> None:
+        index = bisect.bisect_left(
+            self._pending, (int(job.spec.priority), job.seq), key=lambda e: e[:2]
+        )
+        if index < len(self._pending) and self._pending[index][2] is job:
+            del self._pending[index]
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            delay = self._dispatch_once()
+            if delay is not None:
+                asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+    def _dispatch_once(self) -> float | None:
+        """Hand waiting jobs to free nodes; returns when to look again for backed-off jobs."""
+        free = [runtime for runtime in self.nodes.values() if runtime.can_take()]
+        if not free or not self._pending:
+            return None
+        now = time.monotonic()
+        live = [runtime for runtime in self.nodes.values() if runtime.state != "down"]
+        views = {runtime.id: runtime.view(now) for runtime in live}
+        ready = [entry[2] for entry in self._pending if entry[2].not_before <= now]
+        later = [entry[2].not_before - now for entry in self._pending if entry[2].not_before > now]
+        retry_in = min(later) if later else None
+        if self.tail and len(ready) <= 4 * max(1, len(live)):
+            self._dispatch_tail(ready, free, views)
+        else:
+            self._dispatch_greedy(ready, free, views)
+        return retry_in
+
+    def _dispatch_greedy(
+        self, ready: list[Job], free: list[NodeRuntime], views: dict[str, Any]
+    ) -> None:
+        free_ids = {runtime.id for runtime in free}
+        for job in ready:
+            if not free_ids:
+                return
+            candidates = [views[node_id] for node_id in views if node_id not in job.excluded]
+            routing = route(job.spec, candidates, affinity=self.affinity)
+            if routing.best is None:
+                self._fail_if_hopeless(job, routing.refused)
+                continue
+            choice = next((c for c in routing.ranked if c.node_id in free_ids), None)
+            if choice is None:
+                continue
+            runtime = self.nodes[choice.node_id]
+            self._assign(job, runtime)
+            if not runtime.can_take():
+                free_ids.discard(runtime.id)
+
+    def _dispatch_tail(
+        self, ready: list[Job], free: list[NodeRuntime], views: dict[str, Any]
+    ) -> None:
+        remaining = list(ready)
+        for runtime in sorted(free, key=lambda r: views[r.id].busy_seconds):
+            while runtime.can_take() and remaining:
+                eligible = [job for job in remaining if runtime.id not in job.excluded]
+                plan = plan_tail(
+                    [job.spec for job in eligible],
+                    list(views.values()),
+                    affinity=self.affinity,
+                    excluded=[job.excluded for job in eligible],
+                )
+                index = plan.get(runtime.id)
+                if index is None:
+                    for job in eligible:
+                        routing = route(job.spec, list(views.values()), affinity=self.affinity)
+                        if routing.best is None:
+                            self._fail_if_hopeless(job, routing.refused)
+                    break
+                job = eligible[index]
+                remaining.remove(job)
+                self._assign(job, runtime)
+                views[runtime.id] = runtime.view(time.monotonic())
+
+    def _fail_if_hopeless(self, job: Job, refused: dict[str, str] | Any) -> None:
+        """Fail fast when no node could ever run it; wait when one is merely down."""
+        if job.state.finished:
+            return
+        permanent = {node: why for node, why in refused.items() if not why.endswith(": down")}
+        known = {node_id for node_id in self.nodes if node_id not in job.excluded}
+        if (known and set(permanent) >= known) or not known:
+            reasons = "; ".join(permanent.values()) or (job.last_error or "every node refused it")
+            self._remove_pending(job)
+            self._finish(
+                job, JobState.FAILED, JobFailed(job, f"no node can run this job: {reasons}")
+            )
+
+    def _assign(self, job: Job, runtime: NodeRuntime) -> None:
+        self._remove_pending(job)
+        job.state = JobState.ASSIGNED
+        job.node_id = runtime.id
+        job.prompt_id = new_prompt_id()
+        job.attempts += 1
+        job.started_at = None
+        runtime.in_flight[job.prompt_id] = job
+        runtime.stream.watch(job.prompt_id)
+        self._emit(JobAssigned(job, runtime.id, job.prompt_id))
+        self._spawn(self._post(runtime, job, job.prompt_id))
+
+    async def _post(self, runtime: NodeRuntime, job: Job, prompt_id: str) -> None:
+        if self.before_post is not None:
+            await self.before_post(job)  # the store commits the prompt id before it is sent
+        now = time.monotonic()
+        self.dispatch_latencies.append(now - max(runtime.slot_freed_at, job.queued_at))
+        job.posted_at = now
+        try:
+            await runtime.client.submit(job.spec.graph, prompt_id=prompt_id)
+        except GraphRejected as rejected:
+            self._rejected(runtime, job, prompt_id, rejected)
+        except ComfyError as error:
+            self._retry(runtime, prompt_id, str(error), exclude=False)
+            if isinstance(error, NodeUnreachable):
+                await self._node_lost(runtime, str(error))
+
+    def _rejected(
+        self, runtime: NodeRuntime, job: Job, prompt_id: str, rejected: GraphRejected
+    ) -> None:
+        if self._take_back(runtime, prompt_id) is None:
+            return
+        job.last_error = str(rejected)
+        if rejected.missing_models:
+            # Another node may have the model: try it there, without counting an attempt.
+            job.attempts -= 1
+            job.excluded.add(runtime.id)
+            self._emit(JobRetrying(job, runtime.id, str(rejected)))
+            self._enqueue(job)
+        else:
+            self._finish(job, JobState.FAILED, JobFailed(job, str(rejected)))
+
+    # -- node events ---------------------------------------------------------------------------
+
+    async def _consume(self, runtime: NodeRuntime) -> None:
+        async for event in runtime.stream:
+            try:
+                await self._handle(runtime, event)
+            except Exception:  # one bad event must not stop this node's stream
+                log.exception("%s: could not handle %r", runtime.id, event)
+
+    async def _handle(self, runtime: NodeRuntime, event: StreamEvent) -> None:
+        if isinstance(event, Connected):
+            self._wake.set()
+            if event.reconnect:
+                self._spawn(self._reconcile(runtime))
+            if runtime.state == "down":
+                self._spawn(self._check_health(runtime))
+            return
+        if isinstance(event, Disconnected):
+            self._spawn(self._check_health(runtime))
+            return
+        prompt_id = getattr(event, "prompt_id", None)
+        job = runtime.in_flight.get(prompt_id) if prompt_id else None
+        if job is None:
+            return
+        if isinstance(event, ExecutionStart):
+            job.state = JobState.RUNNING
+            job.started_at = time.monotonic()
+            checkpoint = job.spec.checkpoint
+            job.switched_model = checkpoint is not None and checkpoint != runtime.loaded_checkpoint
+            runtime.loaded_checkpoint = checkpoint or runtime.loaded_checkpoint
+            self._emit(JobStarted(job, runtime.id))
+        elif isinstance(event, Progress):
+            self._emit(JobProgress(job, runtime.id, event.value, event.max, self._eta(job, event)))
+        elif isinstance(event, Preview):
+            self._emit(JobPreview(job, runtime.id, event.image, event.format))
+        elif isinstance(event, ExecutionError):
+            failure = execution_failed(event, runtime.id)
+            self._retry(runtime, event.prompt_id, str(failure), exclude=not failure.out_of_memory)
+        elif isinstance(event, ExecutionInterrupted):
+            self._retry(runtime, event.prompt_id, f"{runtime.id}: interrupted", exclude=False)
+        elif isinstance(event, Executing) and event.node is None and prompt_id is not None:
+            await self._collect(runtime, prompt_id)
+        elif isinstance(event, Executed):
+            pass  # outputs are read from /history, the record that survives a reconnect
+
+    def _eta(self, job: Job, event: Progress) -> float | None:
+        if job.started_at is None or event.value <= 0:
+            return None
+        elapsed = time.monotonic() - job.started_at
+        return elapsed / event.value * (event.max - event.value)
+
+    async def _collect(self, runtime: NodeRuntime, prompt_id: str) -> None:
+        """The prompt ended: read its outcome from /history and settle the job once."""
+        try:
+            entry = await runtime.client.history(prompt_id)
+        except ComfyError as error:
+            self._retry(runtime, prompt_id, str(error), exclude=False)
+            return
+        if entry is None:
+            self._retry(runtime, prompt_id, f"{runtime.id} lost prompt {prompt_id}", exclude=False)
+            return
+        try:
+            history_outcome(entry, runtime.id)
+        except ComfyError as error:
+            self._retry(runtime, prompt_id, str(error), exclude=True)
+            return
+        job = self._take_back(runtime, prompt_id)
+        if job is None:
+            return
+        if job.started_at is not None:
+            runtime.learn(job, time.monotonic() - job.started_at, switched_model=job.switched_model)
+        runtime.loaded_checkpoint = job.spec.checkpoint or runtime.loaded_checkpoint
+        self._finish(job, JobState.DONE, JobDone(job, runtime.id, entry.saved_images))
+
+    async def _reconcile(self, runtime: NodeRuntime) -> None:
+        """After a reconnect: settle what finished while we were away, requeue what was lost."""
+        for prompt_id in list(runtime.in_flight):
+            try:
+                state = await runtime.client.prompt_state(prompt_id)
+            except ComfyError:
+                return
+            if state == "done":
+                await self._collect(runtime, prompt_id)
+            elif state == "unknown":
+                self._retry(
+                    runtime, prompt_id, f"{runtime.id} forgot prompt {prompt_id}", exclude=False
+                )
+
+    # -- failure paths ---------------------------------------------------------------------------
+
+    def _take_back(self, runtime: NodeRuntime, prompt_id: str) -> Job | None:
+        """The single exit from a node: whoever takes the job back first settles it."""
+        job = runtime.in_flight.pop(prompt_id, None)
+        runtime.stream.forget(prompt_id)
+        if job is not None:
+            runtime.mark_slot_freed()
+            self._wake.set()
+        return job
+
+    def _retry(self, runtime: NodeRuntime, prompt_id: str, reason: str, *, exclude: bool) -> None:
+        job = self._take_back(runtime, prompt_id)
+        if job is None or job.state.finished:
+            return
+        job.last_error = reason
+        if job.attempts >= self.max_attempts:
+            self._finish(
+                job,
+                JobState.FAILED,
+                JobFailed(job, f"gave up after {job.attempts} attempts: {reason}"),
+            )
+            return
+        if exclude:
+            job.excluded.add(runtime.id)
+        job.not_before = time.monotonic() + self.retry_base * 2 ** (job.attempts - 1)
+        self._emit(JobRetrying(job, runtime.id, reason))
+        self._enqueue(job)
+
+    async def _node_lost(self, runtime: NodeRuntime, reason: str) -> None:
+        self._set_state(runtime, "down", reason)
+        for prompt_id in list(runtime.in_flight):
+            self._retry(runtime, prompt_id, reason, exclude=False)
+
+    def _finish(self, job: Job, state: JobState, event: JobEvent) -> None:
+        if job.state.finished:
+            return
+        job.state = state
+        job.finished_at = time.monotonic()
+        self._emit(event)
+        if all(other.state.finished for other in self.jobs.values()):
+            self._idle.set()
+
+    # -- health and time limits -------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            await asyncio.gather(*(self._check_health(runtime) for runtime in self.nodes.values()))
+
+    async def _check_health(self, runtime: NodeRuntime) -> None:
+        problem = await runtime.probe()
+        if problem is not None:
+            runtime.consecutive_failures += 1
+            if runtime.state != "down":
+                await self._node_lost(runtime, problem)
+            else:
+                runtime.state_reason = problem
+            return
+        runtime.consecutive_failures = 0
+        if not runtime.confirmed:
+            try:
+                await runtime.confirm(self.farm.models)
+            except ComfyError as error:
+                log.warning("%s: object_info unreadable: %s", runtime.id, error)
+        if runtime.state != "up":
+            self._set_state(runtime, "up", "answering")
+            self._wake.set()
+
+    def _set_state(self, runtime: NodeRuntime, state: NodeState, reason: str) -> None:
+        if runtime.state != state:
+            runtime.state, runtime.state_reason = state, reason
+            self._emit(NodeStateChanged(runtime.id, state, reason))
+
+    async def _watchdog(self) -> None:
+        """A job over its time limit is stopped (our prompt only) and retried elsewhere."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for runtime in self.nodes.values():
+                for prompt_id, job in list(runtime.in_flight.items()):
+                    since = job.started_at if job.started_at is not None else job.posted_at
+                    limit = job.spec.time_limit * (1 if job.started_at is not None else 2)
+                    if since is None or now - since <= limit:
+                        continue
+                    self._retry(
+                        runtime,
+                        prompt_id,
+                        f"{runtime.id}: timed out after {job.spec.time_limit:g} s",
+                        exclude=True,
+                    )
+                    self._set_state(runtime, "degraded", "a job timed out")
+                    self._spawn(self._stop_prompt(runtime, prompt_id))
+
+    async def _stop_prompt(self, runtime: NodeRuntime, prompt_id: str) -> None:
+        with contextlib.suppress(ComfyError):
+            await runtime.client.delete_queued([prompt_id])
+            await runtime.client.interrupt(prompt_id)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _emit(self, event: JobEvent) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
