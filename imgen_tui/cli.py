@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="simulated farm description (default: config/demo.yaml)",
     )
+    bench = commands.add_parser("bench", help="measure the scheduler against simulated farms")
+    bench.add_argument("target", choices=["scheduler"], help="what to measure")
+    bench.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="time scale of the simulated GPUs (default 1: real speeds)",
+    )
+    bench.add_argument("--quick", action="store_true", help="skip the 32-node run")
     return parser
 
 
@@ -132,6 +142,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
 
         farm = None if args.demo else load_config(args.config).farm
         return asyncio.run(nodes_command(farm, console, demo=args.demo))
+    if args.command == "bench":
+        from imgen_tui.commands.bench import bench_scheduler
+
+        return asyncio.run(bench_scheduler(console, scale=args.scale, quick=args.quick))
     build_parser().print_help()
     return 0
 

@@ -145,18 +145,21 @@ def plan_tail(
     available = {node.id: node.busy_seconds for node in nodes}
     loaded = {node.id: node.loaded_checkpoint for node in nodes}
     first: dict[str, int] = {}
+    # A round's jobs mostly share one shape: judge each shape once per node.
+    runs: dict[tuple[str, tuple[object, ...]], float | None] = {}
     for index, job in enumerate(jobs):
+        shape = (job.family, job.steps, job.width, job.height, job.checkpoint, job.needs)
         best_id, best_finish = None, float("inf")
         for node in nodes:
-            if refusal(job, node) is not None or (excluded and node.id in excluded[index]):
+            key = (node.id, shape)
+            if key not in runs:
+                factor = DEGRADED_FACTOR if node.state == "degraded" else 1.0
+                runs[key] = None if refusal(job, node) else node.run_seconds(job) * factor
+            run = runs[key]
+            if run is None or (excluded and node.id in excluded[index]):
                 continue
-            load = (
-                node.load_seconds
-                if affinity and job.checkpoint not in (None, loaded[node.id])
-                else 0.0
-            )
-            slow = node.run_seconds(job) * (DEGRADED_FACTOR if node.state == "degraded" else 1.0)
-            finish = available[node.id] + load + slow
+            switch = affinity and job.checkpoint not in (None, loaded[node.id])
+            finish = available[node.id] + (node.load_seconds if switch else 0.0) + run
             if finish < best_finish:
                 best_id, best_finish = node.id, finish
         if best_id is None:

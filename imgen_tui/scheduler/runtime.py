@@ -88,6 +88,13 @@ class NodeRuntime:
         else:
             self.speed.observe(job.spec, seconds)
 
+    def checkpoint_after_queue(self) -> str | None:
+        """The checkpoint this node will have loaded once its queued prompts have run."""
+        for job in reversed(list(self.in_flight.values())):
+            if job.spec.checkpoint is not None:
+                return job.spec.checkpoint
+        return self.loaded_checkpoint
+
     def others_queued(self) -> int:
         """Prompts on the node that are not ours: other people's load."""
         return max(0, self.stream.queue_remaining - len(self.in_flight))
@@ -99,7 +106,7 @@ class NodeRuntime:
             state=self.state,
             capabilities=self.capabilities,
             max_resolution=self.config.max_resolution,
-            loaded_checkpoint=self.loaded_checkpoint,
+            loaded_checkpoint=self.checkpoint_after_queue(),
             checkpoints=self.checkpoints,
             seconds_per_step=dict(self.speed.seconds_per_step),
             load_seconds=self.load_seconds,

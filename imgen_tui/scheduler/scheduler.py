@@ -52,12 +52,19 @@ from imgen_tui.scheduler.events import (
     NodeStateChanged,
 )
 from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
-from imgen_tui.scheduler.routing import NodeState, plan_tail, route
+from imgen_tui.scheduler.routing import NodeState, NodeView, plan_tail, refusal, route
 from imgen_tui.scheduler.runtime import NodeRuntime
 
 log = logging.getLogger(__name__)
 
 BeforePost = Callable[[Job], Awaitable[None]]
+
+#: how far down the queue a free node looks for a job whose checkpoint it has loaded
+AFFINITY_WINDOW_PER_NODE = 4
+#: a job that has waited this long is taken even if it costs a checkpoint switch
+AFFINITY_MAX_WAIT = 10.0
+#: below this many waiting jobs per live node, the end of the round is planned
+TAIL_JOBS_PER_NODE = 2
 
 
 class Scheduler:
@@ -193,6 +200,9 @@ class Scheduler:
 
     def _enqueue(self, job: Job) -> None:
         job.state = JobState.QUEUED
+        delay = job.not_before - time.monotonic()
+        if delay > 0:  # a retry in backoff: look again when it is due
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
         bisect.insort(self._pending, (int(job.spec.priority), job.seq, job), key=lambda e: e[:2])
         self._idle.clear()
         self._wake.set()
@@ -210,49 +220,77 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            delay = self._dispatch_once()
-            if delay is not None:
-                asyncio.get_running_loop().call_later(delay, self._wake.set)
+            self._dispatch_once()
 
-    def _dispatch_once(self) -> float | None:
-        """Hand waiting jobs to free nodes; returns when to look again for backed-off jobs."""
+    def _dispatch_once(self) -> None:
+        """Hand waiting jobs to free nodes.
+
+        Only the front of the queue is looked at (enough for the tail plan and
+        the affinity window), so a pass costs the same with 20 or 2,000 jobs
+        waiting; node views are built only where the decision needs them.
+        """
         free = [runtime for runtime in self.nodes.values() if runtime.can_take()]
         if not free or not self._pending:
-            return None
+            return
         now = time.monotonic()
         live = [runtime for runtime in self.nodes.values() if runtime.state != "down"]
-        views = {runtime.id: runtime.view(now) for runtime in live}
-        ready = [entry[2] for entry in self._pending if entry[2].not_before <= now]
-        later = [entry[2].not_before - now for entry in self._pending if entry[2].not_before > now]
-        retry_in = min(later) if later else None
-        if self.tail and len(ready) <= 4 * max(1, len(live)):
+        tail_limit = TAIL_JOBS_PER_NODE * max(1, len(live))
+        window = max(tail_limit, AFFINITY_WINDOW_PER_NODE * len(self.nodes)) + 1
+        ready: list[Job] = []
+        for _, _, job in self._pending:
+            if job.not_before <= now:
+                ready.append(job)
+                if len(ready) >= window:
+                    break
+        if not ready:
+            return
+        if self.tail and len(ready) <= tail_limit:
+            views = {runtime.id: runtime.view(now) for runtime in live}
             self._dispatch_tail(ready, free, views)
         else:
-            self._dispatch_greedy(ready, free, views)
-        return retry_in
+            self._dispatch_greedy(ready, free, now)
 
-    def _dispatch_greedy(
-        self, ready: list[Job], free: list[NodeRuntime], views: dict[str, Any]
-    ) -> None:
-        free_ids = {runtime.id for runtime in free}
-        for job in ready:
-            if not free_ids:
-                return
-            candidates = [views[node_id] for node_id in views if node_id not in job.excluded]
-            routing = route(job.spec, candidates, affinity=self.affinity)
+    def _dispatch_greedy(self, ready: list[Job], free: list[NodeRuntime], now: float) -> None:
+        """While many jobs wait, each free node takes the first job it can run.
+
+        With model affinity it looks a little ahead for a job that needs no
+        checkpoint switch, unless the job at the head has waited too long.
+        """
+        taken: set[int] = set()
+        head = ready[0].spec
+        free_views = {runtime.id: runtime.view(now) for runtime in free}
+        for runtime in sorted(free, key=lambda r: free_views[r.id].run_seconds(head)):
+            while runtime.can_take():
+                index = self._pick_for(free_views[runtime.id], ready, taken)
+                if index is None:
+                    break
+                taken.add(index)
+                self._assign(ready[index], runtime)
+                free_views[runtime.id] = runtime.view(now)
+        waiting = next((job for i, job in enumerate(ready) if i not in taken), None)
+        if waiting is not None and len(taken) < len(free):  # a free node could not take it
+            views = [r.view(now) for r in self.nodes.values() if r.state != "down"]
+            candidates = [view for view in views if view.id not in waiting.excluded]
+            routing = route(waiting.spec, candidates, affinity=self.affinity)
             if routing.best is None:
-                self._fail_if_hopeless(job, routing.refused)
+                self._fail_if_hopeless(waiting, routing.refused)
+
+    def _pick_for(self, view: NodeView, ready: list[Job], taken: set[int]) -> int | None:
+        fallback: int | None = None
+        now = time.monotonic()
+        for index, job in enumerate(ready[: AFFINITY_WINDOW_PER_NODE * len(self.nodes)]):
+            if index in taken or view.id in job.excluded or refusal(job.spec, view) is not None:
                 continue
-            choice = next((c for c in routing.ranked if c.node_id in free_ids), None)
-            if choice is None:
-                continue
-            runtime = self.nodes[choice.node_id]
-            self._assign(job, runtime)
-            if not runtime.can_take():
-                free_ids.discard(runtime.id)
+            if not self.affinity or view.load_cost(job.spec) == 0.0:
+                return index
+            if fallback is None:
+                fallback = index
+                if now - job.queued_at > AFFINITY_MAX_WAIT:
+                    return index
+        return fallback
 
     def _dispatch_tail(
-        self, ready: list[Job], free: list[NodeRuntime], views: dict[str, Any]
+        self, ready: list[Job], free: list[NodeRuntime], views: dict[str, NodeView]
     ) -> None:
         remaining = list(ready)
         for runtime in sorted(free, key=lambda r: views[r.id].busy_seconds):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -82,6 +83,9 @@ class NodeMemory:
     checkpoint_loads: int = 0
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)  # signature -> output
     counters: dict[str, int] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    #: (start, end) monotonic times of every prompt run, for idle-time measurements
+    timeline: list[tuple[float, float]] = field(default_factory=list)
 
 
 class PromptRun:
@@ -121,8 +125,11 @@ class PromptRun:
         await self._message(
             "execution_cached", {"nodes": cached, "prompt_id": prompt_id, "timestamp": _now_ms()}
         )
+        # Like ComfyUI's default cache, only the previous prompt's outputs are kept:
+        # switching back and forth between two checkpoints reloads each time.
+        kept = {signatures[node]: self.memory.signatures[signatures[node]] for node in cached}
         for node_id in cached:
-            output = self.memory.signatures[signatures[node_id]]
+            output = kept[signatures[node_id]]
             if output:
                 self.outputs[node_id] = output
                 await self._executed(node_id, output)
@@ -136,7 +143,7 @@ class PromptRun:
                 )
                 produced = await self._execute_node(node_id)
                 self.executed.append(node_id)
-                self.memory.signatures[signatures[node_id]] = produced or {}
+                kept[signatures[node_id]] = produced or {}
                 if produced:
                     self.outputs[node_id] = produced
                     await self._executed(node_id, produced)
@@ -169,6 +176,8 @@ class PromptRun:
                 },
             )
             return "error"
+        finally:
+            self.memory.signatures = kept
         await self._message("execution_success", {"prompt_id": prompt_id, "timestamp": _now_ms()})
         return "success"
 
@@ -253,6 +262,8 @@ class PromptRun:
         width, height = self._output_size()
         family = family_of_checkpoint(self.farm_models, self.memory.loaded_checkpoint or "")
         per_step = self.spec.step_seconds(family, width, height) * max(1, self._batch_size())
+        if self.spec.jitter:
+            per_step *= self.memory.rng.uniform(1 - self.spec.jitter, 1 + self.spec.jitter)
         self._picture = await asyncio.to_thread(self._compose_picture, 0)
         step = 0
         while step < steps or hang:

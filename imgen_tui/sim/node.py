@@ -12,6 +12,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,10 @@ class SimulatedNode:
         return self._memory.loaded_checkpoint
 
     @property
+    def timeline(self) -> list[tuple[float, float]]:
+        return self._memory.timeline
+
+    @property
     def checkpoint_loads(self) -> int:
         return self._memory.checkpoint_loads
 
@@ -209,7 +214,9 @@ class SimulatedNode:
                 previews=self.previews,
             )
             self._run = run
+            started = time.monotonic()
             status = await run.run()
+            self._memory.timeline.append((started, time.monotonic()))
             self._history[item.prompt_id] = {
                 "prompt": item.as_queue_item(),
                 "outputs": run.outputs,

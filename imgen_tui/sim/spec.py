@@ -25,6 +25,8 @@ class SimNodeSpec(StrictModel):
     seconds_per_step: dict[str, float] = Field(default_factory=lambda: {"sd15": 0.1})
     upscale_seconds: float = 2.0
     load_seconds: float = 0.0
+    #: each prompt's step time varies uniformly by up to this share (0.1 = ±10%)
+    jitter: float = 0.0
     #: model folder (checkpoints, loras, upscale_models, controlnet, ...) -> file names
     models: dict[str, list[str]] = Field(default_factory=dict)
     #: custom-node classes this node pretends to have (IP-Adapter, AnimateDiff...)
