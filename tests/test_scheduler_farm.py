@@ -14,7 +14,7 @@ from imgen_tui.config import DEFAULT_MODELS, FarmConfig, Tier
 from imgen_tui.graphs import load_library
 from imgen_tui.locations import bundled_dir
 from imgen_tui.scheduler.events import JobDone, JobEvent, JobFailed, NodeStateChanged
-from imgen_tui.scheduler.jobs import JobSpec, JobState
+from imgen_tui.scheduler.jobs import JobSpec, JobState, Priority
 from imgen_tui.scheduler.runtime import NodeRuntime
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.sim.farm import SimFarm
@@ -239,3 +239,26 @@ def state_of(runtime: NodeRuntime) -> str:
 async def _collect(subscription: AsyncIterator[JobEvent], events: list[JobEvent]) -> None:
     async for event in subscription:
         events.append(event)
+
+
+async def test_interactive_work_overtakes_background_batches() -> None:
+    slow = SimFarm(
+        [node("gpu-only", "standard", ("sd15",), 0.01, [SD15])],
+        farm_models=dict(DEFAULT_MODELS),
+        previews=False,
+    )
+    async with slow, make_scheduler(slow, prefetch=0) as scheduler:
+        events: list[JobEvent] = []
+        collector = asyncio.create_task(_collect(scheduler.subscribe(), events))
+        for _ in range(100):
+            if scheduler.nodes["gpu-only"].can_take():
+                break
+            await asyncio.sleep(0.02)
+        batch = scheduler.submit_many(drafts(5, priority=Priority.BACKGROUND))
+        urgent = scheduler.submit(drafts(1, first_seed=50)[0])
+        await asyncio.wait_for(scheduler.wait_idle(), 20)
+        await asyncio.sleep(0.05)
+        collector.cancel()
+    order = [e.job.job_id for e in events if isinstance(e, JobDone)]
+    assert order.index(urgent.job_id) <= 1  # at most the one already running goes first
+    assert len(order) == 6 and {job.job_id for job in batch} < set(order)

@@ -81,14 +81,23 @@ def idle_share(farm: SimFarm, since: float) -> float:
     return worst
 
 
+def mean_job_seconds(farm: SimFarm, since: float) -> list[float]:
+    """Each node's measured mean prompt time: sampling plus decode, save and messages."""
+    means = []
+    for node in farm.nodes:
+        runs = [end - start for start, end in node.timeline if start >= since]
+        means.append(statistics.fmean(runs) if runs else float("inf"))
+    return means
+
+
 async def _with_farm(
     specs: list[SimNodeSpec], body: Callable[[SimFarm], Awaitable[float]]
-) -> tuple[float, float]:
+) -> tuple[float, float, list[float]]:
     farm = SimFarm(specs, farm_models=dict(DEFAULT_MODELS), previews=False)
     async with farm:
         started = time.monotonic()
         makespan = await body(farm)
-        return makespan, idle_share(farm, started)
+        return makespan, idle_share(farm, started), mean_job_seconds(farm, started)
 
 
 async def ours(farm: SimFarm, *, learn: bool) -> float:
@@ -110,7 +119,8 @@ async def baseline(
         return time.monotonic() - started
 
 
-async def makespan_rows(scale: float, jitter: float) -> tuple[list[MakespanRow], float]:
+async def makespan_rows(scale: float, jitter: float) -> tuple[list[MakespanRow], float, float]:
+    """Rows per policy, the optimum for the configured speeds, and for measured job times."""
     specs = seed_farm(scale, jitter)
     rows = []
     runs: list[tuple[str, Callable[[SimFarm], Awaitable[float]]]] = [
@@ -119,11 +129,14 @@ async def makespan_rows(scale: float, jitter: float) -> tuple[list[MakespanRow],
         ("SwarmUI (2 per backend, list order)", lambda farm: baseline(farm, swarm_policy)),
         ("even split", lambda farm: baseline(farm, even_split)),
     ]
+    measured: list[float] = []
     for name, body in runs:
-        makespan, idle = await _with_farm(specs, body)
+        makespan, idle, means = await _with_farm(specs, body)
         rows.append(MakespanRow(name, makespan, idle))
+        if not measured:
+            measured = means
     job_seconds = [spec.step_seconds("sd15", 512, 512) * DRAFT_STEPS for spec in specs]
-    return rows, optimal_makespan(job_seconds, JOBS)
+    return rows, optimal_makespan(job_seconds, JOBS), optimal_makespan(measured, JOBS)
 
 
 @dataclass
@@ -135,6 +148,7 @@ class LatencyRow:
     p50_ms: float
     p99_ms: float
     dispatch_cpu_us: float
+    dispatch_median_us: float
 
 
 async def latency_row(nodes: int, jobs: int) -> LatencyRow:
@@ -191,6 +205,7 @@ async def latency_row(nodes: int, jobs: int) -> LatencyRow:
         p50_ms=statistics.median(latencies) * 1000,
         p99_ms=latencies[int(len(latencies) * 0.99) - 1] * 1000,
         dispatch_cpu_us=cpu.mean_us(),
+        dispatch_median_us=cpu.median_us(),
     )
 
 
@@ -209,6 +224,9 @@ class _DispatchTimer:
                 self.samples.append(time.perf_counter() - started)
 
         scheduler._dispatch_once = timed  # type: ignore[method-assign]
+
+    def median_us(self) -> float:
+        return statistics.median(self.samples) * 1e6 if self.samples else 0.0
 
     def mean_us(self) -> float:
         return statistics.fmean(self.samples) * 1e6 if self.samples else 0.0

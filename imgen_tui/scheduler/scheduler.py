@@ -225,68 +225,65 @@ class Scheduler:
     def _dispatch_once(self) -> None:
         """Hand waiting jobs to free nodes.
 
-        Only the front of the queue is looked at (enough for the tail plan and
-        the affinity window), so a pass costs the same with 20 or 2,000 jobs
-        waiting; node views are built only where the decision needs them.
+        A pass looks only at the front of the queue, and builds node views
+        only where a decision needs them, so its cost does not grow with the
+        number of jobs waiting; only the end-of-round plan looks at every node.
         """
         free = [runtime for runtime in self.nodes.values() if runtime.can_take()]
         if not free or not self._pending:
             return
         now = time.monotonic()
-        live = [runtime for runtime in self.nodes.values() if runtime.state != "down"]
-        tail_limit = TAIL_JOBS_PER_NODE * max(1, len(live))
-        window = max(tail_limit, AFFINITY_WINDOW_PER_NODE * len(self.nodes)) + 1
-        ready: list[Job] = []
-        for _, _, job in self._pending:
-            if job.not_before <= now:
-                ready.append(job)
-                if len(ready) >= window:
-                    break
-        if not ready:
-            return
-        if self.tail and len(ready) <= tail_limit:
-            views = {runtime.id: runtime.view(now) for runtime in live}
-            self._dispatch_tail(ready, free, views)
+        live_count = sum(1 for runtime in self.nodes.values() if runtime.state != "down")
+        if self.tail and len(self._pending) <= TAIL_JOBS_PER_NODE * max(1, live_count):
+            ready = [job for _, _, job in self._pending if job.not_before <= now]
+            live = [runtime for runtime in self.nodes.values() if runtime.state != "down"]
+            if ready:
+                self._dispatch_tail(ready, free, {r.id: r.view(now) for r in live})
         else:
-            self._dispatch_greedy(ready, free, now)
+            self._dispatch_greedy(free, now)
 
-    def _dispatch_greedy(self, ready: list[Job], free: list[NodeRuntime], now: float) -> None:
+    def _dispatch_greedy(self, free: list[NodeRuntime], now: float) -> None:
         """While many jobs wait, each free node takes the first job it can run.
 
         With model affinity it looks a little ahead for a job that needs no
         checkpoint switch, unless the job at the head has waited too long.
         """
         taken: set[int] = set()
-        head = ready[0].spec
-        free_views = {runtime.id: runtime.view(now) for runtime in free}
-        for runtime in sorted(free, key=lambda r: free_views[r.id].run_seconds(head)):
+        for runtime in free:
+            view = runtime.view(now)
             while runtime.can_take():
-                index = self._pick_for(free_views[runtime.id], ready, taken)
-                if index is None:
+                job = self._pick_for(view, taken, now)
+                if job is None:
                     break
-                taken.add(index)
-                self._assign(ready[index], runtime)
-                free_views[runtime.id] = runtime.view(now)
-        waiting = next((job for i, job in enumerate(ready) if i not in taken), None)
-        if waiting is not None and len(taken) < len(free):  # a free node could not take it
+                taken.add(job.seq)
+                self._assign(job, runtime)
+                view = runtime.view(now)
+        head = next((job for _, _, job in self._pending if job.not_before <= now), None)
+        if head is not None and len(taken) < len(free):  # a free node could not take it
             views = [r.view(now) for r in self.nodes.values() if r.state != "down"]
-            candidates = [view for view in views if view.id not in waiting.excluded]
-            routing = route(waiting.spec, candidates, affinity=self.affinity)
+            candidates = [view for view in views if view.id not in head.excluded]
+            routing = route(head.spec, candidates, affinity=self.affinity)
             if routing.best is None:
-                self._fail_if_hopeless(waiting, routing.refused)
+                self._fail_if_hopeless(head, routing.refused)
 
-    def _pick_for(self, view: NodeView, ready: list[Job], taken: set[int]) -> int | None:
-        fallback: int | None = None
-        now = time.monotonic()
-        for index, job in enumerate(ready[: AFFINITY_WINDOW_PER_NODE * len(self.nodes)]):
-            if index in taken or view.id in job.excluded or refusal(job.spec, view) is not None:
+    def _pick_for(self, view: NodeView, taken: set[int], now: float) -> Job | None:
+        """The first job in the queue this node can run, preferring its loaded model."""
+        fallback: Job | None = None
+        looked = 0
+        for _, _, job in self._pending:
+            if looked >= AFFINITY_WINDOW_PER_NODE * len(self.nodes):
+                break
+            if job.not_before > now or job.seq in taken:
+                continue
+            looked += 1
+            if view.id in job.excluded or refusal(job.spec, view) is not None:
                 continue
             if not self.affinity or view.load_cost(job.spec) == 0.0:
-                return index
+                return job
             if fallback is None:
-                fallback = index
+                fallback = job
                 if now - job.queued_at > AFFINITY_MAX_WAIT:
-                    return index
+                    return job
         return fallback
 
     def _dispatch_tail(
