@@ -220,16 +220,22 @@ async def test_other_clients_prompts_count_as_load_and_are_never_touched(sim_far
 
 async def test_cancel_a_round_stops_only_our_prompts(sim_farm: SimFarm) -> None:
     async with make_scheduler(sim_farm) as scheduler:
+        for _ in range(100):
+            if all(runtime.can_take() for runtime in scheduler.nodes.values()):
+                break
+            await asyncio.sleep(0.02)
         jobs = scheduler.submit_many(drafts(12, steps=40, round_id="r1"))
         await asyncio.sleep(0.1)
         await scheduler.cancel_round("r1")
         await asyncio.wait_for(scheduler.wait_idle(), 10)
         states = Counter(job.state for job in jobs)
-    assert (
-        states[JobState.CANCELLED] + states[JobState.DONE] == 12 and states[JobState.CANCELLED] > 0
-    )
-    for sim_node in sim_farm.nodes:
-        assert sim_node.queue_depth == 0 or sim_node.spec.id == "gpu-draft"
+        for _ in range(200):  # an interrupt lands at the next sampler step
+            if all(sim_node.queue_depth == 0 for sim_node in sim_farm.nodes):
+                break
+            await asyncio.sleep(0.01)
+    assert states[JobState.CANCELLED] + states[JobState.DONE] == 12
+    assert states[JobState.CANCELLED] > 0
+    assert [sim_node.queue_depth for sim_node in sim_farm.nodes] == [0, 0, 0, 0]
 
 
 def state_of(runtime: NodeRuntime) -> str:
