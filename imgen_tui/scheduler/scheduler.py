@@ -439,6 +439,7 @@ class Scheduler:
             runtime.learn(job, time.monotonic() - job.started_at, switched_model=job.switched_model)
         runtime.loaded_checkpoint = job.spec.checkpoint or runtime.loaded_checkpoint
         self._finish(job, JobState.DONE, JobDone(job, runtime.id, entry.saved_images))
+        self._dispatch_once()  # refill the freed slot now, not on the loop's next turn
 
     async def _reconcile(self, runtime: NodeRuntime) -> None:
         """After a reconnect: settle what finished while we were away, requeue what was lost."""
