@@ -99,6 +99,7 @@ class Scheduler:
         self.dispatch_latencies: deque[float] = deque(maxlen=100_000)
         self._pending: list[tuple[int, int, Job]] = []  # (priority, seq, job), kept sorted
         self._seq = 0
+        self._unfinished = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._subscribers: list[asyncio.Queue[JobEvent]] = []
@@ -141,6 +142,7 @@ class Scheduler:
         self._seq += 1
         job = Job(spec=spec, seq=self._seq, queued_at=time.monotonic())
         self.jobs[spec.job_id] = job
+        self._unfinished += 1
         self._enqueue(job)
         self._emit(JobQueued(job))
         return job
@@ -163,7 +165,7 @@ class Scheduler:
 
     async def wait_idle(self) -> None:
         """Until every submitted job has finished one way or another."""
-        while any(not job.state.finished for job in self.jobs.values()):
+        while self._unfinished:
             self._idle.clear()
             await self._idle.wait()
 
@@ -494,8 +496,9 @@ class Scheduler:
             return
         job.state = state
         job.finished_at = time.monotonic()
+        self._unfinished -= 1
         self._emit(event)
-        if all(other.state.finished for other in self.jobs.values()):
+        if not self._unfinished:
             self._idle.set()
 
     # -- health and time limits -------------------------------------------------------------------
