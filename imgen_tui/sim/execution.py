@@ -113,11 +113,13 @@ class PromptRun:
         self.outputs: dict[str, Any] = {}
         self.executed: list[str] = []
         self.current_node: str | None = None
-        self._picture: Image.Image | None = None
+        self._picture: Image.Image | None = None  # picture 0, rendered once for previews and saving
+        self._source: Image.Image | None = None  # the LoadImage input, read once per run
 
     async def run(self) -> str:
         """Run to the end; returns the history status ("success" or "error")."""
         prompt_id = self.item.prompt_id
+        self._source = await asyncio.to_thread(self._load_source)
         await self._message("execution_start", {"prompt_id": prompt_id, "timestamp": _now_ms()})
         order = self._execution_order()
         signatures = {node_id: self._signature(node_id) for node_id in order}
@@ -312,7 +314,9 @@ class PromptRun:
     # -- pictures -----------------------------------------------------------------------
 
     def _write_png(self, path: Path, index: int) -> None:
-        picture = self._compose_picture(index)
+        picture = self._picture
+        if index != 0 or picture is None:
+            picture = self._compose_picture(index)
         pnginfo = self.item.extra_data.get("extra_pnginfo")
         data = images.encode_png(
             picture, self.graph, pnginfo if isinstance(pnginfo, dict) else None
@@ -322,7 +326,7 @@ class PromptRun:
 
     def _compose_picture(self, index: int) -> Image.Image:
         values = read_values(self.graph)
-        source = self._source_image()
+        source = self._source
         width, height = self._output_size()
         if any(
             node.get("class_type") in ("KSampler", "KSamplerAdvanced")
@@ -342,7 +346,7 @@ class PromptRun:
             picture = picture.resize((width, height), Image.Resampling.LANCZOS)
         return picture
 
-    def _source_image(self) -> Image.Image | None:
+    def _load_source(self) -> Image.Image | None:
         for node in self.graph.values():
             if node.get("class_type") == "LoadImage":
                 path = self.root / "input" / str(node["inputs"].get("image"))
@@ -357,17 +361,7 @@ class PromptRun:
             inputs = node.get("inputs") or {}
             if node.get("class_type") in ("EmptyLatentImage", "EmptySD3LatentImage", "ImageScale"):
                 return int(inputs.get("width") or 512), int(inputs.get("height") or 512)
-        source = self._source_size()
-        return source or (512, 512)
-
-    def _source_size(self) -> tuple[int, int] | None:
-        for node in self.graph.values():
-            if node.get("class_type") == "LoadImage":
-                path = self.root / "input" / str(node["inputs"].get("image"))
-                if path.is_file():
-                    with Image.open(path) as image:
-                        return image.size
-        return None
+        return self._source.size if self._source is not None else (512, 512)
 
     def _output_size(self) -> tuple[int, int]:
         width, height = self._sampled_size()
