@@ -60,6 +60,7 @@ class SimulatedNode:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = 0
+        self._object_info_cache: dict[str, Any] | None = None
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
         self._reset_state()
@@ -150,8 +151,11 @@ class SimulatedNode:
         return self._memory.checkpoint_loads
 
     def object_info(self) -> dict[str, Any]:
-        inputs = [p.name for p in (self.root / "input").iterdir() if p.is_file()]
-        return build_object_info(self.spec, inputs)
+        """Built once; an upload (the only thing that changes LoadImage's list) rebuilds it."""
+        if self._object_info_cache is None:
+            inputs = [p.name for p in (self.root / "input").iterdir() if p.is_file()]
+            self._object_info_cache = build_object_info(self.spec, inputs)
+        return self._object_info_cache
 
     # -- messaging ---------------------------------------------------------------------
 
@@ -448,20 +452,12 @@ class SimulatedNode:
         if folder_type not in _FOLDER_TYPES or ".." in subfolder or ".." in upload.filename:
             return web.Response(status=400)
         overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
-        data = upload.file.read()
-        name = Path(upload.filename).name
         folder = self.root / folder_type / subfolder
-        folder.mkdir(parents=True, exist_ok=True)
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, copy = name, 1
-        while (
-            not overwrite
-            and (folder / candidate).is_file()
-            and (folder / candidate).read_bytes() != data
-        ):
-            candidate = f"{stem} ({copy}){suffix}"
-            copy += 1
-        await asyncio.to_thread((folder / candidate).write_bytes, data)
+        data = upload.file.read()
+        candidate = await asyncio.to_thread(
+            _store_upload, folder, Path(upload.filename).name, data, overwrite
+        )
+        self._object_info_cache = None
         return web.json_response({"name": candidate, "subfolder": subfolder, "type": folder_type})
 
     async def _object_info(self, request: web.Request) -> web.Response:
@@ -554,3 +550,19 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
+    """Write an upload as ComfyUI does: same bytes keep the name, other bytes get `name (1).png`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, copy = name, 1
+    while (
+        not overwrite
+        and (folder / candidate).is_file()
+        and (folder / candidate).read_bytes() != data
+    ):
+        candidate = f"{stem} ({copy}){suffix}"
+        copy += 1
+    (folder / candidate).write_bytes(data)
+    return candidate
