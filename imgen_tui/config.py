@@ -41,6 +41,16 @@ KNOWN_CAPABILITIES: frozenset[str] = frozenset(
     }
 )
 
+#: Each family's native image size: speeds are quoted per step at this size and
+#: scale with the pixel count (a 768x768 SD1.5 step costs 2.25 native steps).
+NATIVE_PIXELS: dict[str, int] = {
+    "sd15": 512 * 512,
+    "sdxl": 1024 * 1024,
+    "pony": 1024 * 1024,
+    "illustrious": 1024 * 1024,
+    "flux": 1024 * 1024,
+}
+
 DEFAULT_MODELS: dict[str, str] = {
     "sd15": "v1-5-pruned-emaonly.safetensors",
     "sdxl": "sd_xl_base_1.0.safetensors",

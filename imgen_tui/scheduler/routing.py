@@ -12,17 +12,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from imgen_tui.config import NATIVE_PIXELS
 from imgen_tui.scheduler.jobs import JobSpec, tier_rank
 
 NodeState = Literal["up", "degraded", "down"]
 
-NATIVE_PIXELS = {
-    "sd15": 512 * 512,
-    "sdxl": 1024 * 1024,
-    "flux": 1024 * 1024,
-    "pony": 1024 * 1024,
-    "illustrious": 1024 * 1024,
-}
 UNKNOWN_SPEED = 1.0  # seconds per step when nothing is known yet: a cautious guess
 DEGRADED_FACTOR = 1.5
 

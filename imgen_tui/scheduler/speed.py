@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from imgen_tui.config import NATIVE_PIXELS
 from imgen_tui.scheduler.jobs import JobSpec
-from imgen_tui.scheduler.routing import NATIVE_PIXELS
 
 SMOOTHING = 0.3  # weight of the newest observation
 

@@ -6,12 +6,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from imgen_tui.config import DEFAULT_MODELS, Tier
+from imgen_tui.config import DEFAULT_MODELS, NATIVE_PIXELS, Tier
 from imgen_tui.locations import bundled_dir
 from imgen_tui.yamlfile import ConfigError, StrictModel, load_yaml_model
-
-# Native size per family: seconds_per_step is measured there and scales with pixels.
-NATIVE_PIXELS = {"sd15": 512 * 512, "sdxl": 1024 * 1024, "flux": 1024 * 1024}
 
 
 class SimNodeSpec(StrictModel):
