@@ -7,6 +7,7 @@ import io
 import json
 from typing import TypeVar
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -283,3 +284,12 @@ def test_backoff_starts_near_100ms_and_is_capped() -> None:
     first = [backoff.delay(0) for _ in range(200)]
     assert all(0.05 <= delay <= 0.1 for delay in first) and len(set(first)) > 1
     assert all(backoff.delay(20) <= backoff.cap for _ in range(200))
+
+
+async def test_a_silent_node_times_out_with_a_sentence() -> None:
+    """A node that accepts the connection and never answers: the probe gives up."""
+    server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, ComfyClient(f"http://127.0.0.1:{port}", name="gpu-silent") as client:
+        with pytest.raises(TimedOut, match=r"^gpu-silent \(http://127\.0\.0\.1:\d+\) did not answer in time$"):
+            await client.system_stats(http_timeout=httpx.Timeout(0.2))

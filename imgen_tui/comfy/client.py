@@ -214,10 +214,11 @@ class ComfyClient:
         response = await self._request("GET", "/object_info", timeout=timeout)
         return ObjectInfo.from_json(self._json(response, "/object_info"))
 
-    async def system_stats(self) -> SystemStats:
-        return SystemStats.from_json(
-            self._json(await self._request("GET", "/system_stats"), "/system_stats")
-        )
+    async def system_stats(self, *, http_timeout: httpx.Timeout | None = None) -> SystemStats:
+        """`http_timeout` lets a health probe give up sooner than ordinary requests do."""
+        options = {} if http_timeout is None else {"timeout": http_timeout}
+        response = await self._request("GET", "/system_stats", **options)
+        return SystemStats.from_json(self._json(response, "/system_stats"))
 
     # -- plumbing ---------------------------------------------------------------------
 

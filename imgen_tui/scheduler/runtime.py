@@ -125,7 +125,7 @@ class NodeRuntime:
     async def probe(self) -> str | None:
         """Check the node answers; returns why not, or None when it is healthy."""
         try:
-            await self.client.system_stats()
+            await self.client.system_stats(http_timeout=PROBE_TIMEOUT)
         except ComfyError as error:
             return str(error)
         return None
