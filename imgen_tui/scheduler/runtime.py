@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -120,7 +121,7 @@ class NodeRuntime:
         if self.others_queued():
             per_step = max(self.speed.seconds_per_step.values(), default=1.0)
             busy += self.others_queued() * OTHERS_STEPS_GUESS * per_step
-        return NodeView(**{**partial.__dict__, "busy_seconds": busy})
+        return dataclasses.replace(partial, busy_seconds=busy)
 
     async def probe(self) -> str | None:
         """Check the node answers; returns why not, or None when it is healthy."""

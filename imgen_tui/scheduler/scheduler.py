@@ -21,13 +21,12 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from imgen_tui.comfy import ComfyError, GraphRejected, NodeUnreachable
 from imgen_tui.comfy.client import new_prompt_id
 from imgen_tui.comfy.events import (
-    Executed,
     Executing,
     ExecutionError,
     ExecutionInterrupted,
@@ -313,14 +312,17 @@ class Scheduler:
                 self._assign(job, runtime)
                 views[runtime.id] = runtime.view(time.monotonic())
 
-    def _fail_if_hopeless(self, job: Job, refused: dict[str, str] | Any) -> None:
-        """Fail fast when no node could ever run it; wait when one is merely down."""
+    def _fail_if_hopeless(self, job: Job, refused: Mapping[str, str]) -> None:
+        """Fail fast when every node it may use has refused it for good.
+
+        Down nodes are left out of routing, so they never appear in `refused`:
+        a job they could run waits for them instead of failing.
+        """
         if job.state.finished:
             return
-        permanent = {node: why for node, why in refused.items() if not why.endswith(": down")}
-        known = {node_id for node_id in self.nodes if node_id not in job.excluded}
-        if (known and set(permanent) >= known) or not known:
-            reasons = "; ".join(permanent.values()) or (job.last_error or "every node refused it")
+        candidates = {node_id for node_id in self.nodes if node_id not in job.excluded}
+        if candidates <= refused.keys():
+            reasons = "; ".join(refused.values()) or job.last_error or "every node refused it"
             self._remove_pending(job)
             self._finish(
                 job, JobState.FAILED, JobFailed(job, f"no node can run this job: {reasons}")
@@ -410,8 +412,6 @@ class Scheduler:
             self._retry(runtime, event.prompt_id, f"{runtime.id}: interrupted", exclude=False)
         elif isinstance(event, Executing) and event.node is None and prompt_id is not None:
             await self._collect(runtime, prompt_id)
-        elif isinstance(event, Executed):
-            pass  # outputs are read from /history, the record that survives a reconnect
 
     def _eta(self, job: Job, event: Progress) -> float | None:
         if job.started_at is None or event.value <= 0:
@@ -420,7 +420,11 @@ class Scheduler:
         return elapsed / event.value * (event.max - event.value)
 
     async def _collect(self, runtime: NodeRuntime, prompt_id: str) -> None:
-        """The prompt ended: read its outcome from /history and settle the job once."""
+        """The prompt ended: read its outcome from /history and settle the job once.
+
+        Outputs come from /history rather than the `executed` messages, because
+        the history is the record that survives a dropped WebSocket.
+        """
         try:
             entry = await runtime.client.history(prompt_id)
         except ComfyError as error:
