@@ -13,13 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import yaml
 from rich.console import Console
 
 from imgen_tui import __version__
 from imgen_tui.comfy.errors import ComfyError
 from imgen_tui.config import load_config
 from imgen_tui.logs import setup_logging
+from imgen_tui.store.errors import StoreError
 from imgen_tui.yamlfile import ConfigError
 
 EXIT_FAILURE = 1
@@ -81,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="simulated farm description (default: config/demo.yaml)",
     )
+    with_data_dir = argparse.ArgumentParser(add_help=False)
+    with_data_dir.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="PATH",
+        help="where sessions and images are kept (default: the user data folder)",
+    )
+    _add_batch_parser(commands, [with_config, with_data_dir])
+
+    sessions = commands.add_parser(
+        "sessions", parents=[with_data_dir], help="list, delete or export sessions"
+    )
+    sessions.add_argument("action", nargs="?", choices=["list", "delete", "export"], default="list")
+    sessions.add_argument("session", nargs="?", help="session id (or its first characters)")
+    sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
+
     bench = commands.add_parser("bench", help="measure the scheduler against simulated farms")
     bench.add_argument("target", choices=["scheduler"], help="what to measure")
     bench.add_argument(
@@ -94,6 +113,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_batch_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    batch = commands.add_parser(
+        "batch",
+        parents=parents,
+        help="generate images without the TUI, into a session",
+        description="Run jobs to completion with a progress bar; Ctrl-C leaves it resumable.",
+    )
+    batch.add_argument("--workflow", default="sd15_txt2img", help="workflow template name")
+    batch.add_argument("--prompt", default="", help="the prompt (with --set: the base prompt)")
+    batch.add_argument("--negative", help="negative prompt (default: the workflow's)")
+    batch.add_argument("--count", type=int, default=1, help="images per prompt (default 1)")
+    batch.add_argument(
+        "--seed",
+        choices=["random", "increment", "fixed"],
+        default="random",
+        help="seed strategy (default random)",
+    )
+    batch.add_argument("--seed-start", type=int, default=0, metavar="N", help="first seed")
+    batch.add_argument("--width", type=int, help="image width")
+    batch.add_argument("--height", type=int, help="image height")
+    batch.add_argument("--steps", type=int, help="sampling steps")
+    batch.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other workflow placeholder, e.g. cfg=6.5 (repeatable)",
+    )
+    batch.add_argument("--set", type=Path, metavar="CSV", dest="set_file", help="a CSV set")
+    batch.add_argument("--template", help="row template for --set, e.g. '{value} of {suit}'")
+    batch.add_argument("--theme", default="", help="with --set: a theme after the base prompt")
+    batch.add_argument("--style-suffix", default="", help="with --set: style terms at the end")
+    batch.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="SESSION",
+        help="finish an interrupted batch (default: the newest unfinished one)",
+    )
+    batch.add_argument("--demo", action="store_true", help="run on the simulated demo farm")
+    batch.add_argument("--dry-run", action="store_true", help="check and count, run nothing")
+    batch.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S", help="per-job time limit (300 s)"
+    )
+    batch.add_argument(
+        "--thumbnail-size", type=int, default=384, metavar="PX", help="thumbnail longest side"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_path = setup_logging()
@@ -103,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         _say(f"imgen-tui: {error}")
         return EXIT_BAD_INPUT
-    except ComfyError as error:
+    except (ComfyError, StoreError) as error:
         _say(f"imgen-tui: {error}")
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -146,8 +217,86 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from imgen_tui.commands.bench import bench_scheduler
 
         return asyncio.run(bench_scheduler(console, scale=args.scale, quick=args.quick))
+    if args.command == "batch":
+        return _batch(args, console)
+    if args.command == "sessions":
+        return _sessions(args, console)
     build_parser().print_help()
     return 0
+
+
+def _batch(args: argparse.Namespace, console: Console) -> int:
+    from imgen_tui.commands.batch import batch_command
+    from imgen_tui.flows.batch import BatchRequest
+    from imgen_tui.flows.csvsets import set_prompts
+
+    farm = None if args.demo else load_config(args.config).farm
+    request = None
+    if args.resume is None:
+        if args.set_file is not None:
+            if not args.template:
+                raise ConfigError("--set needs a --template naming its columns, e.g. '{suit}'")
+            prompts = set_prompts(
+                args.set_file,
+                args.template,
+                base_prompt=args.prompt,
+                theme=args.theme,
+                style_suffix=args.style_suffix,
+            )
+        else:
+            prompts = [args.prompt]
+        request = BatchRequest(
+            workflow=args.workflow,
+            prompts=prompts,
+            count=args.count,
+            seed_strategy=args.seed,
+            base_seed=args.seed_start,
+            params=_params(args),
+            time_limit=args.timeout,
+        )
+    return asyncio.run(
+        batch_command(
+            console,
+            farm,
+            request,
+            data_dir=args.data_dir,
+            resume=args.resume,
+            demo=args.demo,
+            dry_run=args.dry_run,
+            thumbnail_side=args.thumbnail_size,
+        )
+    )
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    """--param NAME=VALUE pairs (values read as YAML scalars) plus the named flags."""
+    params: dict[str, Any] = {}
+    for pair in args.param:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise ConfigError(f"--param {pair!r} is not NAME=VALUE, e.g. --param cfg=6.5")
+        params[name.strip()] = yaml.safe_load(value) if value.strip() else ""
+    for name in ("negative", "width", "height", "steps"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _sessions(args: argparse.Namespace, console: Console) -> int:
+    from imgen_tui.commands import sessions
+
+    if args.action == "list":
+        return asyncio.run(sessions.list_sessions(console, args.data_dir))
+    if not args.session:
+        raise ConfigError(f"`sessions {args.action}` needs a session id; `sessions` lists them")
+    if args.action == "delete":
+        return asyncio.run(sessions.delete_session(console, args.data_dir, args.session))
+    if args.destination is None:
+        raise ConfigError("`sessions export ID FOLDER` needs a folder to copy the picks into")
+    return asyncio.run(
+        sessions.export_session(console, args.data_dir, args.session, args.destination)
+    )
 
 
 if __name__ == "__main__":

@@ -63,3 +63,8 @@ def farm_config_candidates(explicit: Path | None = None) -> list[Path]:
     candidates.append(user_config_dir() / "gpus.yaml")
     candidates.append(bundled_dir("config") / "gpus.yaml")
     return candidates
+
+
+def workflow_folders() -> list[Path]:
+    """Workflow template folders, later ones overriding earlier: shipped, then the user's."""
+    return [bundled_dir("workflows"), user_config_dir() / "workflows"]

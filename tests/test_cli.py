@@ -6,38 +6,18 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-CLI = [sys.executable, "-m", "imgen_tui"]
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "160", **(env or {})},
-    )
+from tests.cli_helpers import CLI, home_dirs, run_cli
 
 
 @pytest.fixture
 def isolated_home(tmp_path: Path) -> dict[str, str]:
-    """XDG dirs in tmp, so no test reads or writes the real user's config and logs."""
-    return {
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "IMGEN_TUI_CONFIG": "",
-    }
+    return home_dirs(tmp_path)
 
 
 def test_sim_then_nodes_as_a_new_user_would(tmp_path: Path, isolated_home: dict[str, str]) -> None:

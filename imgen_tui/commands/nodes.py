@@ -97,8 +97,7 @@ async def nodes_command(farm: FarmConfig | None, console: Console, *, demo: bool
     if demo:
         sim_farm = SimFarm.from_spec(load_demo_farm(), previews=False)
         async with sim_farm:
-            farm = FarmConfig.model_validate(sim_farm.farm_config())
-            return await nodes_command(farm, console)
+            return await nodes_command(sim_farm.config(), console)
     assert farm is not None
     reports = await probe_farm(farm)
     render_reports(reports, console)

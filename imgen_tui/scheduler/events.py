@@ -48,9 +48,12 @@ class JobPreview:
 
 @dataclass(frozen=True)
 class JobDone:
+    """`kept` is what the scheduler's keeper saved (the store's image records)."""
+
     job: Job
     node_id: str
     images: tuple[ImageRef, ...]
+    kept: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -38,6 +39,7 @@ class JobSpec:
     priority: Priority = Priority.INTERACTIVE
     round_id: str | None = None
     time_limit: float = 300.0
+    parent_image_id: str | None = None  # the image an img2img or upscale job starts from
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
@@ -58,6 +60,20 @@ class JobSpec:
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    def to_json(self) -> str:
+        """The whole spec, graph included: what the store keeps to run it again."""
+        data = asdict(self)
+        data["needs"] = sorted(self.needs)
+        data["priority"] = int(self.priority)
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        data = json.loads(text)
+        data["needs"] = frozenset(data.get("needs", ()))
+        data["priority"] = Priority(data.get("priority", Priority.INTERACTIVE))
+        return cls(**data)
 
 
 # Families that are also capabilities: an sdxl job needs an sdxl-capable node.

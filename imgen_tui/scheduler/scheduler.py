@@ -21,16 +21,17 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
+from typing import Any, Protocol
 
 from imgen_tui.comfy import ComfyError, GraphRejected, NodeUnreachable
-from imgen_tui.comfy.client import new_prompt_id
+from imgen_tui.comfy.client import ComfyClient, new_prompt_id
 from imgen_tui.comfy.events import (
     Executing,
     ExecutionError,
     ExecutionInterrupted,
     ExecutionStart,
+    ImageRef,
     Preview,
     Progress,
 )
@@ -56,7 +57,25 @@ from imgen_tui.scheduler.runtime import NodeRuntime
 
 log = logging.getLogger(__name__)
 
-BeforePost = Callable[[Job], Awaitable[None]]
+
+class JobKeeper(Protocol):
+    """Makes the scheduler's work durable before anyone hears of it (the store).
+
+    `before_post` commits the prompt id before the prompt is sent, so a crash
+    can always be reconciled; `keep_outputs` fetches and saves a finished
+    job's images before `JobDone` is emitted. An exception from
+    `keep_outputs` (a corrupt or truncated image) counts as a failed attempt.
+    `record` sees every event before subscribers do; it must not block.
+    """
+
+    def record(self, event: JobEvent) -> None: ...
+
+    async def before_post(self, job: Job) -> None: ...
+
+    async def keep_outputs(
+        self, job: Job, node_id: str, client: ComfyClient, images: tuple[ImageRef, ...]
+    ) -> tuple[object, ...]: ...
+
 
 #: how far down the queue a free node looks for a job whose checkpoint it has loaded
 AFFINITY_WINDOW_PER_NODE = 4
@@ -79,7 +98,7 @@ class Scheduler:
         health_interval: float = 10.0,
         max_attempts: int = 3,
         retry_base: float = 0.5,
-        before_post: BeforePost | None = None,
+        keeper: JobKeeper | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self.farm = farm
@@ -87,7 +106,7 @@ class Scheduler:
         self.affinity, self.tail = affinity, tail
         self.health_interval = health_interval
         self.max_attempts, self.retry_base = max_attempts, retry_base
-        self.before_post = before_post
+        self.keeper = keeper
         self.nodes = {
             node.id: NodeRuntime.create(
                 node, self.client_id, prefetch=prefetch, learn_speed=learn_speed, backoff=backoff
@@ -149,11 +168,36 @@ class Scheduler:
     def submit_many(self, specs: Iterable[JobSpec]) -> list[Job]:
         return [self.submit(spec) for spec in specs]
 
-    def subscribe(self) -> AsyncIterator[JobEvent]:
+    def adopt(self, spec: JobSpec, node_id: str, prompt_id: str, *, attempts: int = 1) -> Job:
+        """Re-attach to a prompt an earlier run posted (the store finds them at start).
+
+        The node is asked what became of it once it answers: finished → its
+        images are kept; still queued or running → its events are followed;
+        forgotten → the job is requeued. A node that is down now is asked when
+        it comes back, so a finished image is never made twice.
+        """
+        runtime = self.nodes.get(node_id)
+        if runtime is None:  # the node left the config: run the job afresh
+            return self.submit(spec)
+        self._seq += 1
+        now = time.monotonic()
+        job = Job(spec=spec, seq=self._seq, queued_at=now, posted_at=now, attempts=attempts)
+        job.state, job.node_id, job.prompt_id = JobState.ASSIGNED, node_id, prompt_id
+        self.jobs[spec.job_id] = job
+        self._unfinished += 1
+        self._idle.clear()
+        runtime.in_flight[prompt_id] = job
+        runtime.stream.watch(prompt_id)
+        self._emit(JobAssigned(job, node_id, prompt_id))
+        if runtime.state != "down":
+            self._spawn(self._reconcile(runtime))
+        return job
+
+    def subscribe(self) -> AsyncGenerator[JobEvent, None]:
         queue: asyncio.Queue[JobEvent] = asyncio.Queue()
         self._subscribers.append(queue)
 
-        async def iterate() -> AsyncIterator[JobEvent]:
+        async def iterate() -> AsyncGenerator[JobEvent, None]:
             try:
                 while True:
                     yield await queue.get()
@@ -341,8 +385,8 @@ class Scheduler:
         self._spawn(self._post(runtime, job, job.prompt_id))
 
     async def _post(self, runtime: NodeRuntime, job: Job, prompt_id: str) -> None:
-        if self.before_post is not None:
-            await self.before_post(job)  # the store commits the prompt id before it is sent
+        if self.keeper is not None:
+            await self.keeper.before_post(job)  # the prompt id is committed before it is sent
         now = time.monotonic()
         self.dispatch_latencies.append(now - max(runtime.slot_freed_at, job.queued_at))
         job.posted_at = now
@@ -382,7 +426,7 @@ class Scheduler:
     async def _handle(self, runtime: NodeRuntime, event: StreamEvent) -> None:
         if isinstance(event, Connected):
             self._wake.set()
-            if event.reconnect:
+            if event.reconnect or runtime.in_flight:  # events may have been missed
                 self._spawn(self._reconcile(runtime))
             if runtime.state == "down":
                 self._spawn(self._check_health(runtime))
@@ -444,11 +488,23 @@ class Scheduler:
         if job.started_at is not None:
             runtime.learn(job, time.monotonic() - job.started_at, switched_model=job.switched_model)
         runtime.loaded_checkpoint = job.spec.checkpoint or runtime.loaded_checkpoint
-        self._finish(job, JobState.DONE, JobDone(job, runtime.id, entry.saved_images))
-        self._dispatch_once()  # refill the freed slot now, not on the loop's next turn
+        self._dispatch_once()  # refill the freed slot now, while the outputs are fetched
+        kept: tuple[object, ...] = ()
+        if self.keeper is not None:
+            try:
+                kept = await self.keeper.keep_outputs(
+                    job, runtime.id, runtime.client, entry.saved_images
+                )
+            except Exception as error:  # a corrupt image fails this attempt, never the app
+                log.warning(
+                    "%s: could not keep the outputs of %s: %s", runtime.id, prompt_id, error
+                )
+                self._requeue(job, runtime.id, str(error), exclude=False)
+                return
+        self._finish(job, JobState.DONE, JobDone(job, runtime.id, entry.saved_images, kept))
 
     async def _reconcile(self, runtime: NodeRuntime) -> None:
-        """After a reconnect: settle what finished while we were away, requeue what was lost."""
+        """After a reconnect or an adoption: settle what finished, requeue what was lost."""
         for prompt_id in list(runtime.in_flight):
             try:
                 state = await runtime.client.prompt_state(prompt_id)
@@ -474,7 +530,12 @@ class Scheduler:
 
     def _retry(self, runtime: NodeRuntime, prompt_id: str, reason: str, *, exclude: bool) -> None:
         job = self._take_back(runtime, prompt_id)
-        if job is None or job.state.finished:
+        if job is not None:
+            self._requeue(job, runtime.id, reason, exclude=exclude)
+
+    def _requeue(self, job: Job, node_id: str, reason: str, *, exclude: bool) -> None:
+        """Another attempt after a backoff, or the end of the job after the last one."""
+        if job.state.finished:
             return
         job.last_error = reason
         if job.attempts >= self.max_attempts:
@@ -485,9 +546,9 @@ class Scheduler:
             )
             return
         if exclude:
-            job.excluded.add(runtime.id)
+            job.excluded.add(node_id)
         job.not_before = time.monotonic() + self.retry_base * 2 ** (job.attempts - 1)
-        self._emit(JobRetrying(job, runtime.id, reason))
+        self._emit(JobRetrying(job, node_id, reason))
         self._enqueue(job)
 
     async def _node_lost(self, runtime: NodeRuntime, reason: str) -> None:
@@ -529,6 +590,8 @@ class Scheduler:
                 log.warning("%s: object_info unreadable: %s", runtime.id, error)
         if runtime.state != "up":
             self._set_state(runtime, "up", "answering")
+            if runtime.in_flight:  # prompts adopted while it was down
+                self._spawn(self._reconcile(runtime))
             self._wake.set()
 
     def _set_state(self, runtime: NodeRuntime, state: NodeState, reason: str) -> None:
@@ -564,6 +627,8 @@ class Scheduler:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _emit(self, event: JobEvent) -> None:
+        if self.keeper is not None:
+            self.keeper.record(event)
         for queue in self._subscribers:
             queue.put_nowait(event)
 

@@ -57,6 +57,7 @@ class Faults:
     oom: int = 0
     hang: int = 0
     reject: int = 0
+    truncate: int = 0  # downloads from /view, not prompts: cut the file in half
 
 
 class NodeFailure(Exception):

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import yaml
 
+from imgen_tui.config import FarmConfig
 from imgen_tui.sim.node import SimulatedNode
 from imgen_tui.sim.spec import SimFarmSpec, SimNodeSpec
 
@@ -97,6 +98,9 @@ class SimFarm:
             ],
             "models": dict(self.models),
         }
+
+    def config(self) -> FarmConfig:
+        return FarmConfig.model_validate(self.farm_config())
 
     def write_farm_config(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

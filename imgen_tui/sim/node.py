@@ -8,6 +8,7 @@ can be told to fail (see `Faults`, `drop_websockets`, `kill`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import json
 import shutil
@@ -430,6 +431,9 @@ class SimulatedNode:
         if not path.is_file():
             return web.Response(status=404)
         data = await asyncio.to_thread(path.read_bytes)
+        if self.faults.truncate > 0:
+            self.faults.truncate -= 1
+            data = data[: len(data) // 2]
         content_type = "image/png"
         preview = request.query.get("preview", "")
         if preview.startswith("jpeg") or preview.startswith("webp"):
@@ -530,16 +534,14 @@ class SimulatedNode:
     async def _set_faults(self, request: web.Request) -> web.Response:
         """Failure injection for a simulator in another process: {"oom": 1, "drop_ws": true}."""
         body = await _json_body(request)
-        for name in ("oom", "hang", "reject"):
+        for name in ("oom", "hang", "reject", "truncate"):
             if name in body:
                 setattr(self.faults, name, int(body[name]))
         if body.get("drop_ws"):
             asyncio.get_running_loop().call_soon(
                 lambda: asyncio.ensure_future(self.drop_websockets())
             )
-        return web.json_response(
-            {"oom": self.faults.oom, "hang": self.faults.hang, "reject": self.faults.reject}
-        )
+        return web.json_response(dataclasses.asdict(self.faults))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

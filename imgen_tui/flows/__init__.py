@@ -1,0 +1,1 @@
+"""The generation flows as plain state machines, and what ties the scheduler to the store."""

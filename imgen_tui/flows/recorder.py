@@ -1,0 +1,142 @@
+"""Keeps a session's jobs in the store while the scheduler runs them.
+
+This is the scheduler's `JobKeeper`: the prompt id is committed before the
+prompt is posted, and a finished job's images are downloaded, checked and
+written (with the job marked done in the same transaction) before `JobDone`
+reaches anyone. Lesser state changes (started, retrying, failed, cancelled)
+are written in order on the store's thread without holding the scheduler up;
+`drain()` waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from imgen_tui.comfy.client import DEFAULT_DOWNLOAD_CAP, ComfyClient
+from imgen_tui.comfy.events import ImageRef
+from imgen_tui.graphs.params import read_values
+from imgen_tui.scheduler.events import (
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobRetrying,
+    JobStarted,
+)
+from imgen_tui.scheduler.jobs import Job, JobSpec
+from imgen_tui.scheduler.scheduler import Scheduler
+from imgen_tui.store import NewImage, SessionStore, StoreError
+from imgen_tui.store.records import JobRow, JobRowState
+
+log = logging.getLogger(__name__)
+
+
+class SessionRecorder:
+    def __init__(self, store: SessionStore, *, download_cap: int = DEFAULT_DOWNLOAD_CAP) -> None:
+        self.store = store
+        self.download_cap = download_cap
+        self.store_failure: StoreError | None = None  # the disk is full or read-only: stop
+        self._writes: set[asyncio.Task[None]] = set()
+
+    # -- JobKeeper -----------------------------------------------------------------------------
+
+    async def before_post(self, job: Job) -> None:
+        assert job.node_id is not None and job.prompt_id is not None
+        await self.store.job_submitted(job.job_id, job.node_id, job.prompt_id, job.attempts)
+
+    async def keep_outputs(
+        self, job: Job, node_id: str, client: ComfyClient, images: tuple[ImageRef, ...]
+    ) -> tuple[object, ...]:
+        data = await asyncio.gather(
+            *(client.download(image, max_bytes=self.download_cap) for image in images)
+        )
+        seconds = None if job.started_at is None else time.monotonic() - job.started_at
+        sidecar = sidecar_fields(job.spec, job.prompt_id)
+        seed = sidecar.get("seed")
+        outputs = [
+            NewImage(
+                data=payload,
+                seed=seed if isinstance(seed, int) else None,
+                node_id=node_id,
+                seconds=seconds,
+                parent_id=job.spec.parent_image_id,
+                sidecar=sidecar,
+            )
+            for payload in data
+        ]
+        try:
+            return tuple(await self.store.save_images(job.job_id, outputs))
+        except StoreError as error:
+            self.store_failure = self.store_failure or error
+            raise
+
+    def record(self, event: JobEvent) -> None:
+        change = _state_change(event)
+        if change is not None:
+            job_id, state, error = change
+            task = asyncio.ensure_future(self._write(job_id, state, error))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def drain(self) -> None:
+        """Until every state change recorded so far is in the database."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _write(self, job_id: str, state: JobRowState, error: str | None) -> None:
+        try:
+            await self.store.set_job_state(job_id, state, error)
+        except StoreError as failure:
+            log.error("could not record job %s as %s: %s", job_id, state, failure)
+            self.store_failure = self.store_failure or failure
+
+    # -- resuming --------------------------------------------------------------------------------
+
+    @staticmethod
+    def resume(scheduler: Scheduler, rows: Iterable[JobRow]) -> list[Job]:
+        """Put a session's unfinished jobs back to work, re-attaching to posted prompts."""
+        jobs: list[Job] = []
+        for row in rows:
+            spec = JobSpec.from_json(row.spec_json)
+            if row.state in ("submitted", "running") and row.node_id and row.prompt_id:
+                jobs.append(
+                    scheduler.adopt(spec, row.node_id, row.prompt_id, attempts=row.attempts)
+                )
+            elif row.state != "done":
+                jobs.append(scheduler.submit(spec))
+        return jobs
+
+
+def _state_change(event: JobEvent) -> tuple[str, JobRowState, str | None] | None:
+    if isinstance(event, JobStarted):
+        return event.job.job_id, "running", None
+    if isinstance(event, JobRetrying):
+        return event.job.job_id, "queued", event.reason
+    if isinstance(event, JobFailed):
+        return event.job.job_id, "failed", event.reason
+    if isinstance(event, JobCancelled):
+        return event.job.job_id, "cancelled", None
+    return None
+
+
+def sidecar_fields(spec: JobSpec, prompt_id: str | None) -> dict[str, Any]:
+    """What a person needs to understand and redo the image without the app (seed 001)."""
+    values = read_values(spec.graph)
+    return {
+        "prompt": values.get("positive_prompt", ""),
+        "negative": values.get("negative_prompt", ""),
+        "seed": values.get("seed"),
+        "family": spec.family,
+        "checkpoint": spec.checkpoint,
+        "steps": values.get("steps"),
+        "cfg": values.get("cfg"),
+        "sampler": values.get("sampler_name"),
+        "scheduler": values.get("scheduler"),
+        "denoise": values.get("denoise"),
+        "loras": values.get("lora_name"),
+        "comfyui_prompt_id": prompt_id,
+        "graph": spec.graph,
+    }

@@ -1,0 +1,108 @@
+"""Image files on disk: checked, thumbnailed and written atomically under names we choose.
+
+Everything here is blocking (Pillow, file I/O) and runs in worker threads.
+The original is written byte for byte as the node produced it, so its PNG text
+chunks (the ComfyUI graph) survive and it reopens in ComfyUI by drag-and-drop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from imgen_tui.store.errors import CorruptImage
+
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+DEFAULT_THUMBNAIL_SIDE = 384
+# Pillow's decompression-bomb limit stays on; a picture over it is refused outright.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str, *, limit: int = 40) -> str:
+    """A file-name fragment that cannot climb out of its folder or confuse a shell."""
+    cleaned = _UNSAFE.sub("-", text).strip("-.")[:limit].strip("-.")
+    return cleaned or "image"
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    format: str
+    width: int
+    height: int
+    thumbnail: bytes  # JPEG
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+def check_and_thumbnail(data: bytes, side: int = DEFAULT_THUMBNAIL_SIDE) -> CheckedImage:
+    """Decode the whole picture (a truncated file fails here) and make its thumbnail."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in ACCEPTED_FORMATS:
+                raise CorruptImage(f"a {image.format or 'unknown'} file, not PNG, JPEG or WebP")
+            if image.width * image.height > MAX_PIXELS:
+                raise CorruptImage(
+                    f"{image.width}x{image.height} is over the {MAX_PIXELS:,}-pixel safety limit"
+                )
+            image.load()
+            fmt, width, height = image.format, image.width, image.height
+            thumb = image.convert("RGB")
+    except CorruptImage:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
+        raise CorruptImage(f"not a readable image ({error})") from error
+    thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumb.save(buffer, "JPEG", quality=88, optimize=True)
+    return CheckedImage(fmt, width, height, buffer.getvalue())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """All or nothing: a reader (or a crash) sees the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+    write_atomic(path, text.encode() + b"\n")
+
+
+def remove_quietly(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def tree_size(folder: Path) -> int:
+    """Bytes used by the files under `folder` (0 when it does not exist)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total

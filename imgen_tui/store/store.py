@@ -1,0 +1,329 @@
+"""The session store: rows in SQLite, pictures on disk, all work off the event loop.
+
+Database statements run one after another on a single worker thread (one
+connection, never shared between threads at once); image decoding, thumbnails
+and file writes run on the default thread pool, several at a time. Paths in
+the database are relative to the data folder, so a moved folder still opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from imgen_tui.locations import user_data_dir
+from imgen_tui.store.database import Database, new_id
+from imgen_tui.store.errors import StoreError
+from imgen_tui.store.files import (
+    DEFAULT_THUMBNAIL_SIDE,
+    check_and_thumbnail,
+    remove_quietly,
+    safe_name,
+    tree_size,
+    write_atomic,
+    write_json_atomic,
+)
+from imgen_tui.store.records import (
+    ImageRecord,
+    JobRow,
+    JobRowState,
+    NewImage,
+    RoundInfo,
+    SessionInfo,
+    Verdict,
+)
+from imgen_tui.store.schema import NewerSchema
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DATABASE_NAME = "imgen.sqlite3"
+
+
+class SessionStore:
+    def __init__(self, data_dir: Path, database: Database, *, thumbnail_side: int) -> None:
+        self.data_dir = data_dir
+        self.thumbnail_side = thumbnail_side
+        self._database = database
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-db")
+
+    @classmethod
+    async def open(
+        cls, data_dir: Path | None = None, *, thumbnail_side: int = DEFAULT_THUMBNAIL_SIDE
+    ) -> SessionStore:
+        folder = (data_dir or user_data_dir()).expanduser().resolve()
+        database = await asyncio.to_thread(_open_database, folder)
+        return cls(folder, database, thumbnail_side=thumbnail_side)
+
+    async def close(self) -> None:
+        await self._db(self._database.close)
+        self._executor.shutdown(wait=True)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def create_session(
+        self, flow: str, title: str, state: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        return await self._db(self._database.create_session, flow, title, state or {})
+
+    async def sessions(self) -> list[SessionInfo]:
+        """Newest first, each with its image count and the disk space its files use."""
+        found = await self._db(self._database.sessions)
+        sizes = await asyncio.to_thread(lambda: [tree_size(self.session_dir(s.id)) for s in found])
+        return [
+            dataclasses.replace(s, disk_bytes=size) for s, size in zip(found, sizes, strict=True)
+        ]
+
+    async def session(self, session_id: str) -> SessionInfo:
+        found = await self._db(self._database.sessions, session_id)
+        if not found:
+            raise StoreError(f"there is no session {session_id} in {self.data_dir}")
+        return found[0]
+
+    async def find_session(self, prefix: str) -> SessionInfo:
+        """A session by id or a unique prefix of it, as a person would type it."""
+        matches = [s for s in await self._db(self._database.sessions) if s.id.startswith(prefix)]
+        if len(matches) != 1:
+            what = "no session" if not matches else f"{len(matches)} sessions"
+            raise StoreError(
+                f"{what} in {self.data_dir} match '{prefix}'; `imgen-tui sessions` lists them"
+            )
+        return matches[0]
+
+    async def update_session(
+        self, session_id: str, *, title: str | None = None, state: dict[str, Any] | None = None
+    ) -> None:
+        await self._db(self._database.update_session, session_id, title=title, state=state)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Rows first, then files: a crash in between leaves only unreferenced files."""
+        await self._db(self._database.delete_session, session_id)
+        await asyncio.to_thread(shutil.rmtree, self.session_dir(session_id), True)
+
+    async def export_picked(self, session_id: str, destination: Path) -> list[Path]:
+        """Copy the picked originals and their sidecars to a folder; returns the copies."""
+        picked = [i for i in await self.images(session_id=session_id) if i.verdict == "picked"]
+        return await asyncio.to_thread(_copy_images, picked, destination)
+
+    # -- rounds and jobs ------------------------------------------------------------------------
+
+    async def add_round(
+        self,
+        session_id: str,
+        stage: str,
+        *,
+        prompt: str = "",
+        negative: str = "",
+        parameters: dict[str, Any] | None = None,
+    ) -> RoundInfo:
+        return await self._db(
+            self._database.add_round,
+            session_id,
+            stage,
+            prompt=prompt,
+            negative=negative,
+            parameters=parameters,
+        )
+
+    async def rounds(self, session_id: str) -> list[RoundInfo]:
+        return await self._db(self._database.rounds, session_id)
+
+    async def add_jobs(self, round_id: str, jobs: Sequence[tuple[str, str]]) -> None:
+        await self._db(self._database.add_jobs, round_id, jobs)
+
+    async def job_submitted(self, job_id: str, node_id: str, prompt_id: str, attempts: int) -> None:
+        await self._db(self._database.job_submitted, job_id, node_id, prompt_id, attempts)
+
+    async def set_job_state(
+        self, job_id: str, state: JobRowState, error: str | None = None
+    ) -> None:
+        await self._db(self._database.set_job_state, job_id, state, error)
+
+    async def jobs(
+        self, session_id: str, states: Iterable[JobRowState] | None = None
+    ) -> list[JobRow]:
+        return await self._db(self._database.jobs, session_id, states)
+
+    # -- images --------------------------------------------------------------------------------
+
+    async def save_images(self, job_id: str, outputs: Sequence[NewImage]) -> list[ImageRecord]:
+        """Check, write and record a finished job's outputs; all of them or none.
+
+        Files are written first, named after the round and the job's place in
+        it (never after anything the node said), then one transaction records
+        the images and marks the job done. If anything fails, the files written
+        for this job are removed again. The names are stable, so a retry after
+        a crash overwrites rather than duplicates.
+        """
+        session_id, round_position, stage, job_position = await self._db(
+            self._database.job_place, job_id
+        )
+        folder = self.session_dir(session_id)
+        stem = f"r{round_position:02d}-{safe_name(stage, limit=24)}-{job_position:04d}"
+        written: list[Path] = []
+        try:
+            records = await asyncio.gather(
+                *(
+                    asyncio.to_thread(
+                        self._write_image, folder, stem, job_id, index, output, written
+                    )
+                    for index, output in enumerate(outputs)
+                )
+            )
+            await self._db(self._database.finish_job_with_images, job_id, records)
+        except BaseException:
+            await asyncio.to_thread(remove_quietly, *written)
+            raise
+        return [self._absolute(record) for record in records]
+
+    def _write_image(
+        self,
+        folder: Path,
+        stem: str,
+        job_id: str,
+        index: int,
+        output: NewImage,
+        written: list[Path],
+    ) -> ImageRecord:
+        checked = check_and_thumbnail(output.data, self.thumbnail_side)
+        name = safe_name(stem, limit=80) + (f"-{index + 1}" if index else "")
+        original = folder / f"{name}{checked.extension}"
+        thumb = folder / "thumbs" / f"{name}.jpg"
+        sidecar = folder / f"{name}.json"
+        record = ImageRecord(
+            id=new_id(),
+            job_id=job_id,
+            round_id="",
+            output_index=index,
+            path=self._relative(original),
+            thumb_path=self._relative(thumb),
+            sidecar_path=self._relative(sidecar),
+            width=checked.width,
+            height=checked.height,
+            bytes=len(output.data),
+            seed=output.seed,
+            node_id=output.node_id,
+            seconds=output.seconds,
+            parent_id=output.parent_id,
+            verdict="none",
+            locks=(),
+            created_at=time.time(),
+        )
+        try:
+            for path, write in (
+                (original, functools.partial(write_atomic, original, output.data)),
+                (thumb, functools.partial(write_atomic, thumb, checked.thumbnail)),
+                (sidecar, functools.partial(write_json_atomic, sidecar, _sidecar(record, output))),
+            ):
+                write()
+                written.append(path)
+        except OSError as error:
+            raise StoreError(
+                f"could not write {error.filename or folder}: {error.strerror or error}; "
+                f"free some space or choose another folder with --data-dir"
+            ) from error
+        return record
+
+    async def images(
+        self, *, session_id: str | None = None, round_id: str | None = None
+    ) -> list[ImageRecord]:
+        records = await self._db(self._database.images, session_id=session_id, round_id=round_id)
+        return [self._absolute(record) for record in records]
+
+    async def set_verdict(self, image_id: str, verdict: Verdict) -> None:
+        await self._db(self._database.set_verdict, image_id, verdict)
+
+    async def set_locks(self, image_id: str, locks: Iterable[str]) -> None:
+        await self._db(self._database.set_locks, image_id, tuple(locks))
+
+    async def intent(self, session_id: str) -> dict[str, Any]:
+        return await self._db(self._database.intent, session_id)
+
+    async def set_intent(self, session_id: str, document: dict[str, Any]) -> None:
+        await self._db(self._database.set_intent, session_id, document)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def session_dir(self, session_id: str) -> Path:
+        return self.data_dir / "sessions" / safe_name(session_id)
+
+    def _relative(self, path: Path) -> Path:
+        return path.relative_to(self.data_dir)
+
+    def _absolute(self, record: ImageRecord) -> ImageRecord:
+        return dataclasses.replace(
+            record,
+            path=self.data_dir / record.path,
+            thumb_path=self.data_dir / record.thumb_path,
+            sidecar_path=self.data_dir / record.sidecar_path,
+        )
+
+    async def _db(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(call, *args, **kwargs)
+            )
+        except sqlite3.Error as error:
+            raise StoreError(
+                f"the session database {self._database.path} could not be written ({error}); "
+                f"free some space or choose another folder with --data-dir"
+            ) from error
+
+
+def _open_database(folder: Path) -> Database:
+    """Create the folder, prove it is writable, then open (and migrate) the database."""
+    path = folder / DATABASE_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / ".write-test", b"")
+        (folder / ".write-test").unlink()
+        return Database(path)
+    except OSError as error:
+        raise StoreError(
+            f"cannot write to the data folder {folder} ({error.strerror or error}); "
+            f"choose another with --data-dir"
+        ) from error
+    except NewerSchema as error:
+        raise StoreError(f"{path}: {error}") from error
+    except sqlite3.Error as error:
+        raise StoreError(
+            f"cannot open the session database {path} ({error}); "
+            f"if it is damaged, move it aside and start again"
+        ) from error
+
+
+def _sidecar(record: ImageRecord, output: NewImage) -> dict[str, Any]:
+    """Seed 001's metadata sidecar: enough to understand and redo the image without the app."""
+    return {
+        "image": record.path.name,
+        "id": record.id,
+        "job": record.job_id,
+        "seed": record.seed,
+        "node": record.node_id,
+        "seconds": record.seconds,
+        "parent": record.parent_id,
+        "width": record.width,
+        "height": record.height,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created_at)),
+        **output.sidecar,
+    }
+
+
+def _copy_images(images: Sequence[ImageRecord], destination: Path) -> list[Path]:
+    destination.mkdir(parents=True, exist_ok=True)
+    copies: list[Path] = []
+    for image in images:
+        for source in (image.path, image.sidecar_path):
+            target = destination / source.name
+            write_atomic(target, source.read_bytes())
+            copies.append(target)
+    return copies
