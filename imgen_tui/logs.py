@@ -17,6 +17,8 @@ def setup_logging(level: int = logging.INFO, path: Path | None = None) -> Path |
     except OSError:
         handler, path = logging.NullHandler(), None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # A log file that cannot be written (disk full) must not spray tracebacks on stderr.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

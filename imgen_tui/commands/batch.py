@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import signal
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -111,7 +112,13 @@ async def batch_command(
                 rows = []
                 outcome = BatchOutcome(session, total=len(specs), already_done=0)
             recorder = SessionRecorder(store)
-            async with Scheduler(live_farm, keeper=recorder) as scheduler:
+            # The session's own client id: ComfyUI sends a prompt's events to the id that
+            # posted it, so a resumed batch hears about the prompts the killed one left.
+            client_id = session.state.get("client_id")
+            scheduler = Scheduler(
+                live_farm, keeper=recorder, client_id=str(client_id) if client_id else None
+            )
+            async with scheduler:
                 if resume is not None:
                     SessionRecorder.resume(scheduler, rows)
                 else:
@@ -144,7 +151,12 @@ async def _new_session(
     session = await store.create_session(
         "batch",
         request.title,
-        {"workflow": request.workflow, "count": request.count, "seed": request.seed_strategy},
+        {
+            "workflow": request.workflow,
+            "count": request.count,
+            "seed": request.seed_strategy,
+            "client_id": str(uuid.uuid4()),
+        },
     )
     params = dict(request.params)
     round_info = await store.add_round(

@@ -111,6 +111,8 @@ class Job:
     not_before: float = 0.0  # retry backoff: not dispatched before this monotonic time
     excluded: set[str] = field(default_factory=set)  # nodes that cannot run this graph
     switched_model: bool = False  # its node had another checkpoint loaded when it started
+    adopted: bool = False  # posted by an earlier run, whose client id may get its events
+    accepted: bool = False  # the node has answered the POST: asking after it now means something
     queued_at: float = 0.0
     posted_at: float | None = None
     started_at: float | None = None

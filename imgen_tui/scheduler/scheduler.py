@@ -174,7 +174,9 @@ class Scheduler:
         The node is asked what became of it once it answers: finished → its
         images are kept; still queued or running → its events are followed;
         forgotten → the job is requeued. A node that is down now is asked when
-        it comes back, so a finished image is never made twice.
+        it comes back, so a finished image is never made twice. ComfyUI sends
+        a prompt's events only to the client id that posted it, so unless this
+        scheduler has that id, the node is asked again every second.
         """
         runtime = self.nodes.get(node_id)
         if runtime is None:  # the node left the config: run the job afresh
@@ -183,6 +185,7 @@ class Scheduler:
         now = time.monotonic()
         job = Job(spec=spec, seq=self._seq, queued_at=now, posted_at=now, attempts=attempts)
         job.state, job.node_id, job.prompt_id = JobState.ASSIGNED, node_id, prompt_id
+        job.adopted = job.accepted = True
         self.jobs[spec.job_id] = job
         self._unfinished += 1
         self._idle.clear()
@@ -379,6 +382,7 @@ class Scheduler:
         job.prompt_id = new_prompt_id()
         job.attempts += 1
         job.started_at = None
+        job.accepted = False
         runtime.in_flight[job.prompt_id] = job
         runtime.stream.watch(job.prompt_id)
         self._emit(JobAssigned(job, runtime.id, job.prompt_id))
@@ -392,6 +396,7 @@ class Scheduler:
         job.posted_at = now
         try:
             await runtime.client.submit(job.spec.graph, prompt_id=prompt_id)
+            job.accepted = True
         except GraphRejected as rejected:
             self._rejected(runtime, job, prompt_id, rejected)
         except ComfyError as error:
@@ -503,9 +508,15 @@ class Scheduler:
                 return
         self._finish(job, JobState.DONE, JobDone(job, runtime.id, entry.saved_images, kept))
 
-    async def _reconcile(self, runtime: NodeRuntime) -> None:
-        """After a reconnect or an adoption: settle what finished, requeue what was lost."""
-        for prompt_id in list(runtime.in_flight):
+    async def _reconcile(self, runtime: NodeRuntime, *, adopted_only: bool = False) -> None:
+        """After a reconnect or an adoption: settle what finished, requeue what was lost.
+
+        A prompt whose POST has not been answered yet is left alone: the node
+        may not know it *yet*, and requeueing it would run it twice.
+        """
+        for prompt_id, job in list(runtime.in_flight.items()):
+            if not job.accepted or (adopted_only and not job.adopted):
+                continue
             try:
                 state = await runtime.client.prompt_state(prompt_id)
             except ComfyError:
@@ -600,11 +611,18 @@ class Scheduler:
             self._emit(NodeStateChanged(runtime.id, state, reason))
 
     async def _watchdog(self) -> None:
-        """A job over its time limit is stopped (our prompt only) and retried elsewhere."""
+        """A job over its time limit is stopped (our prompt only) and retried elsewhere.
+
+        It also asks after adopted prompts, whose events may go to another client id.
+        """
+        ticks = 0
         while True:
             await asyncio.sleep(0.25)
+            ticks += 1
             now = time.monotonic()
             for runtime in self.nodes.values():
+                if ticks % 4 == 0 and runtime.state != "down" and _has_adopted(runtime):
+                    self._spawn(self._reconcile(runtime, adopted_only=True))
                 for prompt_id, job in list(runtime.in_flight.items()):
                     since = job.started_at if job.started_at is not None else job.posted_at
                     limit = job.spec.time_limit * (1 if job.started_at is not None else 2)
@@ -636,3 +654,7 @@ class Scheduler:
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _has_adopted(runtime: NodeRuntime) -> bool:
+    return any(job.adopted for job in runtime.in_flight.values())

@@ -8,8 +8,8 @@ can be told to fail (see `Faults`, `drop_websockets`, `kill`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -90,6 +90,11 @@ class SimulatedNode:
         return self._runner is not None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        await self._listen(host, port)
+        self._worker = asyncio.create_task(self._work(), name=f"sim:{self.spec.id}")
+        return self.url
+
+    async def _listen(self, host: str, port: int) -> None:
         self.host = host
         app = web.Application(client_max_size=MAX_UPLOAD_SIZE)
         self._add_routes(app)
@@ -99,8 +104,6 @@ class SimulatedNode:
         await site.start()
         self.port = int(runner.addresses[0][1])
         self._runner = runner
-        self._worker = asyncio.create_task(self._work(), name=f"sim:{self.spec.id}")
-        return self.url
 
     async def stop(self) -> None:
         await self.kill()
@@ -121,6 +124,19 @@ class SimulatedNode:
         if runner is not None:
             await runner.cleanup()
         self._reset_state()
+
+    async def unplug(self) -> None:
+        """A network outage: the node goes on working and remembering, but cannot be reached."""
+        for sock in list(self._all_sockets):
+            with contextlib.suppress(Exception):
+                await sock.ws.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def plug_in(self) -> None:
+        """The network is back: same port, same queue and history."""
+        await self._listen(self.host, self.port)
 
     async def revive(self) -> str:
         """Come back on the same port, empty-handed, as ComfyUI does after a restart."""

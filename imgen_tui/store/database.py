@@ -226,16 +226,16 @@ class Database:
         rows = self.connection.execute(query + " ORDER BY r.position, j.position", args)
         return [JobRow(*row) for row in rows.fetchall()]
 
-    def job_place(self, job_id: str) -> tuple[str, int, str, int]:
-        """(session id, round position, stage, job position): where its files go and their name."""
+    def job_place(self, job_id: str) -> tuple[str, str, int, str, int]:
+        """(session, round, round position, stage, job position): where its files go, named."""
         row = self.connection.execute(
-            "SELECT r.session_id, r.position, r.stage, j.position FROM jobs j "
+            "SELECT r.session_id, r.id, r.position, r.stage, j.position FROM jobs j "
             "JOIN rounds r ON j.round_id = r.id WHERE j.id = ?",
             (job_id,),
         ).fetchone()
         if row is None:
             raise KeyError(f"job {job_id} is not in the store")
-        return (row[0], row[1], row[2], row[3])
+        return (row[0], row[1], row[2], row[3], row[4])
 
     # -- images -------------------------------------------------------------------------------
 

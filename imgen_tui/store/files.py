@@ -63,7 +63,9 @@ def check_and_thumbnail(data: bytes, side: int = DEFAULT_THUMBNAIL_SIDE) -> Chec
             thumb = image.convert("RGB")
     except CorruptImage:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
+    except Image.DecompressionBombError as error:
+        raise CorruptImage(f"over the {MAX_PIXELS:,}-pixel safety limit ({error})") from error
+    except (OSError, ValueError, SyntaxError) as error:
         raise CorruptImage(f"not a readable image ({error})") from error
     thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
@@ -76,6 +78,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the pictures from other tools
         with os.fdopen(handle, "wb") as temp:
             temp.write(data)
             temp.flush()

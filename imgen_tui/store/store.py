@@ -163,7 +163,7 @@ class SessionStore:
         for this job are removed again. The names are stable, so a retry after
         a crash overwrites rather than duplicates.
         """
-        session_id, round_position, stage, job_position = await self._db(
+        session_id, round_id, round_position, stage, job_position = await self._db(
             self._database.job_place, job_id
         )
         folder = self.session_dir(session_id)
@@ -173,7 +173,7 @@ class SessionStore:
             records = await asyncio.gather(
                 *(
                     asyncio.to_thread(
-                        self._write_image, folder, stem, job_id, index, output, written
+                        self._write_image, folder, stem, job_id, round_id, index, output, written
                     )
                     for index, output in enumerate(outputs)
                 )
@@ -189,6 +189,7 @@ class SessionStore:
         folder: Path,
         stem: str,
         job_id: str,
+        round_id: str,
         index: int,
         output: NewImage,
         written: list[Path],
@@ -201,7 +202,7 @@ class SessionStore:
         record = ImageRecord(
             id=new_id(),
             job_id=job_id,
-            round_id="",
+            round_id=round_id,
             output_index=index,
             path=self._relative(original),
             thumb_path=self._relative(thumb),
@@ -296,8 +297,8 @@ def _open_database(folder: Path) -> Database:
         raise StoreError(f"{path}: {error}") from error
     except sqlite3.Error as error:
         raise StoreError(
-            f"cannot open the session database {path} ({error}); "
-            f"if it is damaged, move it aside and start again"
+            f"cannot open the session database {path} ({error}): free some space or choose "
+            f"another folder with --data-dir; if the file is damaged, move it aside"
         ) from error
 
 
