@@ -45,6 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     with_config.add_argument(
         "--config", type=Path, metavar="PATH", help=config_help, default=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--demo", action="store_true", help="open the app on a simulated 4-GPU farm"
+    )
+    parser.add_argument(
+        "--graphics",
+        choices=["auto", "tgp", "sixel", "halfcell", "unicode"],
+        default="auto",
+        help="how thumbnails are drawn (default: detect the terminal)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="PATH",
+        help="where sessions and images are kept (default: the user data folder)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     nodes = commands.add_parser(
@@ -89,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         metavar="PATH",
+        default=argparse.SUPPRESS,
         help="where sessions and images are kept (default: the user data folder)",
     )
     _add_batch_parser(commands, [with_config, with_data_dir])
@@ -221,8 +237,17 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _batch(args, console)
     if args.command == "sessions":
         return _sessions(args, console)
-    build_parser().print_help()
-    return 0
+    return _app(args)
+
+
+def _app(args: argparse.Namespace) -> int:
+    """No sub-command: the terminal app (textual-image probes the terminal on import)."""
+    farm = None if args.demo else load_config(args.config).farm
+    from imgen_tui.ui.app import make_app
+
+    app = make_app(farm, demo=args.demo, data_dir=args.data_dir, graphics=args.graphics)
+    app.run()
+    return app.return_code or 0
 
 
 def _batch(args: argparse.Namespace, console: Console) -> int:

@@ -40,6 +40,7 @@ class JobSpec:
     round_id: str | None = None
     time_limit: float = 300.0
     parent_image_id: str | None = None  # the image an img2img or upscale job starts from
+    source_image: str | None = None  # its file: uploaded to whichever node takes the job
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -38,6 +41,7 @@ class NodeRuntime:
     slot_freed_at: float = 0.0
     consecutive_failures: int = 0
     confirmed: bool = False  # object_info has been read at least once
+    uploads: dict[str, str] = field(default_factory=dict)  # local source image -> its name here
 
     @classmethod
     def create(
@@ -73,6 +77,19 @@ class NodeRuntime:
     @property
     def id(self) -> str:
         return self.config.id
+
+    async def upload_source(self, path: str) -> str:
+        """Put a local image in this node's input folder once; its name there for LoadImage.
+
+        The name is derived from the content, so a picture uploaded twice (or by
+        an earlier run) overwrites itself instead of piling up copies.
+        """
+        if path not in self.uploads:
+            data = await asyncio.to_thread(Path(path).read_bytes)
+            name = f"imgen-{hashlib.sha256(data).hexdigest()[:20]}.png"
+            ref = await self.client.upload_image(data, name, overwrite=True)
+            self.uploads[path] = ref.filename
+        return self.uploads[path]
 
     def can_take(self) -> bool:
         """A free slot on a live node whose events we can hear (else progress is lost)."""

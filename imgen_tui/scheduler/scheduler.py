@@ -38,6 +38,7 @@ from imgen_tui.comfy.events import (
 from imgen_tui.comfy.run import execution_failed, history_outcome
 from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
 from imgen_tui.config import FarmConfig
+from imgen_tui.graphs.inject import set_source_image
 from imgen_tui.scheduler.events import (
     JobAssigned,
     JobCancelled,
@@ -395,11 +396,15 @@ class Scheduler:
         self.dispatch_latencies.append(now - max(runtime.slot_freed_at, job.queued_at))
         job.posted_at = now
         try:
-            await runtime.client.submit(job.spec.graph, prompt_id=prompt_id)
+            graph = job.spec.graph
+            if job.spec.source_image is not None:
+                name = await runtime.upload_source(job.spec.source_image)
+                graph = set_source_image(graph, name)
+            await runtime.client.submit(graph, prompt_id=prompt_id)
             job.accepted = True
         except GraphRejected as rejected:
             self._rejected(runtime, job, prompt_id, rejected)
-        except ComfyError as error:
+        except (ComfyError, OSError) as error:  # OSError: the source image file is unreadable
             self._retry(runtime, prompt_id, str(error), exclude=False)
             if isinstance(error, NodeUnreachable):
                 await self._node_lost(runtime, str(error))

@@ -1,0 +1,294 @@
+"""The draft funnel (seed 000's Draft Grid) as a plain state machine.
+
+Drafts 20 → Refined 8 → Polished 3 → Final 1. Each stage after the first
+carries the picks in by img2img, so the composition the operator chose
+survives the change of model (the same seed on another model would not).
+The funnel only decides *what* to make; the screen submits the jobs and feeds
+the results back with `job_changed`/`job_done`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from imgen_tui.config import Tier
+from imgen_tui.graphs.templates import WorkflowLibrary, WorkflowTemplate
+from imgen_tui.locations import bundled_dir, user_config_dir
+from imgen_tui.scheduler.jobs import JobSpec, Priority
+from imgen_tui.scheduler.variations import MAX_SEED
+from imgen_tui.store.records import ImageRecord, Verdict
+from imgen_tui.yamlfile import ConfigError, StrictModel, load_yaml_model
+
+CellState = Literal["queued", "running", "done", "failed", "cancelled"]
+SOURCE_PLACEHOLDER = "source.png"  # replaced by the uploaded name on whichever node runs it
+
+
+class StageConfig(StrictModel):
+    name: str
+    label: str
+    count: int
+    workflow: str
+    min_tier: Tier = "draft"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MoreLikeThisConfig(StrictModel):
+    sd15: str = "sd15_img2img"
+    sdxl: str = "sdxl_img2img"
+    denoise: float = 0.35
+    nudge: float = 0.05
+
+
+class FunnelConfig(StrictModel):
+    stages: list[StageConfig]
+    more_like_this: MoreLikeThisConfig = MoreLikeThisConfig()
+    upscale_workflow: str = "upscale_esrgan"
+
+
+def load_funnel_config(path: Path | None = None) -> FunnelConfig:
+    """The user's funnel.yaml if there is one, else the shipped one."""
+    candidates = [path] if path else [user_config_dir() / "funnel.yaml"]
+    candidates.append(bundled_dir("config") / "funnel.yaml")
+    chosen = next(p for p in candidates if p is not None and p.is_file())
+    document = load_yaml_model(
+        chosen.read_text(encoding="utf-8"), chosen, FunnelConfig, what="a 'stages:' list"
+    )
+    return document.value
+
+
+@dataclass
+class Cell:
+    """One slot of the grid: a job on its way to an image, then the image."""
+
+    job_id: str
+    seed: int
+    source: ImageRecord | None = None
+    state: CellState = "queued"
+    node_id: str | None = None
+    step: int = 0
+    total: int = 0
+    eta: float | None = None
+    image: ImageRecord | None = None
+    verdict: Verdict = "none"
+    locked: bool = False
+    error: str | None = None
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+@dataclass
+class StageRound:
+    stage: StageConfig
+    prompt: str
+    negative: str
+    cells: list[Cell] = field(default_factory=list)
+    round_id: str | None = None
+
+    @property
+    def picks(self) -> list[ImageRecord]:
+        return [c.image for c in self.cells if c.verdict == "picked" and c.image is not None]
+
+
+class Funnel:
+    def __init__(
+        self,
+        config: FunnelConfig,
+        library: WorkflowLibrary,
+        models: Mapping[str, str],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.library = library
+        self.models = dict(models)
+        self.rng = rng or random.Random()
+        self.rounds: list[StageRound] = []  # one per stage reached; going back keeps them
+        self.position = 0
+        for stage in config.stages:
+            self._template(stage.workflow)  # a bad workflow name shows up now, not mid-funnel
+
+    # -- where we are ----------------------------------------------------------------------------
+
+    @property
+    def stage(self) -> StageConfig:
+        return self.config.stages[self.position]
+
+    @property
+    def current(self) -> StageRound | None:
+        return self.rounds[self.position] if self.position < len(self.rounds) else None
+
+    @property
+    def can_advance(self) -> bool:
+        current = self.current
+        return (
+            current is not None
+            and self.position + 1 < len(self.config.stages)
+            and bool(current.picks)
+        )
+
+    def breadcrumb(self) -> list[tuple[str, int, bool]]:
+        """(label, count, is current) per stage: `Drafts 20 → Refined 8 → …`."""
+        return [
+            (stage.label, stage.count, index == self.position)
+            for index, stage in enumerate(self.config.stages)
+        ]
+
+    def cell_for(self, job_id: str) -> Cell | None:
+        for stage_round in self.rounds:
+            for cell in stage_round.cells:
+                if cell.job_id == job_id:
+                    return cell
+        return None
+
+    # -- making jobs -----------------------------------------------------------------------------
+
+    def start(self, prompt: str, negative: str | None = None) -> list[JobSpec]:
+        """A fresh funnel from a prompt: the first stage's jobs."""
+        stage = self.config.stages[0]
+        negative = negative if negative is not None else self._default_negative(stage)
+        self.rounds = [StageRound(stage, prompt.strip(), negative)]
+        self.position = 0
+        return self._fill(self.rounds[0], [None] * stage.count, self._seeds(stage.count))
+
+    def again(self) -> list[JobSpec]:
+        """The current stage once more with new seeds (locked cells keep theirs)."""
+        current = self._require_current()
+        sources = [cell.source for cell in current.cells] or [None] * current.stage.count
+        locked = [cell.seed for cell in current.cells if cell.locked]
+        fresh = self._seeds(len(sources) - len(locked))
+        seeds = (locked + fresh)[: len(sources)]
+        current.cells = [cell for cell in current.cells if cell.locked]
+        keep = len(current.cells)
+        return self._fill(current, sources[keep:], seeds[keep:])
+
+    def advance(self) -> list[JobSpec]:
+        """The next stage from the picks: slots spread over them, each with its own seed."""
+        current = self._require_current()
+        picks = current.picks
+        if not picks:
+            raise ValueError("pick at least one image (space or p) before advancing")
+        if self.position + 1 >= len(self.config.stages):
+            raise ValueError("this is the last stage")
+        stage = self.config.stages[self.position + 1]
+        self.rounds = self.rounds[: self.position + 1]
+        self.rounds.append(StageRound(stage, current.prompt, current.negative))
+        self.position += 1
+        sources: list[ImageRecord | None] = [picks[i % len(picks)] for i in range(stage.count)]
+        sources.sort(key=lambda image: picks.index(image) if image else 0)
+        return self._fill(self.rounds[-1], sources, self._seeds(stage.count))
+
+    def back(self) -> bool:
+        if self.position == 0:
+            return False
+        self.position -= 1
+        return True
+
+    def more_like_this(self, cell: Cell, denoise: float) -> JobSpec:
+        """img2img on the same seed at low denoise: a close variation of one image."""
+        current = self._require_current()
+        if cell.image is None:
+            raise ValueError("that image is not finished yet")
+        family = self._template(current.stage.workflow).family
+        workflow = getattr(self.config.more_like_this, family, None)
+        if not isinstance(workflow, str):
+            raise ValueError(f"no more-like-this workflow for {family} images")
+        params = {**current.stage.params, "denoise": round(denoise, 2)}
+        new = Cell(job_id="", seed=cell.seed, source=cell.image)
+        spec = self._spec(current, self._template(workflow), params, new)
+        current.cells.append(new)
+        return spec
+
+    def upscale(self, cell: Cell) -> JobSpec:
+        current = self._require_current()
+        if cell.image is None:
+            raise ValueError("that image is not finished yet")
+        new = Cell(job_id="", seed=cell.seed, source=cell.image)
+        spec = self._spec(current, self._template(self.config.upscale_workflow), {}, new)
+        current.cells.append(new)
+        return dataclasses.replace(spec, min_tier="premium")
+
+    def rewrite_prompt(self, prompt: str) -> None:
+        current = self._require_current()
+        current.prompt = prompt.strip()
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def set_verdict(self, cell: Cell, verdict: Verdict) -> None:
+        cell.verdict = verdict
+
+    def unfinished_jobs(self, stage_round: StageRound | None = None) -> list[str]:
+        rounds: Iterable[StageRound] = [stage_round] if stage_round else self.rounds
+        return [
+            cell.job_id
+            for r in rounds
+            for cell in r.cells
+            if cell.state in ("queued", "running")
+        ]
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _require_current(self) -> StageRound:
+        if self.current is None:
+            raise ValueError("type a prompt and press enter to start the funnel")
+        return self.current
+
+    def _fill(
+        self, stage_round: StageRound, sources: list[ImageRecord | None], seeds: list[int]
+    ) -> list[JobSpec]:
+        template = self._template(stage_round.stage.workflow)
+        specs = []
+        for source, seed in zip(sources, seeds, strict=True):
+            cell = Cell(job_id="", seed=seed, source=source)
+            specs.append(self._spec(stage_round, template, stage_round.stage.params, cell))
+            stage_round.cells.append(cell)
+        return specs
+
+    def _spec(
+        self,
+        stage_round: StageRound,
+        template: WorkflowTemplate,
+        params: Mapping[str, Any],
+        cell: Cell,
+    ) -> JobSpec:
+        values = {**params, "seed": cell.seed}
+        if "prompt" in template.placeholders:
+            values["prompt"] = stage_round.prompt
+        if "negative" in template.placeholders:
+            values["negative"] = stage_round.negative
+        if "image" in template.placeholders:
+            values["image"] = SOURCE_PLACEHOLDER
+        graph = template.render(values, self.models)
+        spec = JobSpec.from_graph(
+            graph,
+            template.family,
+            needs=frozenset(template.requires),
+            min_tier=stage_round.stage.min_tier,
+            priority=Priority.INTERACTIVE,
+            round_id=stage_round.round_id,
+            parent_image_id=cell.source.id if cell.source else None,
+            source_image=str(cell.source.path) if cell.source else None,
+        )
+        cell.job_id = spec.job_id
+        return spec
+
+    def _template(self, name: str) -> WorkflowTemplate:
+        try:
+            return self.library[name]
+        except KeyError as error:
+            raise ConfigError(f"funnel.yaml: {error.args[0]}") from None
+
+    def _default_negative(self, stage: StageConfig) -> str:
+        return str(self._template(stage.workflow).defaults.get("negative", ""))
+
+    def _seeds(self, count: int) -> list[int]:
+        return [self.rng.randint(0, MAX_SEED) for _ in range(count)]
+

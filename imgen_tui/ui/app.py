@@ -1,0 +1,106 @@
+"""The Textual app: owns the engine, relays scheduler events down to the screens.
+
+Attributes down, messages up: screens get the engine and the funnel config
+from the app; scheduler events arrive as `JobUpdate` messages posted to every
+screen on the stack, and each screen takes what concerns it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from imgen_tui.config import FarmConfig
+from imgen_tui.flows.engine import Engine
+from imgen_tui.flows.funnel import FunnelConfig, load_funnel_config
+from imgen_tui.graphs.templates import WorkflowLibrary, load_library
+from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
+from imgen_tui.ui.graphics import Graphics, choose
+from imgen_tui.ui.keymap import load_keymap
+from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.nodes import NodesScreen
+from imgen_tui.ui.screens.queue import QueueScreen
+
+log = logging.getLogger(__name__)
+
+
+class ImgenApp(App[int]):
+    TITLE = "imgen-tui"
+    CSS_PATH = str(bundled_dir("themes") / "imgen.tcss")
+    BINDINGS = [
+        Binding("f1,question_mark", "toggle_help", "Help", id="app.help"),
+        Binding("f2", "push_screen('nodes')", "Nodes", id="app.nodes"),
+        Binding("f3", "push_screen('queue')", "Queue", id="app.queue"),
+    ]
+    SCREENS = {"nodes": NodesScreen, "queue": QueueScreen}
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        funnel_config: FunnelConfig,
+        library: WorkflowLibrary,
+        renderer: str,
+        notice: str | None = None,
+        keymap_file: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.funnel_config = funnel_config
+        self.library = library
+        self.renderer = renderer
+        self._notice = notice
+        self._keymap_file = keymap_file
+
+    async def on_mount(self) -> None:
+        self.theme = "tokyo-night"
+        keymap, problem = load_keymap(self._keymap_file)
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, severity="warning", timeout=8)
+        if self._notice:
+            self.notify(self._notice, timeout=8)
+        await self.engine.start()
+        self.run_worker(self._relay_events(), name="scheduler events", exclusive=True)
+        await self.push_screen(HomeScreen())
+
+    async def _relay_events(self) -> None:
+        assert self.engine.scheduler is not None
+        async for event in self.engine.scheduler.subscribe():
+            for screen in self.screen_stack:
+                screen.post_message(JobUpdate(event))
+
+    async def on_unmount(self) -> None:
+        await self.engine.stop()
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+
+def make_app(
+    farm: FarmConfig | None,
+    *,
+    demo: bool = False,
+    data_dir: Path | None = None,
+    graphics: Graphics = "auto",
+    demo_speed: float = 1.0,
+    funnel_file: Path | None = None,
+) -> ImgenApp:
+    """The one way to build the app, used by the CLI and the tests alike."""
+    renderer, notice = choose(graphics)
+    return ImgenApp(
+        Engine(farm, data_dir=data_dir, demo=demo, demo_speed=demo_speed),
+        funnel_config=load_funnel_config(funnel_file),
+        library=load_library(workflow_folders()),
+        renderer=renderer,
+        notice=notice,
+        keymap_file=user_config_dir() / "keys.yaml",
+    )

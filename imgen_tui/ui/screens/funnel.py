@@ -1,0 +1,402 @@
+"""The draft funnel screen: prompt, breadcrumb, thumbnail grid, feedback bar.
+
+The screen turns keys into funnel decisions and scheduler submissions, and
+scheduler events into cell repaints. The funnel itself (what to make next)
+is `flows.funnel.Funnel`, plain Python, tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from imgen_tui.flows.funnel import Cell, Funnel, StageRound
+from imgen_tui.flows.recorder import SessionRecorder
+from imgen_tui.graphs.params import read_values
+from imgen_tui.scheduler.events import (
+    JobAssigned,
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    JobPreview,
+    JobProgress,
+    JobRetrying,
+    JobStarted,
+)
+from imgen_tui.scheduler.jobs import JobSpec
+from imgen_tui.store import ImageRecord, SessionInfo
+from imgen_tui.store.records import UNFINISHED_STATES, Verdict
+from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
+from imgen_tui.ui.widgets.grid import ThumbGrid
+from imgen_tui.ui.widgets.node_strip import NodeStrip
+
+if TYPE_CHECKING:
+    from imgen_tui.ui.app import ImgenApp
+
+
+class FunnelScreen(Screen[None]):
+    BINDINGS = [
+        Binding("left,h", "move(-1)", "Left", show=False, id="funnel.left"),
+        Binding("right", "move(1)", "Right", show=False, id="funnel.right"),
+        Binding("up,k", "move_row(-1)", "Up", show=False, id="funnel.up"),
+        Binding("down,j", "move_row(1)", "Down", show=False, id="funnel.down"),
+        Binding("space,p", "verdict('picked')", "Pick", id="funnel.pick"),
+        Binding("x", "verdict('rejected')", "Reject", id="funnel.reject"),
+        Binding("u", "verdict('none')", "Clear", show=False, id="funnel.clear"),
+        Binding("enter", "lightbox", "View", id="funnel.lightbox"),
+        Binding("c", "compare", "Compare", id="funnel.compare"),
+        Binding("m", "more_like_this", "More like this", id="funnel.more"),
+        Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="funnel.nudge_up"),
+        Binding("minus", "nudge(-1)", "Denoise -", show=False, id="funnel.nudge_down"),
+        Binding("r", "refine", "Refine", id="funnel.refine"),
+        Binding("l", "lock", "Lock", id="funnel.lock"),
+        Binding("U", "upscale", "Upscale", id="funnel.upscale"),
+        Binding("n", "advance", "Next stage", id="funnel.advance"),
+        Binding("b", "back", "Back", id="funnel.back"),
+        Binding("g", "again", "Again", id="funnel.again"),
+        Binding("e,slash", "edit_prompt", "Prompt", show=False, id="funnel.edit"),
+        Binding("q", "leave", "Back/quit", id="funnel.quit"),
+    ]
+
+    def __init__(self, resume: str | None = None) -> None:
+        super().__init__()
+        self.resume_id = resume
+        self.session: SessionInfo | None = None
+        self.funnel: Funnel | None = None
+        self.denoise = 0.35
+
+    @property
+    def imgen(self) -> ImgenApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="Describe the picture, then press enter", id="prompt")
+        yield Static("", id="breadcrumb")
+        yield ThumbGrid(self.imgen.renderer, id="grid")
+        yield Static("", id="feedback")
+        yield NodeStrip(self.imgen.engine.scheduler, id="node-strip")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        engine = self.imgen.engine
+        self.funnel = Funnel(self.imgen.funnel_config, self.imgen.library, engine.farm.models)
+        self.denoise = self.imgen.funnel_config.more_like_this.denoise
+        if self.resume_id is not None:
+            await self._resume(self.resume_id)
+            self.query_one(ThumbGrid).focus()
+        else:
+            self.query_one("#prompt", Input).focus()
+        self._repaint()
+
+    # -- the funnel's life ------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    async def _prompt_entered(self, event: Input.Submitted) -> None:
+        prompt = event.value.strip()
+        if not prompt:
+            self.notify("Type what you want to see first.", severity="warning")
+            return
+        assert self.funnel is not None
+        if self.funnel.current is not None:
+            await self._cancel_unfinished()
+        self.session = None
+        specs = self.funnel.start(prompt)
+        await self._launch(specs)
+        self.query_one(ThumbGrid).focus()
+
+    async def _launch(self, specs: list[JobSpec]) -> None:
+        """Write the round and its jobs to the store, then hand them to the scheduler."""
+        funnel, store, scheduler = self.funnel, self.imgen.engine.store, self.imgen.engine.scheduler
+        assert funnel is not None and store is not None and scheduler is not None
+        current = funnel.current
+        assert current is not None
+        if self.session is None:
+            self.session = await store.create_session("funnel", current.prompt[:80])
+        if current.round_id is None:
+            info = await store.add_round(
+                self.session.id,
+                current.stage.name,
+                prompt=current.prompt,
+                negative=current.negative,
+                parameters={"workflow": current.stage.workflow, **current.stage.params},
+            )
+            current.round_id = info.id
+        specs = [dataclasses.replace(spec, round_id=current.round_id) for spec in specs]
+        await store.add_jobs(current.round_id, [(spec.job_id, spec.to_json()) for spec in specs])
+        await store.update_session(self.session.id, state={"position": funnel.position})
+        scheduler.submit_many(specs)
+        self._repaint()
+
+    async def _cancel_unfinished(self, stage_round: StageRound | None = None) -> None:
+        assert self.funnel is not None and self.imgen.engine.scheduler is not None
+        for job_id in self.funnel.unfinished_jobs(stage_round):
+            await self.imgen.engine.scheduler.cancel(job_id)
+
+    async def _resume(self, session_id: str) -> None:
+        """Rebuild the funnel from the store; re-attach to whatever was still running."""
+        store, scheduler, funnel = self.imgen.engine.store, self.imgen.engine.scheduler, self.funnel
+        assert store is not None and scheduler is not None and funnel is not None
+        self.session = await store.session(session_id)
+        images = await store.images(session_id=session_id)
+        by_job: dict[str, ImageRecord] = {image.job_id: image for image in images}
+        stages = {stage.name: stage for stage in funnel.config.stages}
+        jobs = await store.jobs(session_id)
+        funnel.rounds = []
+        for info in await store.rounds(session_id):
+            stage = stages.get(info.stage)
+            if stage is None:
+                continue
+            stage_round = StageRound(stage, info.prompt, info.negative, round_id=info.id)
+            for row in (job for job in jobs if job.round_id == info.id):
+                image = by_job.get(row.id)
+                spec = JobSpec.from_json(row.spec_json)
+                seed = read_values(spec.graph).get("seed")
+                cell = Cell(job_id=row.id, seed=seed if isinstance(seed, int) else 0)
+                if image is not None:
+                    cell.image, cell.state, cell.verdict = image, "done", image.verdict
+                    cell.node_id, cell.locked = image.node_id, "seed" in image.locks
+                elif row.state in ("failed", "cancelled"):
+                    cell.state = row.state
+                stage_round.cells.append(cell)
+            funnel.rounds.append(stage_round)
+        funnel.position = max(0, len(funnel.rounds) - 1)
+        unfinished = [row for row in jobs if row.state in UNFINISHED_STATES[:3]]
+        SessionRecorder.resume(scheduler, unfinished)
+        if funnel.current is not None:
+            self.query_one("#prompt", Input).value = funnel.current.prompt
+
+    # -- scheduler news ------------------------------------------------------------------------
+
+    def on_job_update(self, message: JobUpdate) -> None:
+        event = message.event
+        job = getattr(event, "job", None)
+        if job is None or self.funnel is None:
+            return
+        cell = self.funnel.cell_for(job.job_id)
+        if cell is None:
+            return
+        grid = self.query_one(ThumbGrid)
+        if isinstance(event, JobPreview):
+            widget = grid.refresh_job(job.job_id)
+            if widget is not None:
+                widget.show_preview(event.image)
+            return
+        if isinstance(event, JobAssigned):
+            cell.node_id = event.node_id
+        elif isinstance(event, JobStarted):
+            cell.state, cell.node_id = "running", event.node_id
+        elif isinstance(event, JobProgress):
+            cell.state, cell.step, cell.total, cell.eta = (
+                "running",
+                event.step,
+                event.total,
+                event.eta_seconds,
+            )
+        elif isinstance(event, JobRetrying):
+            cell.state, cell.node_id, cell.step = "queued", None, 0
+        elif isinstance(event, JobDone):
+            cell.state = "done"
+            kept = [record for record in event.kept if isinstance(record, ImageRecord)]
+            cell.image = kept[0] if kept else None
+        elif isinstance(event, JobFailed):
+            cell.state, cell.error = "failed", event.reason
+            self.notify(f"A job failed: {event.reason}", severity="error", timeout=8)
+        elif isinstance(event, JobCancelled):
+            cell.state = "cancelled"
+        grid.refresh_job(job.job_id)
+        if isinstance(event, JobDone | JobFailed | JobCancelled):
+            self._repaint_feedback()
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def action_move(self, delta: int) -> None:
+        self.query_one(ThumbGrid).move(delta)
+        self._repaint_feedback()
+
+    def action_move_row(self, delta: int) -> None:
+        grid = self.query_one(ThumbGrid)
+        grid.move(delta * grid.columns)
+        self._repaint_feedback()
+
+    async def action_verdict(self, verdict: Verdict) -> None:
+        cell = self._cell()
+        if cell is None:
+            return
+        cell.verdict = "none" if verdict == cell.verdict and verdict != "none" else verdict
+        if cell.image is not None and self.imgen.engine.store is not None:
+            await self.imgen.engine.store.set_verdict(cell.image.id, cell.verdict)
+        self.query_one(ThumbGrid).refresh_job(cell.job_id)
+        self._repaint_feedback()
+
+    def action_lightbox(self) -> None:
+        grid = self.query_one(ThumbGrid)
+        ready = [cell for cell in grid.cells if cell.image is not None]
+        current = grid.current
+        if current is None or current.image is None:
+            self.notify("That image is not finished yet.")
+            return
+        from imgen_tui.ui.screens.lightbox import LightboxScreen
+
+        self.app.push_screen(LightboxScreen(ready, ready.index(current), self.imgen.renderer))
+
+    def action_compare(self) -> None:
+        current = self.funnel.current if self.funnel else None
+        picks = current.picks if current else []
+        if len(picks) < 2:
+            self.notify("Pick two images (space) to compare them.")
+            return
+        from imgen_tui.ui.screens.lightbox import CompareScreen
+
+        self.app.push_screen(CompareScreen(picks[0], picks[1], self.imgen.renderer))
+
+    async def action_more_like_this(self) -> None:
+        cell = self._cell()
+        if cell is None or self.funnel is None:
+            return
+        try:
+            spec = self.funnel.more_like_this(cell, self.denoise)
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        await self._launch([spec])
+        self.notify(f"More like #{self._number(cell)} at denoise {self.denoise:.2f}")
+
+    def action_nudge(self, direction: int) -> None:
+        step = self.imgen.funnel_config.more_like_this.nudge
+        self.denoise = round(min(0.95, max(0.05, self.denoise + direction * step)), 2)
+        self._repaint_feedback()
+
+    def action_refine(self) -> None:
+        current = self.funnel.current if self.funnel else None
+        if current is None:
+            self.notify("Start with a prompt first.", severity="warning")
+            return
+
+        async def refined(prompt: str | None) -> None:
+            if prompt and self.funnel is not None:
+                await self._cancel_unfinished(self.funnel.current)
+                self.funnel.rewrite_prompt(prompt)
+                await self._launch(self.funnel.again())
+                self.query_one("#prompt", Input).value = prompt
+
+        self.app.push_screen(
+            PromptScreen("Refine: rewrite the prompt (LLM refinement comes later)", current.prompt),
+            refined,
+        )
+
+    async def action_lock(self) -> None:
+        cell = self._cell()
+        if cell is None:
+            return
+        cell.locked = not cell.locked
+        if cell.image is not None and self.imgen.engine.store is not None:
+            await self.imgen.engine.store.set_locks(
+                cell.image.id, ["seed"] if cell.locked else []
+            )
+        self.query_one(ThumbGrid).refresh_job(cell.job_id)
+        self.notify(f"Seed {cell.seed} {'locked' if cell.locked else 'unlocked'}")
+
+    async def action_upscale(self) -> None:
+        cell = self._cell()
+        if cell is None or self.funnel is None:
+            return
+        try:
+            spec = self.funnel.upscale(cell)
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        await self._launch([spec])
+
+    async def action_advance(self) -> None:
+        if self.funnel is None or not self.funnel.can_advance:
+            self.notify("Pick at least one image (space) before the next stage.")
+            return
+        await self._cancel_unfinished(self.funnel.current)
+        specs = self.funnel.advance()
+        self.query_one(ThumbGrid).cursor = 0
+        await self._launch(specs)
+
+    def action_back(self) -> None:
+        if self.funnel is not None and self.funnel.back():
+            self.query_one(ThumbGrid).cursor = 0
+            self._repaint()
+
+    async def action_again(self) -> None:
+        if self.funnel is None or self.funnel.current is None:
+            return
+        await self._cancel_unfinished(self.funnel.current)
+        await self._launch(self.funnel.again())
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave(self) -> None:
+        running = self.funnel.unfinished_jobs() if self.funnel else []
+        if not running:
+            self.app.pop_screen()
+            return
+
+        async def decided(leave: bool | None) -> None:
+            if leave:
+                await self._cancel_unfinished()
+                self.app.pop_screen()
+
+        self.app.push_screen(
+            ConfirmScreen(f"{len(running)} jobs are still running. Cancel them and leave?"),
+            decided,
+        )
+
+    def key_escape(self) -> None:
+        self.query_one(ThumbGrid).focus()
+
+    # -- painting ---------------------------------------------------------------------------------
+
+    def _cell(self) -> Cell | None:
+        cell = self.query_one(ThumbGrid).current
+        if cell is None:
+            self.notify("Nothing here yet: type a prompt and press enter.")
+        return cell
+
+    def _number(self, cell: Cell) -> int:
+        return self.query_one(ThumbGrid).cells.index(cell) + 1
+
+    def _repaint(self) -> None:
+        funnel = self.funnel
+        crumb = Text()
+        if funnel is not None:
+            for index, (label, count, here) in enumerate(funnel.breadcrumb()):
+                if index:
+                    crumb.append(" → ", style="dim")
+                crumb.append(f"{label} {count}", style="bold reverse" if here else "dim")
+        self.query_one("#breadcrumb", Static).update(crumb)
+        current = funnel.current if funnel else None
+        self.query_one(ThumbGrid).set_cells(current.cells if current else [])
+        self._repaint_feedback()
+
+    def _repaint_feedback(self) -> None:
+        current = self.funnel.current if self.funnel else None
+        bar = Text()
+        if current is None:
+            bar.append("Type a prompt and press enter: 20 fast drafts over every idle GPU.")
+        else:
+            cells = current.cells
+            done = sum(c.state == "done" for c in cells)
+            picked = sum(c.verdict == "picked" for c in cells)
+            bar.append(f"{current.stage.label}: {done}/{len(cells)} done", style="bold")
+            bar.append(f"   picked {picked}", style="green" if picked else "dim")
+            bar.append(f"   denoise {self.denoise:.2f}", style="dim")
+            cell = self.query_one(ThumbGrid).current
+            if cell is not None:
+                bar.append(f"   #{self._number(cell)} seed {cell.seed}", style="dim")
+                if cell.error:
+                    bar.append(f"   {cell.error}", style="red")
+        self.query_one("#feedback", Static).update(bar)

@@ -1,0 +1,131 @@
+"""Lightbox and compare: pictures as large as the terminal allows, over the grid.
+
+The full-size original is scaled down in a thread to what the screen can
+show before it reaches the image widget, so a 4K upscale does not travel to
+the terminal at full size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from imgen_tui.flows.funnel import Cell
+from imgen_tui.store import ImageRecord
+from imgen_tui.ui.graphics import image_widget
+from imgen_tui.ui.widgets.thumbs import load_picture
+
+LIGHTBOX_MAX_SIDE = 1024
+
+
+async def read_prompt(sidecar: Path) -> str:
+    """The prompt from the image's sidecar, read in a thread; empty if it is unreadable."""
+
+    def read() -> str:
+        try:
+            return str(json.loads(sidecar.read_text(encoding="utf-8")).get("prompt") or "")
+        except (OSError, ValueError):
+            return ""
+
+    return await asyncio.to_thread(read)
+
+
+def describe(image: ImageRecord, prompt: str = "") -> Text:
+    text = Text()
+    if prompt:
+        text.append(prompt + "\n", style="bold")
+    text.append(
+        f"seed {image.seed}   {image.width}x{image.height}   node {image.node_id}",
+        style="dim",
+    )
+    if image.seconds is not None:
+        text.append(f"   {image.seconds:.1f} s", style="dim")
+    text.append(f"\n{image.path}", style="dim italic")
+    return text
+
+
+class LightboxScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q,enter", "dismiss", "Close", id="lightbox.close"),
+        Binding("left,h", "step(-1)", "Previous", id="lightbox.previous"),
+        Binding("right,l", "step(1)", "Next", id="lightbox.next"),
+    ]
+
+    def __init__(self, cells: list[Cell], index: int, renderer: str) -> None:
+        super().__init__()
+        self.cells, self.index, self.renderer = cells, index, renderer
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="lightbox"):
+            yield image_widget(self.renderer)(None, id="large")
+            yield Static("", id="about")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def action_step(self, delta: int) -> None:
+        self.index = (self.index + delta) % len(self.cells)
+        self._show()
+
+    def _show(self) -> None:
+        image = self.cells[self.index].image
+        assert image is not None
+        self._describe(image, "")
+        self.run_worker(self._load(image), exclusive=True)
+
+    def _describe(self, image: ImageRecord, prompt: str) -> None:
+        position = Text(f"{self.index + 1}/{len(self.cells)}   ", style="bold")
+        self.query_one("#about", Static).update(position + describe(image, prompt))
+
+    async def _load(self, image: ImageRecord) -> None:
+        picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
+        self.query_one("#large").image = picture  # type: ignore[attr-defined]
+        self._describe(image, await read_prompt(image.sidecar_path))
+
+
+class CompareScreen(ModalScreen[None]):
+    """Two picks side by side; `f` flips which is A and which is B."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close", id="compare.close"),
+        Binding("f,space", "flip", "Flip A/B", id="compare.flip"),
+    ]
+
+    def __init__(self, first: ImageRecord, second: ImageRecord, renderer: str) -> None:
+        super().__init__()
+        self.pair = [first, second]
+        self.renderer = renderer
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="compare"):
+            for side in ("a", "b"):
+                with Vertical(classes="side"):
+                    yield image_widget(self.renderer)(None, id=f"side-{side}")
+                    yield Static("", id=f"about-{side}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def action_flip(self) -> None:
+        self.pair.reverse()
+        self._show()
+
+    def _show(self) -> None:
+        for side, image in zip(("a", "b"), self.pair, strict=True):
+            label = Text(f"{side.upper()}  ", style="bold") + describe(image)
+            self.query_one(f"#about-{side}", Static).update(label)
+            self.run_worker(self._load(side, image), group=side, exclusive=True)
+
+    async def _load(self, side: str, image: ImageRecord) -> None:
+        picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
+        self.query_one(f"#side-{side}").image = picture  # type: ignore[attr-defined]

@@ -1,0 +1,98 @@
+"""Queue: our running and waiting jobs; cancel one, its round, or everything."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header
+
+from imgen_tui.scheduler.jobs import Job, JobState
+
+if TYPE_CHECKING:
+    from imgen_tui.ui.app import ImgenApp
+
+COLUMNS = ("job", "state", "node", "family", "size", "steps", "attempts", "round")
+
+
+class QueueScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back", id="queue.back"),
+        Binding("d,delete", "cancel_job", "Cancel job", id="queue.cancel"),
+        Binding("R", "cancel_round", "Cancel round", id="queue.cancel_round"),
+        Binding("A", "cancel_all", "Cancel all", id="queue.cancel_all"),
+    ]
+
+    @property
+    def imgen(self) -> ImgenApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="queue-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.refresh_table()
+        self.set_interval(0.5, self.refresh_table)
+
+    def _unfinished(self) -> list[Job]:
+        scheduler = self.imgen.engine.scheduler
+        if scheduler is None:
+            return []
+        jobs = [job for job in scheduler.jobs.values() if not job.state.finished]
+        return sorted(jobs, key=lambda job: (-int(job.state), job.seq))
+
+    def refresh_table(self) -> None:
+        table = self.query_one(DataTable)
+        jobs = self._unfinished()
+        wanted = {job.job_id for job in jobs}
+        for key in [key for key in table.rows if key.value not in wanted]:
+            table.remove_row(key)
+        for job in jobs:
+            row = (
+                job.job_id[:8],
+                JobState(job.state).name.lower(),
+                job.node_id or "-",
+                job.spec.family,
+                f"{job.spec.width}x{job.spec.height}",
+                str(job.spec.steps),
+                str(job.attempts),
+                (job.spec.round_id or "-")[:8],
+            )
+            if job.job_id in table.rows:
+                for column, value in zip(COLUMNS, row, strict=True):
+                    table.update_cell(job.job_id, column, value)
+            else:
+                table.add_row(*row, key=job.job_id)
+
+    def _selected(self) -> Job | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            self.notify("Nothing is queued.")
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        scheduler = self.imgen.engine.scheduler
+        return scheduler.jobs.get(key or "") if scheduler else None
+
+    async def action_cancel_job(self) -> None:
+        job = self._selected()
+        if job is not None and self.imgen.engine.scheduler is not None:
+            await self.imgen.engine.scheduler.cancel(job.job_id)
+            self.refresh_table()
+
+    async def action_cancel_round(self) -> None:
+        job = self._selected()
+        if job is not None and job.spec.round_id and self.imgen.engine.scheduler is not None:
+            await self.imgen.engine.scheduler.cancel_round(job.spec.round_id)
+            self.refresh_table()
+
+    async def action_cancel_all(self) -> None:
+        if self.imgen.engine.scheduler is not None:
+            await self.imgen.engine.scheduler.cancel_all()
+            self.refresh_table()

@@ -1,0 +1,178 @@
+"""The thumbnail grid: a fixed page of cells, however many images the round has.
+
+Only one page of cell widgets is ever mounted (20 by default), so a session
+with hundreds of images costs no more to draw than one with twenty; moving
+past the page shows the next one in the same widgets. A cell widget keeps the
+picture it shows and loads a new one only when its image changes, so moving
+the cursor repaints a border and never re-sends image data.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PIL import Image as PILImage
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from imgen_tui.flows.funnel import Cell
+from imgen_tui.ui.graphics import image_widget
+from imgen_tui.ui.widgets.thumbs import decode_preview, load_picture
+
+BADGES = {"picked": ("✔ picked", "bold green"), "rejected": ("✘ rejected", "bold red")}
+PREVIEW_INTERVAL = 0.4  # seconds between live preview repaints of one cell
+
+
+class ThumbCell(Vertical):
+    """One slot: the picture (or live preview), a caption with badges, node and progress."""
+
+    def __init__(self, renderer: str, index: int) -> None:
+        super().__init__(classes="cell")
+        self.renderer = renderer
+        self.index = index
+        self.cell: Cell | None = None
+        self._shown: object = None  # what the picture widget holds: a thumb path or a preview
+        self._preview_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield image_widget(self.renderer)(None, classes="picture")
+        yield Static("", classes="caption")
+
+    def show(self, cell: Cell | None, number: int) -> None:
+        self.cell = cell
+        self.display = cell is not None
+        if cell is None:
+            return
+        self.set_class(cell.verdict == "picked", "picked")
+        self.set_class(cell.verdict == "rejected", "rejected")
+        self.query_one(".caption", Static).update(_caption(cell, number))
+        if cell.image is not None and self._shown != cell.image.thumb_path:
+            self._shown = cell.image.thumb_path
+            self.run_worker(self._load_thumb(cell.image.thumb_path), group="thumb", exclusive=True)
+        elif cell.image is None and self._shown is not None and not isinstance(self._shown, bytes):
+            self._shown = None
+            self._set_picture(None)
+
+    def show_preview(self, data: bytes) -> None:
+        """A live preview frame, at most a few times a second per cell."""
+        now = time.monotonic()
+        if now - self._preview_at < PREVIEW_INTERVAL:
+            return
+        self._preview_at = now
+        self._shown = data
+        self.run_worker(self._load_preview(data), group="thumb", exclusive=True)
+
+    async def _load_thumb(self, path: Path) -> None:
+        picture = await load_picture(path)
+        if self._shown == path:
+            self._set_picture(picture)
+            self.post_message(ThumbPainted(self.index))
+
+    async def _load_preview(self, data: bytes) -> None:
+        picture = await decode_preview(data)
+        if self._shown is data:
+            self._set_picture(picture)
+
+    def _set_picture(self, picture: PILImage.Image | None) -> None:
+        self.query_one(".picture").image = picture  # type: ignore[attr-defined]
+
+
+class ThumbPainted(Message):
+    """A thumbnail reached the screen (the UI benchmark times node-finished → painted)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+
+def _caption(cell: Cell, number: int) -> Text:
+    text = Text(f"{number:>2} ", style="bold")
+    if cell.verdict in BADGES:
+        label, style = BADGES[cell.verdict]
+        text.append(label + " ", style=style)
+    if cell.locked:
+        text.append("🔒 ", style="yellow")
+    if cell.state == "running":
+        width = 10
+        filled = int(cell.progress * width)
+        text.append("█" * filled + "░" * (width - filled), style="cyan")
+        if cell.eta is not None:
+            text.append(f" {cell.eta:.0f}s", style="dim")
+    elif cell.state == "queued":
+        text.append("waiting", style="dim")
+    elif cell.state == "failed":
+        text.append("failed", style="red")
+    elif cell.state == "cancelled":
+        text.append("cancelled", style="dim")
+    if cell.node_id:
+        text.append(f" {cell.node_id.removeprefix('gpu-')}", style="dim italic")
+    return text
+
+
+class ThumbGrid(Grid):
+    """A page of `ThumbCell`s over a list of `Cell`s, with a cursor."""
+
+    cursor: reactive[int] = reactive(0)
+
+    def __init__(self, renderer: str, page_size: int = 20, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.renderer = renderer
+        self.page_size = page_size
+        self.cells: list[Cell] = []
+        self.can_focus = True
+
+    def compose(self) -> ComposeResult:
+        for index in range(self.page_size):
+            yield ThumbCell(self.renderer, index)
+
+    @property
+    def page(self) -> int:
+        return self.cursor // self.page_size
+
+    @property
+    def columns(self) -> int:
+        return 5
+
+    def set_cells(self, cells: list[Cell]) -> None:
+        self.cells = cells
+        self.cursor = min(self.cursor, max(0, len(cells) - 1))
+        self.refresh_cells()
+
+    def refresh_cells(self) -> None:
+        start = self.page * self.page_size
+        for offset, widget in enumerate(self.query(ThumbCell)):
+            position = start + offset
+            widget.show(self.cells[position] if position < len(self.cells) else None, position + 1)
+            widget.set_class(position == self.cursor, "cursor")
+
+    def refresh_job(self, job_id: str) -> ThumbCell | None:
+        """Repaint just the cell widget showing this job, if it is on the page."""
+        start = self.page * self.page_size
+        for offset, widget in enumerate(self.query(ThumbCell)):
+            position = start + offset
+            if position < len(self.cells) and self.cells[position].job_id == job_id:
+                widget.show(self.cells[position], position + 1)
+                return widget
+        return None
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if old // self.page_size != new // self.page_size:
+            self.refresh_cells()
+            return
+        widgets = list(self.query(ThumbCell))
+        if widgets:
+            widgets[old % self.page_size].remove_class("cursor")
+            widgets[new % self.page_size].add_class("cursor")
+
+    def move(self, delta: int) -> None:
+        if self.cells:
+            self.cursor = max(0, min(len(self.cells) - 1, self.cursor + delta))
+
+    @property
+    def current(self) -> Cell | None:
+        return self.cells[self.cursor] if 0 <= self.cursor < len(self.cells) else None
