@@ -92,6 +92,7 @@ class StageRound:
     negative: str
     cells: list[Cell] = field(default_factory=list)
     round_id: str | None = None
+    sources: list[ImageRecord | None] = field(default_factory=list)  # one per standard slot
 
     @property
     def picks(self) -> list[ImageRecord]:
@@ -159,16 +160,24 @@ class Funnel:
         self.position = 0
         return self._fill(self.rounds[0], [None] * stage.count, self._seeds(stage.count))
 
-    def again(self) -> list[JobSpec]:
-        """The current stage once more with new seeds (locked cells keep theirs)."""
+    def again(self, *, prompt_changed: bool = False) -> list[JobSpec]:
+        """The current stage once more with new seeds; locked seeds survive.
+
+        With the same prompt a locked cell is kept as it is (its seed would
+        make the very same picture); after the prompt changed, each locked
+        seed is used again, so the picture keeps its composition.
+        """
         current = self._require_current()
-        sources = [cell.source for cell in current.cells] or [None] * current.stage.count
-        locked = [cell.seed for cell in current.cells if cell.locked]
-        fresh = self._seeds(len(sources) - len(locked))
-        seeds = (locked + fresh)[: len(sources)]
-        current.cells = [cell for cell in current.cells if cell.locked]
-        keep = len(current.cells)
-        return self._fill(current, sources[keep:], seeds[keep:])
+        sources = current.sources or [None] * current.stage.count
+        locked = [cell for cell in current.cells if cell.locked]
+        if prompt_changed:
+            seeds = [cell.seed for cell in locked][: len(sources)]
+            current.cells = []
+            seeds += self._seeds(len(sources) - len(seeds))
+            return self._fill(current, sources, seeds)
+        current.cells = locked
+        keep = min(len(locked), len(sources))
+        return self._fill(current, sources[keep:], self._seeds(len(sources) - keep))
 
     def advance(self) -> list[JobSpec]:
         """The next stage from the picks: slots spread over them, each with its own seed."""
@@ -245,6 +254,8 @@ class Funnel:
         self, stage_round: StageRound, sources: list[ImageRecord | None], seeds: list[int]
     ) -> list[JobSpec]:
         template = self._template(stage_round.stage.workflow)
+        if not stage_round.sources:
+            stage_round.sources = list(sources)
         specs = []
         for source, seed in zip(sources, seeds, strict=True):
             cell = Cell(job_id="", seed=seed, source=source)

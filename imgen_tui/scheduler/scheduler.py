@@ -38,6 +38,7 @@ from imgen_tui.comfy.events import (
 from imgen_tui.comfy.run import execution_failed, history_outcome
 from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
 from imgen_tui.config import FarmConfig
+from imgen_tui.graphs.graph import GraphError
 from imgen_tui.graphs.inject import set_source_image
 from imgen_tui.scheduler.events import (
     JobAssigned,
@@ -408,6 +409,9 @@ class Scheduler:
             self._retry(runtime, prompt_id, str(error), exclude=False)
             if isinstance(error, NodeUnreachable):
                 await self._node_lost(runtime, str(error))
+        except GraphError as error:  # the job itself is wrong: no node can help
+            if self._take_back(runtime, prompt_id) is not None:
+                self._finish(job, JobState.FAILED, JobFailed(job, str(error)))
 
     def _rejected(
         self, runtime: NodeRuntime, job: Job, prompt_id: str, rejected: GraphRejected

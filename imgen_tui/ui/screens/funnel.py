@@ -285,7 +285,7 @@ class FunnelScreen(Screen[None]):
             if prompt and self.funnel is not None:
                 await self._cancel_unfinished(self.funnel.current)
                 self.funnel.rewrite_prompt(prompt)
-                await self._launch(self.funnel.again())
+                await self._launch(self.funnel.again(prompt_changed=True))
                 self.query_one("#prompt", Input).value = prompt
 
         self.app.push_screen(

@@ -57,6 +57,8 @@ class HomeScreen(Screen[None]):
         options.add_options([Option(_describe(s), id=f"session:{s.id}") for s in sessions])
         if not sessions:
             options.add_option(Option("(none yet)", disabled=True))
+        else:
+            options.highlighted = 0
 
     @on(OptionList.OptionSelected)
     async def _chosen(self, event: OptionList.OptionSelected) -> None:
