@@ -299,9 +299,7 @@ class FunnelScreen(Screen[None]):
             return
         cell.locked = not cell.locked
         if cell.image is not None and self.imgen.engine.store is not None:
-            await self.imgen.engine.store.set_locks(
-                cell.image.id, ["seed"] if cell.locked else []
-            )
+            await self.imgen.engine.store.set_locks(cell.image.id, ["seed"] if cell.locked else [])
         self.query_one(ThumbGrid).refresh_job(cell.job_id)
         self.notify(f"Seed {cell.seed} {'locked' if cell.locked else 'unlocked'}")
 

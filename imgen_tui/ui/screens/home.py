@@ -36,9 +36,7 @@ class HomeScreen(Screen[None]):
         yield Header()
         with Vertical(id="home"):
             yield Label("Start", classes="heading")
-            yield OptionList(
-                *(Option(text, id=f"flow:{name}") for name, text in FLOWS), id="flows"
-            )
+            yield OptionList(*(Option(text, id=f"flow:{name}") for name, text in FLOWS), id="flows")
             yield Label("Recent sessions", classes="heading")
             yield OptionList(id="sessions")
         yield NodeStrip(self.imgen.engine.scheduler, id="node-strip")

@@ -5,41 +5,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
 
 from imgen_tui.scheduler.jobs import JobState
+from imgen_tui.ui.widgets.live_table import LiveTableScreen
 from imgen_tui.ui.widgets.node_strip import STATE_STYLE
 
 if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
-COLUMNS = ("node", "tier", "state", "ours", "others", "now", "VRAM", "s/step sd15", "loaded")
 
-
-class NodesScreen(Screen[None]):
+class NodesScreen(LiveTableScreen):
+    COLUMNS = ("node", "tier", "state", "ours", "others", "now", "VRAM", "s/step sd15", "loaded")
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back", id="nodes.back")]
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="nodes-table", cursor_type="row")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
-        self.refresh_table()
-        self.set_interval(0.5, self.refresh_table)
 
     def refresh_table(self) -> None:
         app: ImgenApp = self.app  # type: ignore[assignment]
         scheduler = app.engine.scheduler
         if scheduler is None:
             return
-        table = self.query_one(DataTable)
         for runtime in scheduler.nodes.values():
             running = next(
                 (j for j in runtime.in_flight.values() if j.state == JobState.RUNNING), None
@@ -59,8 +43,4 @@ class NodesScreen(Screen[None]):
                 "-" if speed is None else f"{speed:.3f}",
                 (runtime.loaded_checkpoint or "-").removesuffix(".safetensors"),
             )
-            if runtime.id in table.rows:
-                for column, value in zip(COLUMNS, row, strict=True):
-                    table.update_cell(runtime.id, column, value)
-            else:
-                table.add_row(*row, key=runtime.id)
+            self.put_row(runtime.id, row)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable
 
 from imgen_tui.scheduler.jobs import Job, JobState
+from imgen_tui.ui.widgets.live_table import LiveTableScreen
 
 if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
-COLUMNS = ("job", "state", "node", "family", "size", "steps", "attempts", "round")
 
-
-class QueueScreen(Screen[None]):
+class QueueScreen(LiveTableScreen):
+    COLUMNS = ("job", "state", "node", "family", "size", "steps", "attempts", "round")
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="queue.back"),
         Binding("d,delete", "cancel_job", "Cancel job", id="queue.cancel"),
@@ -28,18 +26,6 @@ class QueueScreen(Screen[None]):
     @property
     def imgen(self) -> ImgenApp:
         return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="queue-table", cursor_type="row")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
-        self.refresh_table()
-        self.set_interval(0.5, self.refresh_table)
 
     def _unfinished(self) -> list[Job]:
         scheduler = self.imgen.engine.scheduler
@@ -65,11 +51,7 @@ class QueueScreen(Screen[None]):
                 str(job.attempts),
                 (job.spec.round_id or "-")[:8],
             )
-            if job.job_id in table.rows:
-                for column, value in zip(COLUMNS, row, strict=True):
-                    table.update_cell(job.job_id, column, value)
-            else:
-                table.add_row(*row, key=job.job_id)
+            self.put_row(job.job_id, row)
 
     def _selected(self) -> Job | None:
         table = self.query_one(DataTable)
