@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cli_helpers import CLI, home_dirs, run_cli
+from tests.cli_helpers import home_dirs, run_cli, start_sim
 
 
 @pytest.fixture
@@ -22,29 +19,8 @@ def isolated_home(tmp_path: Path) -> dict[str, str]:
 
 def test_sim_then_nodes_as_a_new_user_would(tmp_path: Path, isolated_home: dict[str, str]) -> None:
     farm_file = tmp_path / "farm.yaml"
-    sim = subprocess.Popen(
-        [
-            *CLI,
-            "sim",
-            "--nodes",
-            "4",
-            "--port",
-            "0",
-            "--speed",
-            "0",
-            "--write-config",
-            str(farm_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **isolated_home},
-    )
+    sim = start_sim(farm_file, isolated_home)
     try:
-        deadline = time.monotonic() + 30
-        while not farm_file.exists() and time.monotonic() < deadline:
-            assert sim.poll() is None, sim.communicate()
-            time.sleep(0.1)
         farm = yaml.safe_load(farm_file.read_text())
         assert [node["id"] for node in farm["nodes"]] == [
             "gpu-premium",

@@ -19,6 +19,7 @@ from imgen_tui.scheduler.jobs import Job, JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.node import SimulatedNode
+from imgen_tui.sim.spec import SimNodeSpec
 from imgen_tui.store import ImageRecord, SessionStore
 from tests.conftest import FAST_NODE
 from tests.test_scheduler_farm import drafts
@@ -33,8 +34,8 @@ async def store(tmp_path: Path) -> AsyncIterator[SessionStore]:
     await opened.close()
 
 
-async def node_of(spec: object, tmp_path: Path) -> SimFarm:
-    farm = SimFarm([spec], farm_models=dict(DEFAULT_MODELS), previews=False)  # type: ignore[list-item]
+async def node_of(spec: SimNodeSpec) -> SimFarm:
+    farm = SimFarm([spec], farm_models=dict(DEFAULT_MODELS), previews=False)
     await farm.start()
     return farm
 
@@ -87,7 +88,7 @@ async def run_to_idle(scheduler: Scheduler, events: list[JobEvent], limit: float
 async def test_committed_before_post_and_on_disk_before_anyone_is_told(
     tmp_path: Path, store: SessionStore
 ) -> None:
-    farm = await node_of(FAST_NODE, tmp_path)
+    farm = await node_of(FAST_NODE)
     node = farm.nodes[0]
     specs = drafts(3)
     session_id = await stored_jobs(store, specs)
@@ -130,7 +131,7 @@ async def test_committed_before_post_and_on_disk_before_anyone_is_told(
 async def test_a_truncated_download_is_retried_and_kept_once(
     tmp_path: Path, store: SessionStore
 ) -> None:
-    farm = await node_of(FAST_NODE, tmp_path)
+    farm = await node_of(FAST_NODE)
     farm.nodes[0].faults.truncate = 1
     specs = drafts(1)
     session_id = await stored_jobs(store, specs)
@@ -152,7 +153,7 @@ async def test_prompts_left_by_a_crashed_run_are_settled_exactly_once(
     tmp_path: Path, store: SessionStore
 ) -> None:
     """Finished, queued, running and forgotten prompts, re-attached by a new client id."""
-    farm = await node_of(SLOW_NODE, tmp_path)
+    farm = await node_of(SLOW_NODE)
     node = farm.nodes[0]
     specs = drafts(4, steps=10)
     session_id = await stored_jobs(store, specs)
@@ -189,7 +190,7 @@ async def test_prompts_left_by_a_crashed_run_are_settled_exactly_once(
 async def test_a_node_down_at_start_is_reconciled_when_it_comes_back(
     tmp_path: Path, store: SessionStore
 ) -> None:
-    farm = await node_of(FAST_NODE, tmp_path)
+    farm = await node_of(FAST_NODE)
     node = farm.nodes[0]
     specs = drafts(1)
     session_id = await stored_jobs(store, specs)

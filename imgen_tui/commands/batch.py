@@ -174,7 +174,7 @@ async def _new_session(
 async def _session_to_resume(store: SessionStore, wanted: str) -> SessionInfo:
     if wanted != LATEST:
         return await store.find_session(wanted)
-    for session in await store.sessions():
+    for session in await store.sessions(disk_use=False):
         if session.flow == "batch" and not session.finished:
             return session
     raise StoreError(f"no unfinished batch session in {store.data_dir}: nothing to resume")

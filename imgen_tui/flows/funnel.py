@@ -231,16 +231,10 @@ class Funnel:
 
     # -- results ---------------------------------------------------------------------------------
 
-    def set_verdict(self, cell: Cell, verdict: Verdict) -> None:
-        cell.verdict = verdict
-
     def unfinished_jobs(self, stage_round: StageRound | None = None) -> list[str]:
         rounds: Iterable[StageRound] = [stage_round] if stage_round else self.rounds
         return [
-            cell.job_id
-            for r in rounds
-            for cell in r.cells
-            if cell.state in ("queued", "running")
+            cell.job_id for r in rounds for cell in r.cells if cell.state in ("queued", "running")
         ]
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -302,4 +296,3 @@ class Funnel:
 
     def _seeds(self, count: int) -> list[int]:
         return [self.rng.randint(0, MAX_SEED) for _ in range(count)]
-

@@ -9,13 +9,10 @@ from typing import Any, Literal
 
 Verdict = Literal["none", "picked", "rejected"]
 JobRowState = Literal["queued", "submitted", "running", "done", "failed", "cancelled"]
-UNFINISHED_STATES: tuple[JobRowState, ...] = (
-    "queued",
-    "submitted",
-    "running",
-    "failed",
-    "cancelled",
-)
+# Posted or about to be: what reopening a session re-attaches to or runs.
+IN_PROGRESS_STATES: tuple[JobRowState, ...] = ("queued", "submitted", "running")
+# Everything without its image yet: what `batch --resume` runs again.
+UNFINISHED_STATES: tuple[JobRowState, ...] = (*IN_PROGRESS_STATES, "failed", "cancelled")
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,11 @@ class SessionStore:
     ) -> SessionInfo:
         return await self._db(self._database.create_session, flow, title, state or {})
 
-    async def sessions(self) -> list[SessionInfo]:
-        """Newest first, each with its image count and the disk space its files use."""
+    async def sessions(self, *, disk_use: bool = True) -> list[SessionInfo]:
+        """Newest first, each with its image count and (walking its folder) its disk use."""
         found = await self._db(self._database.sessions)
+        if not disk_use:
+            return found
         sizes = await asyncio.to_thread(lambda: [tree_size(self.session_dir(s.id)) for s in found])
         return [
             dataclasses.replace(s, disk_bytes=size) for s, size in zip(found, sizes, strict=True)

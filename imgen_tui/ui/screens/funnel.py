@@ -32,7 +32,7 @@ from imgen_tui.scheduler.events import (
 )
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.store import ImageRecord, SessionInfo
-from imgen_tui.store.records import UNFINISHED_STATES, Verdict
+from imgen_tui.store.records import IN_PROGRESS_STATES, Verdict
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
 from imgen_tui.ui.widgets.grid import ThumbGrid
@@ -169,7 +169,7 @@ class FunnelScreen(Screen[None]):
                 stage_round.cells.append(cell)
             funnel.rounds.append(stage_round)
         funnel.position = max(0, len(funnel.rounds) - 1)
-        unfinished = [row for row in jobs if row.state in UNFINISHED_STATES[:3]]
+        unfinished = [row for row in jobs if row.state in IN_PROGRESS_STATES]
         SessionRecorder.resume(scheduler, unfinished)
         if funnel.current is not None:
             self.query_one("#prompt", Input).value = funnel.current.prompt

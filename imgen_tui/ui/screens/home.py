@@ -49,7 +49,7 @@ class HomeScreen(Screen[None]):
         store = self.imgen.engine.store
         if store is None:
             return
-        sessions = [s for s in await store.sessions() if s.flow == "funnel"][:10]
+        sessions = [s for s in await store.sessions(disk_use=False) if s.flow == "funnel"][:10]
         options = self.query_one("#sessions", OptionList)
         options.clear_options()
         options.add_options([Option(_describe(s), id=f"session:{s.id}") for s in sessions])

@@ -54,7 +54,7 @@ class ThumbCell(Vertical):
         if cell.image is not None and self._shown != cell.image.thumb_path:
             self._shown = cell.image.thumb_path
             self.run_worker(self._load_thumb(cell.image.thumb_path), group="thumb", exclusive=True)
-        elif cell.image is None and self._shown is not None and not isinstance(self._shown, bytes):
+        elif cell.image is None and isinstance(self._shown, Path):  # a new job in this slot
             self._shown = None
             self._set_picture(None)
 
