@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("session", nargs="?", help="session id (or its first characters)")
     sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
 
-    bench = commands.add_parser("bench", help="measure the scheduler against simulated farms")
-    bench.add_argument("target", choices=["scheduler"], help="what to measure")
+    bench = commands.add_parser(
+        "bench", help="measure the scheduler or the terminal UI against simulated farms"
+    )
+    bench.add_argument("target", choices=["scheduler", "ui"], help="what to measure")
     bench.add_argument(
         "--scale",
         type=float,
@@ -230,8 +232,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         farm = None if args.demo else load_config(args.config).farm
         return asyncio.run(nodes_command(farm, console, demo=args.demo))
     if args.command == "bench":
-        from imgen_tui.commands.bench import bench_scheduler
+        from imgen_tui.commands.bench import bench_scheduler, bench_ui
 
+        if args.target == "ui":
+            return asyncio.run(bench_ui(console, scale=args.scale))
         return asyncio.run(bench_scheduler(console, scale=args.scale, quick=args.quick))
     if args.command == "batch":
         return _batch(args, console)

@@ -71,3 +71,40 @@ async def bench_scheduler(console: Console, *, scale: float = 1.0, quick: bool =
         )
     console.print(swaps)
     return 0
+
+
+async def bench_ui(console: Console, *, scale: float = 1.0) -> int:
+    """Key latency, thumbnail latency and terminal bytes, for TGP and Sixel."""
+    import tempfile
+    from pathlib import Path
+
+    from imgen_tui.ui.bench import KEY_PRESSES, RENDERERS, SIZE, measure, percentile
+
+    console.print(
+        f"Demo farm at x{scale:g} speed, 20 SD1.5 drafts (512x512), terminal {SIZE[0]}x{SIZE[1]}, "
+        f"{KEY_PRESSES} cursor keys pressed while the drafts stream progress and previews."
+    )
+    table = Table(title="imgen-tui bench ui")
+    for column, target in (
+        ("renderer", ""),
+        ("key→repaint p50", ""),
+        ("key→repaint p99", "< 50 ms"),
+        ("finished→painted p95", "< 150 ms"),
+        ("first paint, 20 thumbs", "< 1.5 MB"),
+        ("per cursor move", "< 5 KB"),
+    ):
+        table.add_column(f"{column}\n{target}".strip(), justify="right")
+    for renderer in RENDERERS:
+        with tempfile.TemporaryDirectory(prefix="imgen-bench-ui-") as folder:
+            figures = await measure(renderer, Path(folder), scale)
+        moves = figures.move_bytes
+        table.add_row(
+            renderer,
+            f"{percentile(figures.key_latencies, 0.5) * 1000:.1f} ms",
+            f"{percentile(figures.key_latencies, 0.99) * 1000:.1f} ms",
+            f"{percentile(figures.paint_latencies, 0.95) * 1000:.0f} ms",
+            f"{figures.first_paint_bytes / 1e6:.2f} MB",
+            f"{sum(moves) / max(1, len(moves)) / 1000:.2f} KB",
+        )
+    console.print(table)
+    return 0

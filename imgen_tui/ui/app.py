@@ -72,8 +72,11 @@ class ImgenApp(App[int]):
     async def _relay_events(self) -> None:
         assert self.engine.scheduler is not None
         async for event in self.engine.scheduler.subscribe():
+            # Only to screens that listen: a covered screen that wakes up for a
+            # message it ignores makes Textual repaint the whole screen on top.
             for screen in self.screen_stack:
-                screen.post_message(JobUpdate(event))
+                if hasattr(screen, "on_job_update"):
+                    screen.post_message(JobUpdate(event))
 
     async def on_unmount(self) -> None:
         await self.engine.stop()

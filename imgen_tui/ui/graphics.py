@@ -10,20 +10,23 @@ back to half cells there and says so once.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Literal
 
+from textual.widget import Widget
 from textual_image.renderable import Image as AutoRenderable
 from textual_image.renderable.sixel import Image as SixelRenderable
 from textual_image.renderable.tgp import Image as TGPRenderable
-from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
-from textual_image.widget._base import Image as BaseImage
+from textual_image.widget import HalfcellImage, TGPImage, UnicodeImage
+
+from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 
 Graphics = Literal["auto", "tgp", "sixel", "halfcell", "unicode"]
 GRAPHICS_CHOICES: tuple[str, ...] = ("auto", "tgp", "sixel", "halfcell", "unicode")
 
-_WIDGETS: dict[str, type[BaseImage]] = {
+_WIDGETS: dict[str, type[Widget]] = {
     "tgp": TGPImage,
-    "sixel": SixelImage,
+    "sixel": SixelPicture,  # sends each picture once; see its module
     "halfcell": HalfcellImage,
     "unicode": UnicodeImage,
 }
@@ -50,5 +53,6 @@ def choose(requested: Graphics) -> tuple[str, str | None]:
     return found, None
 
 
-def image_widget(renderer: str) -> type[BaseImage]:
+def image_widget(renderer: str) -> Callable[..., Widget]:
+    """The picture widget class: called with a PIL image (or None) and id/classes."""
     return _WIDGETS[renderer]

@@ -184,12 +184,29 @@ class FunnelScreen(Screen[None]):
         cell = self.funnel.cell_for(job.job_id)
         if cell is None:
             return
+        if isinstance(event, JobFailed):
+            self.notify(f"A job failed: {event.reason}", severity="error", timeout=8)
+        self._apply(cell, event)
+        if self.app.screen is not self:
+            return  # painting a covered screen repaints the whole top one; catch up on resume
         grid = self.query_one(ThumbGrid)
         if isinstance(event, JobPreview):
             widget = grid.refresh_job(job.job_id)
             if widget is not None:
                 widget.show_preview(event.image)
             return
+        grid.refresh_job(job.job_id)
+        if isinstance(event, JobDone | JobFailed | JobCancelled):
+            self._repaint_feedback()
+
+    def on_screen_resume(self) -> None:
+        if self.funnel is not None and self.funnel.current is not None:
+            self.query_one(ThumbGrid).refresh_cells()
+            self._repaint_feedback()
+
+    @staticmethod
+    def _apply(cell: Cell, event: object) -> None:
+        """Bring the cell's model up to date with one scheduler event."""
         if isinstance(event, JobAssigned):
             cell.node_id = event.node_id
         elif isinstance(event, JobStarted):
@@ -209,12 +226,8 @@ class FunnelScreen(Screen[None]):
             cell.image = kept[0] if kept else None
         elif isinstance(event, JobFailed):
             cell.state, cell.error = "failed", event.reason
-            self.notify(f"A job failed: {event.reason}", severity="error", timeout=8)
         elif isinstance(event, JobCancelled):
             cell.state = "cancelled"
-        grid.refresh_job(job.job_id)
-        if isinstance(event, JobDone | JobFailed | JobCancelled):
-            self._repaint_feedback()
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -397,4 +410,4 @@ class FunnelScreen(Screen[None]):
                 bar.append(f"   #{self._number(cell)} seed {cell.seed}", style="dim")
                 if cell.error:
                     bar.append(f"   {cell.error}", style="red")
-        self.query_one("#feedback", Static).update(bar)
+        self.query_one("#feedback", Static).update(bar, layout=False)  # always one line

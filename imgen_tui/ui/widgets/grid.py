@@ -50,7 +50,7 @@ class ThumbCell(Vertical):
             return
         self.set_class(cell.verdict == "picked", "picked")
         self.set_class(cell.verdict == "rejected", "rejected")
-        self.query_one(".caption", Static).update(_caption(cell, number))
+        self.query_one(".caption", Static).update(_caption(cell, number), layout=False)  # one line
         if cell.image is not None and self._shown != cell.image.thumb_path:
             self._shown = cell.image.thumb_path
             self.run_worker(self._load_thumb(cell.image.thumb_path), group="thumb", exclusive=True)
@@ -117,7 +117,7 @@ def _caption(cell: Cell, number: int) -> Text:
 class ThumbGrid(Grid):
     """A page of `ThumbCell`s over a list of `Cell`s, with a cursor."""
 
-    cursor: reactive[int] = reactive(0)
+    cursor: reactive[int] = reactive(0, repaint=False)  # the cells repaint themselves
 
     def __init__(self, renderer: str, page_size: int = 20, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]

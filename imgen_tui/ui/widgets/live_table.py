@@ -22,7 +22,11 @@ class LiveTableScreen(Screen[None]):
         for column in self.COLUMNS:
             table.add_column(column, key=column)
         self.refresh_table()
-        self.set_interval(0.5, self.refresh_table)
+        self.set_interval(0.5, self._tick)
+
+    def _tick(self) -> None:
+        if self.app.screen is self:  # a covered screen repainting repaints the one on top
+            self.refresh_table()
 
     def refresh_table(self) -> None:
         raise NotImplementedError

@@ -14,12 +14,17 @@ class NodeStrip(Static):
     def __init__(self, scheduler: Scheduler | None, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
         self.scheduler = scheduler
+        self._shown = Text()
 
     def on_mount(self) -> None:
         self.refresh_strip()
         self.set_interval(0.5, self.refresh_strip)
 
     def refresh_strip(self) -> None:
+        # Textual repaints the whole top screen whenever the screen under it
+        # changes, so a strip on a covered screen stays still until it is back.
+        if self.app.screen is not self.screen:
+            return
         if self.scheduler is None:
             self.update("connecting to the farm…")
             return
@@ -31,4 +36,6 @@ class NodeStrip(Static):
             busy = len(runtime.in_flight)
             others = runtime.others_queued()
             line.append(f"{busy} ours" + (f" +{others}" if others else "") + "   ", style="dim")
-        self.update(line)
+        if line != self._shown:  # Static.update re-lays out; skip it when nothing changed
+            self._shown = line
+            self.update(line, layout=False)  # always one line

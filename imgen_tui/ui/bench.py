@@ -1,0 +1,234 @@
+"""`imgen-tui bench ui`: what the operator feels and what crosses the SSH link.
+
+The app runs on the demo farm with a driver that keeps everything a terminal
+would receive (Textual's output and textual-image's TGP uploads, which go
+straight to stdout), timestamped. Keys are pressed through Textual's Pilot
+while 20 drafts stream progress and previews.
+
+- key → repaint: from just before the key is sent to the first terminal
+  write after the grid's cursor moved (that write carries the new border).
+- node finished → thumbnail painted: from the job's last progress step (the
+  node is done sampling; its image is then fetched, stored and thumbnailed)
+  to the first write after the cell's picture reached the terminal.
+- bytes: everything written while a stored 20-image session is reopened and
+  painted, and per cursor move once the grid is idle.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from textual.drivers.headless_driver import HeadlessDriver
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+
+from imgen_tui.scheduler.events import JobDone, JobProgress
+from imgen_tui.ui.app import ImgenApp, make_app
+from imgen_tui.ui.graphics import Graphics
+from imgen_tui.ui.screens.funnel import FunnelScreen
+from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+from imgen_tui.ui.widgets.sixel_picture import SixelPicture
+
+SIZE = (160, 48)
+KEY_PRESSES = 60
+RENDERERS: tuple[Graphics, ...] = ("tgp", "sixel")
+
+
+@dataclass
+class Tap:
+    """Bytes a terminal would receive, and hooks run on every write."""
+
+    total: int = 0
+    on_write: list[Callable[[float], None]] = field(default_factory=list)
+
+    def record(self, data: str) -> None:
+        self.total += len(data.encode())
+        now = time.perf_counter()
+        for hook in list(self.on_write):
+            hook(now)
+
+
+class _CountingStdout:
+    """Stands in for sys.__stdout__, where textual-image writes TGP uploads."""
+
+    def __init__(self, tap: Tap, real: TextIO | None) -> None:
+        self.tap, self.real = tap, real
+
+    def write(self, data: str) -> int:
+        self.tap.record(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        assert self.real is not None
+        return self.real.fileno()
+
+
+def _tap_driver(tap: Tap) -> type[HeadlessDriver]:
+    class TapDriver(HeadlessDriver):
+        @property
+        def is_headless(self) -> bool:
+            return False  # so Textual renders and writes, as to a real terminal
+
+        def write(self, data: str) -> None:
+            tap.record(data)
+
+    return TapDriver
+
+
+@dataclass
+class UiFigures:
+    renderer: str
+    key_latencies: list[float] = field(default_factory=list)
+    paint_latencies: list[float] = field(default_factory=list)
+    first_paint_bytes: int = 0
+    move_bytes: list[int] = field(default_factory=list)
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(share * 100) - 1]
+
+
+def _on_terminal(widget: Any) -> bool:
+    """The cell's current picture has been written to the terminal (or is being)."""
+    if isinstance(widget, SixelPicture):
+        return widget.delivered
+    return widget.image is not None
+
+
+async def _until(pilot: Pilot[object], check: Callable[[], bool], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.pause(0.02)
+
+
+async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigures) -> None:
+    app = pilot.app
+    assert isinstance(app, ImgenApp) and app.engine.scheduler is not None
+    finished: dict[str, float] = {}
+    painted: set[str] = set()
+
+    async def watch_jobs() -> None:
+        assert app.engine.scheduler is not None
+        async for event in app.engine.scheduler.subscribe():
+            if (isinstance(event, JobProgress) and event.step >= event.total) or isinstance(
+                event, JobDone
+            ):
+                finished.setdefault(event.job.job_id, time.perf_counter())
+
+    def check_painted(now: float) -> None:
+        screen = app.screen
+        if not isinstance(screen, FunnelScreen):
+            return
+        for cell_widget in screen.query(ThumbCell):
+            cell = cell_widget.cell
+            if cell is None or cell.job_id in painted or cell.job_id not in finished:
+                continue
+            if cell.image is not None and _on_terminal(cell_widget.query_one(".picture")):
+                painted.add(cell.job_id)
+                figures.paint_latencies.append(now - finished[cell.job_id])
+
+    watcher = app.run_worker(watch_jobs(), exclusive=False)
+    tap.on_write.append(check_painted)
+    await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
+    await pilot.press("f")
+    await _until(pilot, lambda: isinstance(app.screen, FunnelScreen))
+    screen = app.screen
+    assert isinstance(screen, FunnelScreen)
+    screen.query_one("#prompt", Input).value = "a red fox in the snow, bench"
+    await pilot.press("enter")
+    await _until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
+    grid = screen.query_one(ThumbGrid)
+    grid.focus()
+    direction = "right"
+    for press in range(KEY_PRESSES):
+        direction = "left" if press % 8 >= 4 else "right"
+        expected = grid.cursor + (1 if direction == "right" else -1)
+        sent_at = time.perf_counter()
+        seen: list[float] = []
+
+        def repainted(now: float, expected: int = expected, seen: list[float] = seen) -> None:
+            if not seen and grid.cursor == expected:
+                seen.append(now)
+
+        tap.on_write.append(repainted)
+        await pilot.press(direction)
+        await _until(pilot, lambda seen=seen: bool(seen), seconds=5)  # type: ignore[misc]
+        tap.on_write.remove(repainted)
+        figures.key_latencies.append(seen[0] - sent_at)
+        await pilot.pause(0.1)
+    assert screen.funnel is not None and screen.funnel.current is not None
+    current = screen.funnel.current
+    await _until(pilot, lambda: all(cell.state == "done" for cell in current.cells))
+    await _until(pilot, lambda: len(painted) >= len(current.cells), seconds=30)
+    tap.on_write.remove(check_painted)
+    watcher.cancel()
+    await pilot.press("q")
+    await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
+
+
+async def _reopen_and_move(pilot: Pilot[object], tap: Tap, figures: UiFigures) -> None:
+    app = pilot.app
+    await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
+    sessions = app.screen.query_one("#sessions", OptionList)
+    await _until(pilot, lambda: sessions.option_count >= 1 and sessions.highlighted == 0)
+    await pilot.pause(0.5)
+    before = tap.total
+    await pilot.press("tab", "enter")
+    await _until(pilot, lambda: isinstance(app.screen, FunnelScreen))
+    screen = app.screen
+    assert isinstance(screen, FunnelScreen)
+    await _until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
+    pictures = [cell.query_one(".picture") for cell in screen.query(ThumbCell)]
+    await _until(pilot, lambda: all(_on_terminal(picture) for picture in pictures))
+    await pilot.pause(1.0)  # let the last frame out
+    figures.first_paint_bytes = tap.total - before
+    grid = screen.query_one(ThumbGrid)
+    grid.focus()
+    await pilot.pause(0.5)
+    for press in range(16):
+        before = tap.total
+        await pilot.press("left" if press % 8 >= 4 else "right")
+        await pilot.pause(0.3)
+        figures.move_bytes.append(tap.total - before)
+
+
+async def measure(renderer: Graphics, data_dir: Path, demo_speed: float) -> UiFigures:
+    """Both scenarios for one renderer, in one app run on a fresh demo farm."""
+    figures = UiFigures(renderer)
+    tap = Tap()
+    app = make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=demo_speed)
+    app.driver_class = _tap_driver(tap)
+
+    async def scenario(pilot: Pilot[object]) -> None:
+        try:
+            await _drafts_while_pressing(pilot, tap, figures)
+            await _reopen_and_move(pilot, tap, figures)
+        finally:
+            app.exit(0)
+
+    real_stdout = sys.__stdout__
+    sys.__stdout__ = _CountingStdout(tap, real_stdout)  # type: ignore[misc,assignment]
+    try:
+        await app.run_async(headless=False, size=SIZE, auto_pilot=scenario)
+    finally:
+        sys.__stdout__ = real_stdout  # type: ignore[misc]
+    return figures

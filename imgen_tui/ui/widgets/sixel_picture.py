@@ -1,0 +1,187 @@
+"""A Sixel picture that reaches the terminal once per picture, size and place.
+
+textual-image 0.12's Sixel widget re-encodes on the event loop and re-sends
+the whole picture every time Textual repaints its region — a cursor moving
+next to it, a progress bar ticking under it — which over SSH is tens of
+kilobytes per key press. It also pads the rows above the picture with empty
+strips, which shifts everything right of it on a full repaint.
+
+This widget encodes in a thread and sends the Sixel data only when the
+terminal no longer holds it: a new picture, a new size or place, the screen
+coming back from under a modal, or a notification that covered it going
+away. Every other repaint writes a cursor-forward per row, which leaves the
+pixels on the terminal untouched and keeps the rest of the line in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+from PIL import Image as PILImage
+from rich.control import Control
+from rich.segment import ControlType, Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.widget import Widget
+from textual_image._sixel import image_to_sixels
+from textual_image._terminal import get_cell_size
+
+_NULL_STYLE = Style()
+
+
+def encode(picture: PILImage.Image, box: Size, background: tuple[int, int, int]) -> str:
+    """Fit the picture into `box` cells, centred on the background, as Sixel data.
+
+    Padding to the whole box means the picture also wipes whatever the region
+    showed before, so a smaller new picture leaves no rim of the old one.
+    """
+    cell = get_cell_size()
+    width, height = box.width * cell.width, box.height * cell.height
+    fitted = picture.copy()
+    fitted.thumbnail((width, height))
+    canvas = PILImage.new("RGB", (width, height), background)
+    canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2))
+    return image_to_sixels(canvas)
+
+
+def _forward(width: int) -> Segment:
+    """Moves the cursor over the picture without touching a pixel."""
+    return Segment(f"\x1b[{width}C", _NULL_STYLE, ((ControlType.CURSOR_FORWARD, width),))
+
+
+def _skip(width: int) -> Strip:
+    return Strip([_forward(width)], cell_length=width)
+
+
+class _Delivery:
+    """One render pass's chance to put the picture on the terminal.
+
+    Textual renders a widget's rows but writes only the rows its dirty regions
+    cover, and it cuts (`divide`) exactly the rows it writes. So the picture
+    rides on the first row that is cut: wherever the repaint starts, the whole
+    picture is drawn from our top-left corner, and it is marked as sent only
+    when it really was written.
+    """
+
+    def __init__(self, widget: SixelPicture, key: tuple[object, ...], region: Region) -> None:
+        self.widget, self.key, self.region = widget, key, region
+        self.done = False
+
+    def take(self, row: int) -> list[Segment] | None:
+        if self.done:
+            return None
+        self.done = True
+        self.widget._sent = self.key
+        x, y = self.region.x, self.region.y
+        return [
+            Segment(Control.move_to(x, y).segment.text, _NULL_STYLE),
+            Segment(self.widget._sixel or "", _NULL_STYLE, ((ControlType.CURSOR_FORWARD, 0),)),
+            Segment(Control.move_to(self.region.right, y + row).segment.text, _NULL_STYLE),
+        ]
+
+
+class _Row(Strip):
+    """A skip row that draws the picture instead if it is the first row written."""
+
+    __slots__ = ("_delivery", "_row")
+
+    def __init__(self, width: int, delivery: _Delivery, row: int) -> None:
+        super().__init__([_forward(width)], cell_length=width)
+        self._delivery, self._row = delivery, row
+
+    def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
+        picture = self._delivery.take(self._row)
+        if picture is None:
+            return super().divide(cuts)
+        return Strip(picture, cell_length=self.cell_length).divide(cuts)
+
+
+class SixelPicture(Widget, can_focus=False):
+    """Drop-in for textual-image's Sixel `Image`: set `.image` to a PIL image or None."""
+
+    DEFAULT_CSS = """
+    SixelPicture { width: 100%; height: 100%; }
+    """
+
+    def __init__(
+        self,
+        image: PILImage.Image | None = None,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self._picture = image
+        self._sixel: str | None = None
+        self._encoded_for: tuple[int, Size] | None = None  # (picture generation, size)
+        self._generation = 0
+        self._sent: tuple[object, ...] | None = None
+        self._overlays_seen: int | None = None
+
+    @property
+    def image(self) -> PILImage.Image | None:
+        return self._picture
+
+    @image.setter
+    def image(self, picture: PILImage.Image | None) -> None:
+        self._picture = picture
+        self._generation += 1
+        self._sixel = None
+        self._encoded_for = None
+        self._encode()
+
+    @property
+    def delivered(self) -> bool:
+        """The current picture, at the current size, has been written to the terminal."""
+        wanted = (self._generation, self.size)
+        return self._encoded_for == wanted and self._sent is not None and self._sent[0] == wanted
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._encode()
+
+    def on_hide(self) -> None:
+        self._sent = None  # whatever showed here meanwhile has painted over us
+
+    def _encode(self) -> None:
+        if self._picture is None or not self.size.area:
+            self.refresh()
+            return
+        wanted = (self._generation, self.size)
+        if self._encoded_for != wanted:
+            self.run_worker(self._encode_in_thread(self._picture, wanted), exclusive=True)
+
+    async def _encode_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
+        background = self.background_colors[1].rgb
+        sixel = await asyncio.to_thread(encode, picture, wanted[1], background)
+        if (self._generation, self.size) == wanted:
+            self._sixel, self._encoded_for = sixel, wanted
+            self.refresh()
+
+    def _terminal_key(self, region: Region) -> tuple[object, ...]:
+        """Everything that, when changed, means the terminal no longer shows our pixels."""
+        return (self._encoded_for, region, self.screen.stack_updates, self.app.size)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        width, height = self.size
+        if self._sixel is None or self._encoded_for != (self._generation, self.size):
+            return [Strip.blank(crop.width, self.rich_style)] * crop.height
+        overlays = len(getattr(self.app, "_notifications", ()))
+        if overlays != self._overlays_seen:  # a toast came or went over us
+            self._overlays_seen = overlays
+            self._sent = None
+        region = self.region
+        key = self._terminal_key(region)
+        whole = crop == Region(0, 0, width, height)
+        if key == self._sent or not whole or self.app.screen is not self.screen:
+            return [_skip(crop.width)] * crop.height
+        delivery = _Delivery(self, key, region)
+        self.call_after_refresh(self._check_delivered, key)
+        return [_Row(width, delivery, row) for row in range(height)]
+
+    def _check_delivered(self, key: tuple[object, ...]) -> None:
+        """If no row of ours was written in that pass, ask for all of them."""
+        if self._sent != key and self._terminal_key(self.region) == key:
+            self.refresh()
