@@ -25,12 +25,13 @@ class Engine:
         data_dir: Path | None = None,
         demo: bool = False,
         demo_speed: float = 1.0,
+        demo_farm: Path | None = None,
     ) -> None:
         if farm is None and not demo:
             raise ValueError("an engine needs a farm config or demo mode")
         self._farm = farm
         self.data_dir = data_dir
-        self.demo, self.demo_speed = demo, demo_speed
+        self.demo, self.demo_speed, self.demo_farm = demo, demo_speed, demo_farm
         self.sim_farm: SimFarm | None = None
         self.store: SessionStore | None = None
         self.scheduler: Scheduler | None = None
@@ -43,7 +44,7 @@ class Engine:
 
     async def start(self) -> None:
         if self.demo:
-            self.sim_farm = SimFarm.from_spec(load_demo_farm(), speed=self.demo_speed)
+            self.sim_farm = SimFarm.from_spec(load_demo_farm(self.demo_farm), speed=self.demo_speed)
             await self.sim_farm.start()
             self._farm = self.sim_farm.config()
         self.store = await SessionStore.open(self.data_dir)

@@ -34,6 +34,11 @@ from imgen_tui.store.records import JobRow, JobRowState
 log = logging.getLogger(__name__)
 
 
+def job_seconds(job: Job) -> float | None:
+    """How long the node worked on the job, for the image's record."""
+    return None if job.started_at is None else time.monotonic() - job.started_at
+
+
 class SessionRecorder:
     def __init__(self, store: SessionStore, *, download_cap: int = DEFAULT_DOWNLOAD_CAP) -> None:
         self.store = store
@@ -53,7 +58,7 @@ class SessionRecorder:
         data = await asyncio.gather(
             *(client.download(image, max_bytes=self.download_cap) for image in images)
         )
-        seconds = None if job.started_at is None else time.monotonic() - job.started_at
+        seconds = job_seconds(job)
         sidecar = sidecar_fields(job.spec, job.prompt_id)
         seed = sidecar.get("seed")
         outputs = [

@@ -163,6 +163,14 @@ class SimulatedNode:
     def timeline(self) -> list[tuple[float, float]]:
         return self._memory.timeline
 
+    def finished_at(self, prompt_id: str) -> float | None:
+        """When the prompt's execution_success went out (epoch seconds), if it ran here."""
+        entry = self._history.get(prompt_id)
+        for kind, data in entry["status"]["messages"] if entry else ():
+            if kind == "execution_success":
+                return float(data["timestamp"]) / 1000
+        return None
+
     @property
     def checkpoint_loads(self) -> int:
         return self._memory.checkpoint_loads

@@ -96,11 +96,12 @@ def make_app(
     graphics: Graphics = "auto",
     demo_speed: float = 1.0,
     funnel_file: Path | None = None,
+    demo_farm: Path | None = None,
 ) -> ImgenApp:
     """The one way to build the app, used by the CLI and the tests alike."""
     renderer, notice = choose(graphics)
     return ImgenApp(
-        Engine(farm, data_dir=data_dir, demo=demo, demo_speed=demo_speed),
+        Engine(farm, data_dir=data_dir, demo=demo, demo_speed=demo_speed, demo_farm=demo_farm),
         funnel_config=load_funnel_config(funnel_file),
         library=load_library(workflow_folders()),
         renderer=renderer,

@@ -7,9 +7,10 @@ while 20 drafts stream progress and previews.
 
 - key → repaint: from just before the key is sent to the first terminal
   write after the grid's cursor moved (that write carries the new border).
-- node finished → thumbnail painted: from the job's last progress step (the
-  node is done sampling; its image is then fetched, stored and thumbnailed)
-  to the first write after the cell's picture reached the terminal.
+- node finished → thumbnail painted: from the node's `execution_success`
+  (its timestamp in the simulated node's history) to the terminal write that
+  carries the cell's picture; in between the image is fetched, checked,
+  stored, thumbnailed, loaded and (Sixel) encoded.
 - bytes: everything written while a stored 20-image session is reopened and
   painted, and per cursor move once the grid is idle.
 """
@@ -28,7 +29,7 @@ from textual.drivers.headless_driver import HeadlessDriver
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
-from imgen_tui.scheduler.events import JobDone, JobProgress
+from imgen_tui.scheduler.events import JobAssigned
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.graphics import Graphics
 from imgen_tui.ui.screens.funnel import FunnelScreen
@@ -46,10 +47,14 @@ class Tap:
     """Bytes a terminal would receive, and hooks run on every write."""
 
     total: int = 0
+    keep: bool = False  # also keep the text written (tests parse it)
+    written: list[str] = field(default_factory=list)
     on_write: list[Callable[[float], None]] = field(default_factory=list)
 
     def record(self, data: str) -> None:
         self.total += len(data.encode())
+        if self.keep:
+            self.written.append(data)
         now = time.perf_counter()
         for hook in list(self.on_write):
             hook(now)
@@ -76,7 +81,9 @@ class _CountingStdout:
         return self.real.fileno()
 
 
-def _tap_driver(tap: Tap) -> type[HeadlessDriver]:
+def tap_driver(tap: Tap) -> type[HeadlessDriver]:
+    """A driver class that renders as for a terminal and hands every write to `tap`."""
+
     class TapDriver(HeadlessDriver):
         @property
         def is_headless(self) -> bool:
@@ -123,16 +130,14 @@ async def _until(pilot: Pilot[object], check: Callable[[], bool], seconds: float
 async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigures) -> None:
     app = pilot.app
     assert isinstance(app, ImgenApp) and app.engine.scheduler is not None
-    finished: dict[str, float] = {}
-    painted: set[str] = set()
+    prompts: dict[str, str] = {}  # job id → prompt id
+    painted: dict[str, float] = {}  # job id → wall clock when its picture was written
 
     async def watch_jobs() -> None:
         assert app.engine.scheduler is not None
         async for event in app.engine.scheduler.subscribe():
-            if (isinstance(event, JobProgress) and event.step >= event.total) or isinstance(
-                event, JobDone
-            ):
-                finished.setdefault(event.job.job_id, time.perf_counter())
+            if isinstance(event, JobAssigned):
+                prompts[event.job.job_id] = event.prompt_id
 
     def check_painted(now: float) -> None:
         screen = app.screen
@@ -140,11 +145,10 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
             return
         for cell_widget in screen.query(ThumbCell):
             cell = cell_widget.cell
-            if cell is None or cell.job_id in painted or cell.job_id not in finished:
+            if cell is None or cell.job_id in painted or cell.image is None:
                 continue
-            if cell.image is not None and _on_terminal(cell_widget.query_one(".picture")):
-                painted.add(cell.job_id)
-                figures.paint_latencies.append(now - finished[cell.job_id])
+            if _on_terminal(cell_widget.query_one(".picture")):
+                painted[cell.job_id] = time.time()
 
     watcher = app.run_worker(watch_jobs(), exclusive=False)
     tap.on_write.append(check_painted)
@@ -181,6 +185,12 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
     await _until(pilot, lambda: len(painted) >= len(current.cells), seconds=30)
     tap.on_write.remove(check_painted)
     watcher.cancel()
+    assert app.engine.sim_farm is not None
+    for job_id, painted_at in painted.items():
+        for node in app.engine.sim_farm.nodes:
+            finished = node.finished_at(prompts.get(job_id, ""))
+            if finished is not None:
+                figures.paint_latencies.append(painted_at - finished)
     await pilot.press("q")
     await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
 
@@ -216,7 +226,7 @@ async def measure(renderer: Graphics, data_dir: Path, demo_speed: float) -> UiFi
     figures = UiFigures(renderer)
     tap = Tap()
     app = make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=demo_speed)
-    app.driver_class = _tap_driver(tap)
+    app.driver_class = tap_driver(tap)
 
     async def scenario(pilot: Pilot[object]) -> None:
         try:

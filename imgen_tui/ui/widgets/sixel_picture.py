@@ -32,19 +32,32 @@ from textual_image._terminal import get_cell_size
 _NULL_STYLE = Style()
 
 
-def encode(picture: PILImage.Image, box: Size, background: tuple[int, int, int]) -> str:
-    """Fit the picture into `box` cells, centred on the background, as Sixel data.
+# xterm's default maxGraphicSize: a bigger Sixel image is silently dropped.
+MAX_SIXEL_SIDE = 1000
 
-    Padding to the whole box means the picture also wipes whatever the region
-    showed before, so a smaller new picture leaves no rim of the old one.
+
+def encode(
+    picture: PILImage.Image, box: Size, background: tuple[int, int, int]
+) -> tuple[str, Region]:
+    """The Sixel data and the cells it covers: the picture fitted and centred on a canvas.
+
+    The canvas fills the box (up to what terminals accept), so the picture also
+    wipes whatever the region showed before: a smaller new picture leaves no
+    rim of the old one.
     """
     cell = get_cell_size()
-    width, height = box.width * cell.width, box.height * cell.height
-    fitted = picture.copy()
-    fitted.thumbnail((width, height))
+    columns = min(box.width, MAX_SIXEL_SIDE // cell.width)
+    rows = min(box.height, MAX_SIXEL_SIDE // cell.height)
+    width, height = columns * cell.width, rows * cell.height
+    scale = min(width / picture.width, height / picture.height)  # up too: the lightbox fills
+    fitted = picture.resize(
+        (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
+        PILImage.Resampling.LANCZOS,
+    )
     canvas = PILImage.new("RGB", (width, height), background)
     canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2))
-    return image_to_sixels(canvas)
+    frame = Region((box.width - columns) // 2, (box.height - rows) // 2, columns, rows)
+    return image_to_sixels(canvas), frame
 
 
 def _forward(width: int) -> Segment:
@@ -62,7 +75,7 @@ class _Delivery:
     Textual renders a widget's rows but writes only the rows its dirty regions
     cover, and it cuts (`divide`) exactly the rows it writes. So the picture
     rides on the first row that is cut: wherever the repaint starts, the whole
-    picture is drawn from our top-left corner, and it is marked as sent only
+    picture is drawn from its top-left corner, and it is marked as sent only
     when it really was written.
     """
 
@@ -70,33 +83,37 @@ class _Delivery:
         self.widget, self.key, self.region = widget, key, region
         self.done = False
 
-    def take(self, row: int) -> list[Segment] | None:
+    def take(self, row: int, frame: Region) -> list[Segment] | None:
         if self.done:
             return None
         self.done = True
-        self.widget._sent = self.key
-        x, y = self.region.x, self.region.y
+        self.widget.mark_sent(self.key)
+        x, y = self.region.x + frame.x, self.region.y + frame.y
         return [
             Segment(Control.move_to(x, y).segment.text, _NULL_STYLE),
-            Segment(self.widget._sixel or "", _NULL_STYLE, ((ControlType.CURSOR_FORWARD, 0),)),
-            Segment(Control.move_to(self.region.right, y + row).segment.text, _NULL_STYLE),
+            Segment(self.widget.sixel, _NULL_STYLE, ((ControlType.CURSOR_FORWARD, 0),)),
+            Segment(Control.move_to(x + frame.width, self.region.y + row).segment.text),
         ]
 
 
 class _Row(Strip):
-    """A skip row that draws the picture instead if it is the first row written."""
+    """A row over the picture: skips its pixels, or draws the picture if it is written first."""
 
-    __slots__ = ("_delivery", "_row")
+    __slots__ = ("_delivery", "_frame", "_margins", "_row")
 
-    def __init__(self, width: int, delivery: _Delivery, row: int) -> None:
-        super().__init__([_forward(width)], cell_length=width)
-        self._delivery, self._row = delivery, row
+    def __init__(
+        self, row: int, frame: Region, margins: tuple[Segment, Segment], delivery: _Delivery
+    ) -> None:
+        left, right = margins
+        super().__init__([left, _forward(frame.width), right], frame.right + right.cell_length)
+        self._row, self._frame, self._margins, self._delivery = row, frame, margins, delivery
 
     def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
-        picture = self._delivery.take(self._row)
+        picture = self._delivery.take(self._row, self._frame)
         if picture is None:
             return super().divide(cuts)
-        return Strip(picture, cell_length=self.cell_length).divide(cuts)
+        left, right = self._margins
+        return Strip([left, *picture, right], self.cell_length).divide(cuts)
 
 
 class SixelPicture(Widget, can_focus=False):
@@ -116,6 +133,7 @@ class SixelPicture(Widget, can_focus=False):
         super().__init__(id=id, classes=classes)
         self._picture = image
         self._sixel: str | None = None
+        self._frame = Region()  # the cells the Sixel canvas covers, within ours
         self._encoded_for: tuple[int, Size] | None = None  # (picture generation, size)
         self._generation = 0
         self._sent: tuple[object, ...] | None = None
@@ -155,9 +173,9 @@ class SixelPicture(Widget, can_focus=False):
 
     async def _encode_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
         background = self.background_colors[1].rgb
-        sixel = await asyncio.to_thread(encode, picture, wanted[1], background)
+        sixel, frame = await asyncio.to_thread(encode, picture, wanted[1], background)
         if (self._generation, self.size) == wanted:
-            self._sixel, self._encoded_for = sixel, wanted
+            self._sixel, self._frame, self._encoded_for = sixel, frame, wanted
             self.refresh()
 
     def _terminal_key(self, region: Region) -> tuple[object, ...]:
@@ -175,11 +193,30 @@ class SixelPicture(Widget, can_focus=False):
         region = self.region
         key = self._terminal_key(region)
         whole = crop == Region(0, 0, width, height)
-        if key == self._sent or not whole or self.app.screen is not self.screen:
+        if not whole:  # partly scrolled out of view: leave the pixels alone
             return [_skip(crop.width)] * crop.height
+        frame = self._frame
         delivery = _Delivery(self, key, region)
-        self.call_after_refresh(self._check_delivered, key)
-        return [_Row(width, delivery, row) for row in range(height)]
+        if key == self._sent or self.app.screen is not self.screen:
+            delivery.done = True  # already there, or covered: rows only skip the pixels
+        else:
+            self.call_after_refresh(self._check_delivered, key)
+        blank = Strip.blank(width, self.rich_style)
+        margins = (
+            Segment(" " * frame.x, self.rich_style),
+            Segment(" " * (width - frame.right), self.rich_style),
+        )
+        return [
+            _Row(row, frame, margins, delivery) if frame.y <= row < frame.bottom else blank
+            for row in range(height)
+        ]
+
+    @property
+    def sixel(self) -> str:
+        return self._sixel or ""
+
+    def mark_sent(self, key: tuple[object, ...]) -> None:
+        self._sent = key
 
     def _check_delivered(self, key: tuple[object, ...]) -> None:
         """If no row of ours was written in that pass, ask for all of them."""

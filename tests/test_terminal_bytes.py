@@ -1,0 +1,171 @@
+"""What the running app writes to the terminal, parsed: pictures go out once.
+
+The app runs on a one-node demo farm with a driver that keeps every byte a
+terminal would receive (Textual's output and textual-image's TGP uploads).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from imgen_tui.ui.app import make_app
+from imgen_tui.ui.bench import Tap, tap_driver
+from imgen_tui.ui.screens.funnel import FunnelScreen
+from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.lightbox import LightboxScreen
+from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+from imgen_tui.ui.widgets.sixel_picture import SixelPicture
+from imgen_tui.ui.widgets.tgp_picture import placeholder_rows
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SIXEL = re.compile(r"\x1bP[0-9;]*q.*?\x1b\\", re.S)
+TGP_UPLOAD = re.compile(r"\x1b_G[^;\x1b]*f=100[^;\x1b]*;")
+PLACEHOLDER = "\U0010eeee"
+
+
+async def until(pilot: Pilot[Any], check: Callable[[], bool], seconds: float = 30) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the app never got there")
+
+
+def written_since(tap: Tap, mark: int) -> str:
+    return "".join(tap.written[mark:])
+
+
+async def grid_of_twenty(pilot: Pilot[Any]) -> FunnelScreen:
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+    await pilot.press("f")
+    await until(pilot, lambda: isinstance(app.screen, FunnelScreen))
+    screen = app.screen
+    assert isinstance(screen, FunnelScreen)
+    screen.query_one("#prompt", Input).value = "a red fox in the snow"
+    await pilot.press("enter")
+    await until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
+    assert screen.funnel is not None and screen.funnel.current is not None
+    cells = screen.funnel.current.cells
+    await until(pilot, lambda: all(cell.state == "done" for cell in cells))
+    return screen
+
+
+def run_app(tmp_path: Path, renderer: str, scenario: Callable[[Pilot[Any], Tap], Any]) -> None:
+    tap = Tap(keep=True)
+    app = make_app(
+        None,
+        demo=True,
+        data_dir=tmp_path,
+        graphics=renderer,  # type: ignore[arg-type]
+        demo_speed=0.01,
+        demo_farm=FIXTURES / "one_node_farm.yaml",
+    )
+    app.driver_class = tap_driver(tap)
+    failure: list[BaseException] = []
+
+    async def auto(pilot: Pilot[object]) -> None:
+        try:
+            await scenario(pilot, tap)
+        except BaseException as error:  # reported after the app has closed
+            failure.append(error)
+        finally:
+            app.exit(0)
+
+    app.run(headless=False, size=(140, 42), auto_pilot=auto)
+    if failure:
+        raise failure[0]
+
+
+def test_sixel_pictures_go_out_once_and_again_only_after_a_modal(tmp_path: Path) -> None:
+    async def scenario(pilot: Pilot[Any], tap: Tap) -> None:
+        screen = await grid_of_twenty(pilot)
+        pictures = [cell.query_one(".picture", SixelPicture) for cell in screen.query(ThumbCell)]
+        await until(pilot, lambda: all(picture.delivered for picture in pictures))
+        await pilot.pause(0.3)
+        grid = screen.query_one(ThumbGrid)
+        grid.focus()
+        await pilot.pause(0.2)
+
+        mark = len(tap.written)
+        await pilot.press("right", "right", "down", "left")
+        await pilot.pause(0.3)
+        moves = written_since(tap, mark)
+        assert grid.cursor == 6
+        assert not SIXEL.findall(moves)  # borders moved, no picture was sent
+        assert 0 < len(moves.encode()) < 4 * 5000
+
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LightboxScreen))
+        large = pilot.app.screen.query_one("#large", SixelPicture)
+        await until(pilot, lambda: large.delivered)
+        mark = len(tap.written)
+        await pilot.press("escape")
+        await until(pilot, lambda: pilot.app.screen is screen)
+        await until(pilot, lambda: all(picture.delivered for picture in pictures))
+        await pilot.pause(0.3)
+        # The lightbox covered the grid, so each thumbnail is drawn again, once.
+        assert len(SIXEL.findall(written_since(tap, mark))) == 20
+
+    run_app(tmp_path, "sixel", scenario)
+
+
+def test_tgp_uploads_each_picture_once_then_draws_compact_placeholders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(pilot: Pilot[Any], tap: Tap) -> None:
+        screen = await grid_of_twenty(pilot)
+        cells = list(screen.query(ThumbCell))
+        await until(pilot, lambda: all(cell.query_one(".picture").image for cell in cells))  # type: ignore[attr-defined]
+        await pilot.pause(0.5)
+        first_paint = written_since(tap, 0)
+        finished = [m for m in TGP_UPLOAD.findall(first_paint) if "m=1" not in m]
+        ids = [re.search(r"i=(\d+)", upload).group(1) for upload in finished]  # type: ignore[union-attr]
+        # Live previews are pictures too; each picture (preview or thumbnail) goes up once.
+        assert len(ids) >= 20 and len(ids) == len(set(ids))
+        screen.query_one(ThumbGrid).focus()
+        await pilot.pause(0.2)
+        mark = len(tap.written)
+        await pilot.press("right", "right")
+        await pilot.pause(0.3)
+        moves = written_since(tap, mark)
+        assert not TGP_UPLOAD.findall(moves)
+        assert PLACEHOLDER in moves  # the two cells were redrawn from placeholders
+        assert len(moves.encode()) < 2 * 5000
+
+    def with_uploads_tapped(pilot: Pilot[Any], tap: Tap) -> Any:
+        monkeypatch.setattr(sys, "__stdout__", _Uploads(tap))  # where textual-image sends them
+        return scenario(pilot, tap)
+
+    run_app(tmp_path, "tgp", with_uploads_tapped)
+
+
+class _Uploads:
+    def __init__(self, tap: Tap) -> None:
+        self.tap = tap
+
+    def write(self, data: str) -> int:
+        self.tap.record(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_compact_placeholders_name_row_and_column_once_per_row() -> None:
+    rows = list(placeholder_rows(image_id=0x01020304, width=6, height=3))
+    assert len(rows) == 3
+    for row in rows:
+        assert row.count(PLACEHOLDER) == 6
+        first, rest = row[:4], row[4:]
+        assert first[0] == PLACEHOLDER and len(first) == 4  # row, column and id-byte diacritics
+        assert rest == PLACEHOLDER * 5  # the terminal counts the columns on
+    assert rows[0][1] != rows[1][1] != rows[2][1]  # each row names its own row
