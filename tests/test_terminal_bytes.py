@@ -24,19 +24,12 @@ from imgen_tui.ui.screens.lightbox import LightboxScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.tgp_picture import placeholder_rows
+from tests.pilot_helpers import until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIXEL = re.compile(r"\x1bP[0-9;]*q.*?\x1b\\", re.S)
 TGP_UPLOAD = re.compile(r"\x1b_G[^;\x1b]*f=100[^;\x1b]*;")
 PLACEHOLDER = "\U0010eeee"
-
-
-async def until(pilot: Pilot[Any], check: Callable[[], bool], seconds: float = 30) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
 
 
 def written_since(tap: Tap, mark: int) -> str:

@@ -21,20 +21,13 @@ from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+from tests.pilot_helpers import until
 
 SIZE = (160, 48)
 
 
 def demo_app(data_dir: Path, speed: float = 0.01) -> ImgenApp:
     return make_app(None, demo=True, data_dir=data_dir, graphics="halfcell", demo_speed=speed)
-
-
-async def until(pilot: Pilot[int], check: Callable[[], bool], seconds: float = 30) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
 
 
 async def start_drafts(pilot: Pilot[int], prompt: str = "a red fox in the snow") -> FunnelScreen:

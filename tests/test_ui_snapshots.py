@@ -30,6 +30,7 @@ from imgen_tui.ui.screens.lightbox import LightboxScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 from imgen_tui.ui.widgets.grid import ThumbCell
+from tests.pilot_helpers import until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (140, 42)
@@ -71,14 +72,6 @@ def pinned(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ImgenApp:
         demo_speed=0.01,
         demo_farm=FIXTURES / "one_node_farm.yaml",
     )
-
-
-async def until(pilot: Pilot[Any], check: Callable[[], bool], seconds: float = 30) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
 
 
 async def node_up(pilot: Pilot[Any]) -> None:
@@ -150,21 +143,14 @@ def test_lightbox(snap_compare: SnapCompare, pinned: ImgenApp) -> None:
     assert snap_compare(pinned, terminal_size=SIZE, run_before=before)
 
 
-def test_nodes(snap_compare: SnapCompare, pinned: ImgenApp) -> None:
+@pytest.mark.parametrize(("key", "screen_class"), [("f2", NodesScreen), ("f3", QueueScreen)])
+def test_nodes_and_queue(
+    snap_compare: SnapCompare, pinned: ImgenApp, key: str, screen_class: type[Any]
+) -> None:
     async def before(pilot: Pilot[Any]) -> None:
         await drafts(pilot, hang=True)
-        await pilot.press("f2")
-        await until(pilot, lambda: isinstance(pilot.app.screen, NodesScreen))
-        await pilot.pause(0.6)
-
-    assert snap_compare(pinned, terminal_size=SIZE, run_before=before)
-
-
-def test_queue(snap_compare: SnapCompare, pinned: ImgenApp) -> None:
-    async def before(pilot: Pilot[Any]) -> None:
-        await drafts(pilot, hang=True)
-        await pilot.press("f3")
-        await until(pilot, lambda: isinstance(pilot.app.screen, QueueScreen))
+        await pilot.press(key)
+        await until(pilot, lambda: isinstance(pilot.app.screen, screen_class))
         await pilot.pause(0.6)
 
     assert snap_compare(pinned, terminal_size=SIZE, run_before=before)
