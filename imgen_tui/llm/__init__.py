@@ -1,0 +1,1 @@
+"""Prompt refinement: feedback → structured changes → a new prompt that invents nothing."""

@@ -1,0 +1,95 @@
+"""The offline path: explicit feedback applied by rules, no LLM needed.
+
+With no Ollama reachable (or `--no-llm`, or the demo farm) the operator's
+plain requests still work: "more X", "less X", "no Y" / "without Y" /
+"remove Y", "keep Z", "add W" / "with W", "change the background to V"
+(any aspect). Clauses are split on commas, semicolons and "and"; a clause no
+rule understands is reported, never guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from imgen_tui.llm.changes import Changes
+from imgen_tui.llm.terms import Term, mentions, parse_prompt, render_prompt
+
+_CLAUSE_SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bbut\b)\s*", re.I)
+_THE = r"(?:the\s+)?"
+_REST = r"(?P<phrase>.+)"
+_ASPECT = r"(?P<aspect>[\w ]+?)"
+_RULES: list[tuple[str, str]] = [
+    (rf"^(?:change|make|set|turn)\s+{_THE}{_ASPECT}\s+(?:to|into)\s+(?P<value>.+)$", "modify"),
+    (rf"^{_ASPECT}\s+should\s+be\s+(?P<value>.+)$", "modify"),
+    (rf"^(?:keep|preserve|leave)\s+{_THE}(?P<phrase>.+?)(?:\s+as\s+(?:it\s+)?is)?$", "keep"),
+    (rf"^(?:no|without|remove|drop|lose|get\s+rid\s+of)\s+{_THE}{_REST}$", "remove"),
+    (rf"^(?:more|stronger|increase)\s+{_REST}$", "emphasis_up"),
+    (rf"^(?:less|weaker|fewer|reduce)\s+{_REST}$", "emphasis_down"),
+    (rf"^(?:add|with|include|put\s+in)\s+(?:a\s+|an\s+|some\s+)?{_REST}$", "add"),
+]  # fmt: skip
+_COMPILED = [(re.compile(pattern, re.I), kind) for pattern, kind in _RULES]
+EMPHASIS_STEP = 0.1
+MAX_WEIGHT, MIN_WEIGHT = 1.5, 0.5
+
+
+@dataclass
+class Interpretation:
+    changes: Changes
+    not_understood: list[str] = field(default_factory=list)
+
+
+def interpret(feedback: str) -> Interpretation:
+    """Stage 1 by rules."""
+    changes = Changes()
+    unknown: list[str] = []
+    for clause in _CLAUSE_SPLIT.split(feedback.strip()):
+        clause = clause.strip()
+        if not clause:
+            continue
+        for pattern, kind in _COMPILED:
+            match = pattern.match(clause)
+            if match is None:
+                continue
+            if kind == "modify":
+                changes.modify[match["aspect"].strip().lower()] = match["value"].strip()
+            else:
+                getattr(changes, kind).append(match["phrase"].strip())
+            break
+        else:
+            unknown.append(clause)
+    return Interpretation(changes, unknown)
+
+
+def engineer(prompt: str, changes: Changes, *, weights: bool = True) -> str:
+    """Stage 2 by rules: apply the changes to the prompt's terms, inventing nothing.
+
+    `weights=False` is for families that read natural language (Flux): emphasis
+    then only adds a missing phrase instead of writing `(x:1.1)`.
+    """
+    terms = [
+        t for t in parse_prompt(prompt) if not any(mentions(t.text, r) for r in changes.remove)
+    ]
+    for aspect, value in changes.modify.items():
+        replacement = value if mentions(value, aspect) else f"{value} {aspect}"
+        hits = [i for i, t in enumerate(terms) if mentions(t.text, aspect)]
+        if hits:
+            first = hits[0]
+            terms[first] = Term(replacement, terms[first].weight)
+            terms = [t for i, t in enumerate(terms) if i not in hits[1:]]
+        else:
+            terms.append(Term(replacement))
+    for phrase in changes.add:
+        if not any(mentions(t.text, phrase) for t in terms):
+            terms.append(Term(phrase))
+    for phrase, step in [(p, EMPHASIS_STEP) for p in changes.emphasis_up] + [
+        (p, -EMPHASIS_STEP) for p in changes.emphasis_down
+    ]:
+        hits = [i for i, t in enumerate(terms) if mentions(t.text, phrase)]
+        if not hits and step > 0:
+            terms.append(Term(phrase, 1.0 + step if weights else 1.0))
+            continue
+        for i in hits if weights else []:
+            weight = min(MAX_WEIGHT, max(MIN_WEIGHT, round(terms[i].weight + step, 2)))
+            terms[i] = Term(terms[i].text, weight)
+    return render_prompt(terms)
