@@ -1,0 +1,159 @@
+"""Feedback → changes → prompt → check: the refinement the `r` key runs.
+
+The LLM path (stages 1-3 on Ollama) is tried when configured; when nothing
+answers it falls back to the offline rules and says so. Either way the new
+prompt goes through the deterministic check, and is repaired (with the
+repair reported) if the engineer kept what should go, lost a keep or
+invented something. The session's intent document grows with each round:
+the feedback, and an avoid list from what was removed, which later rounds
+must respect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from imgen_tui.llm.changes import Changes
+from imgen_tui.llm.check import check, repair
+from imgen_tui.llm.config import EnhancementStyle
+from imgen_tui.llm.families import quality_tags, uses_weights
+from imgen_tui.llm.ollama_stages import LlmUnavailable, OllamaStages
+from imgen_tui.llm.rules import engineer, interpret
+from imgen_tui.llm.terms import Term, mentions, parse_prompt, render_prompt
+
+
+class Intent(BaseModel):
+    """The session's intent document (stored with the session, editable in the TUI)."""
+
+    feedback: list[str] = Field(default_factory=list)
+    preferences: list[str] = Field(default_factory=list)
+    avoid: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Intent:
+        return cls.model_validate(document) if document else cls()
+
+    def learn(self, feedback: str, changes: Changes) -> None:
+        self.feedback.append(feedback)
+        kept = {phrase.lower() for phrase in changes.keep}
+        for phrase in changes.remove:
+            if phrase.lower() not in kept and phrase not in self.avoid:
+                self.avoid.append(phrase)
+        self.preferences = [p for p in self.preferences if p not in changes.remove]
+        for phrase in changes.add:
+            if phrase not in self.preferences:
+                self.preferences.append(phrase)
+
+
+@dataclass
+class Refinement:
+    path: Literal["llm", "rules"]
+    prompt: str
+    negative: str
+    changes: Changes
+    stages: list[tuple[str, str]] = field(default_factory=list)  # (stage, what it produced)
+    notice: str | None = None  # why the rules ran, or what was repaired
+    not_understood: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RefineRequest:
+    feedback: str
+    prompt: str
+    family: str
+    negative: str = ""
+    pinned: list[str] = field(default_factory=list)  # locked traits: must survive
+    picked: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    style: EnhancementStyle | None = None
+    picture: bytes | None = None  # the picked image, for stage 3
+
+
+def _with_pins(changes: Changes, pinned: list[str]) -> Changes:
+    keep = [*changes.keep, *(p for p in pinned if p not in changes.keep)]
+    remove = [p for p in changes.remove if not any(mentions(pin, p) for pin in pinned)]
+    return changes.model_copy(update={"keep": keep, "remove": remove})
+
+
+def _avoid_in_negative(negative: str, avoid: list[str], family: str) -> str:
+    if not uses_weights(family):
+        return ""  # Flux has no negative prompt
+    terms = parse_prompt(negative)
+    terms += [Term(p) for p in avoid if not any(mentions(t.text, p) for t in terms)]
+    return render_prompt(terms)
+
+
+async def refine(request: RefineRequest, intent: Intent, stages: OllamaStages | None) -> Refinement:
+    extra = [*quality_tags(request.family), *(request.style.tags if request.style else ())]
+    result: Refinement | None = None
+    notice = None if stages is not None else "offline rules (no LLM configured)"
+    if stages is not None:
+        try:
+            result = await _by_llm(request, intent, stages)
+        except LlmUnavailable as error:
+            notice = f"{error}: used the offline rules"
+    if result is None:
+        understood = interpret(request.feedback)
+        changes = _with_pins(understood.changes, request.pinned)
+        new_prompt = engineer(request.prompt, changes, weights=uses_weights(request.family))
+        if request.style:
+            terms = parse_prompt(new_prompt)
+            terms += [Term(t) for t in request.style.tags if not any(x.key == t for x in terms)]
+            new_prompt = render_prompt(terms)
+        result = Refinement(
+            "rules",
+            new_prompt,
+            request.negative,
+            changes,
+            stages=[
+                ("interpret (rules)", changes.model_dump_json()),
+                ("engineer (rules)", new_prompt),
+            ],
+            notice=notice,
+            not_understood=understood.not_understood,
+        )
+    violations = check(
+        request.prompt, result.prompt, result.changes, avoid=intent.avoid, extra_allowed=extra
+    )
+    if violations:
+        result.prompt = repair(
+            request.prompt, result.prompt, result.changes, avoid=intent.avoid, extra_allowed=extra
+        )
+        repaired = f"repaired: the engineer {violations.describe()}"
+        result.notice = f"{result.notice}; {repaired}" if result.notice else repaired
+        result.stages.append(("check", repaired))
+    else:
+        result.stages.append(("check", "passed: nothing invented, keeps kept, removals gone"))
+    result.negative = _avoid_in_negative(result.negative, intent.avoid, request.family)
+    intent.learn(request.feedback, result.changes)
+    return result
+
+
+async def _by_llm(request: RefineRequest, intent: Intent, stages: OllamaStages) -> Refinement:
+    found = await stages.interpret(
+        request.feedback,
+        request.prompt,
+        history=intent.feedback,
+        picked=request.picked,
+        rejected=request.rejected,
+    )
+    changes = _with_pins(found, request.pinned)
+    steps = [("interpret", changes.model_dump_json())]
+    notes = None
+    if request.picture is not None and stages.config.vision.enabled:
+        notes = await stages.describe(request.picture, "What does this picture show?")
+        steps.append(("vision", notes))
+    engineered = await stages.engineer(
+        request.prompt,
+        changes,
+        family=request.family,
+        avoid=intent.avoid,
+        style=request.style.instructions if request.style else None,
+        picture_notes=notes,
+    )
+    steps.append(("engineer", engineered.prompt))
+    negative = engineered.negative or request.negative
+    return Refinement("llm", engineered.prompt, negative, changes, stages=steps)
