@@ -80,7 +80,9 @@ def test_comfyui_weights_are_read_and_written() -> None:
         Term("blurry", 0.8),
         Term("a, b", 1.2),
     ]
-    assert render_prompt(terms) == "a fox, (snow:1.3), (detailed face:1.1), (blurry:0.8), (a, b:1.2)"
+    assert (
+        render_prompt(terms) == "a fox, (snow:1.3), (detailed face:1.1), (blurry:0.8), (a, b:1.2)"
+    )
 
 
 def test_the_seed_example_by_rules() -> None:
@@ -95,8 +97,7 @@ def test_the_seed_example_by_rules() -> None:
     assert understood.not_understood == ["make it sing"]  # reported, not guessed
     new_prompt = engineer(prompt, understood.changes)
     assert new_prompt == (
-        "1girl, sitting cross-legged, rainy city background, detailed face, "
-        "(neon reflections:1.1)"
+        "1girl, sitting cross-legged, rainy city background, detailed face, (neon reflections:1.1)"
     )
     assert not check(prompt, new_prompt, understood.changes)
 

@@ -127,8 +127,8 @@ async def refine(request: RefineRequest, intent: Intent, stages: OllamaStages | 
         result.stages.append(("check", repaired))
     else:
         result.stages.append(("check", "passed: nothing invented, keeps kept, removals gone"))
+    intent.learn(request.feedback, result.changes)  # this round's removals are avoided too
     result.negative = _avoid_in_negative(result.negative, intent.avoid, request.family)
-    intent.learn(request.feedback, result.changes)
     return result
 
 

@@ -1,0 +1,215 @@
+"""The refine pipeline against a loopback server that speaks Ollama's wire format."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+
+from PIL import Image
+
+from imgen_tui.llm.changes import Changes
+from imgen_tui.llm.config import LlmConfig, StageModel, load_llm_config, load_styles
+from imgen_tui.llm.ollama_stages import LlmError, OllamaStages
+from imgen_tui.llm.pipeline import Intent, RefineRequest, refine
+from tests.fake_ollama import FakeOllama, fake_ollama
+
+PROMPT = "1girl, sitting cross-legged, forest background, sunny, detailed face"
+FEEDBACK = "make it moodier, keep the pose, change background to rainy city"
+SEED_CHANGES = {
+    "keep": ["sitting cross-legged", "detailed face"],
+    "remove": ["forest background", "sunny"],
+    "add": ["rainy cityscape background", "neon reflections", "moody atmosphere"],
+    "modify": {"lighting": "dim, atmospheric"},
+    "emphasis_up": ["moody atmosphere"],
+    "emphasis_down": [],
+}
+
+
+def config_for(fake: FakeOllama, timeout: float = 5) -> LlmConfig:
+    fake.pulled |= {"hermes3:8b", "phi4:14b", "minicpm-v"}
+    return LlmConfig(
+        host=fake.url,
+        timeout_seconds=timeout,
+        interpreter=StageModel(model="hermes3:8b", num_ctx=8192),
+        engineer=StageModel(model="phi4:14b", num_ctx=16384),
+        vision=StageModel(model="minicpm-v", num_ctx=4096),
+    )
+
+
+def request(**kwargs: object) -> RefineRequest:
+    return RefineRequest(feedback=FEEDBACK, prompt=PROMPT, family="sdxl", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_stages_one_and_two_send_schemas_and_options_and_pass_the_check() -> None:
+    async with fake_ollama() as fake:
+        fake.answer(SEED_CHANGES)
+        fake.answer(
+            {
+                "prompt": "1girl, sitting cross-legged, detailed face, rainy cityscape background, "
+                "neon reflections, (moody atmosphere:1.2), dim, atmospheric lighting",
+                "negative": "lowres",
+            }
+        )
+        intent = Intent()
+        result = await refine(request(), intent, OllamaStages(config_for(fake)))
+
+    assert result.path == "llm" and result.notice is None
+    assert [name for name, _ in result.stages] == ["interpret", "engineer", "check"]
+    assert "forest" not in result.prompt and "sunny" not in result.prompt
+    first, second = fake.requests
+    assert first["model"] == "hermes3:8b" and second["model"] == "phi4:14b"
+    assert first["format"] == Changes.model_json_schema()  # constrained decoding
+    assert '"emphasis_up"' in first["messages"][0]["content"]  # the schema stated in the prompt
+    assert first["options"]["num_ctx"] == 8192 and second["options"]["num_ctx"] == 16384
+    assert first["keep_alive"] == "10m" and first["stream"] is False
+    assert "(phrase:1.2)" in second["messages"][0]["content"]  # ComfyUI weight syntax taught
+    assert intent.avoid == ["forest background", "sunny"]  # learnt for later rounds
+    assert "sunny" in result.negative
+
+
+async def test_an_invented_concept_is_repaired_and_reported() -> None:
+    async with fake_ollama() as fake:
+        fake.answer(SEED_CHANGES)
+        fake.answer({"prompt": "1girl, detailed face, a dragon, sunny, rainy cityscape background"})
+        result = await refine(request(), Intent(), OllamaStages(config_for(fake)))
+    assert result.notice is not None and "invented a dragon" in result.notice
+    assert "dragon" not in result.prompt and "sunny" not in result.prompt
+    assert "sitting cross-legged" in result.prompt  # the lost keep is back
+
+
+async def test_a_schema_invalid_answer_is_retried_once_with_the_error() -> None:
+    async with fake_ollama() as fake:
+        fake.answer({"keep": "not a list", "surprise": 1})
+        fake.answer(SEED_CHANGES)
+        changes = await OllamaStages(config_for(fake)).interpret(
+            FEEDBACK, PROMPT, history=[], picked=[], rejected=[]
+        )
+    assert changes.keep == SEED_CHANGES["keep"]
+    retry = fake.requests[1]["messages"]
+    assert retry[-2]["role"] == "assistant" and "did not match the schema" in retry[-1]["content"]
+
+
+async def test_truncated_twice_is_a_sentence_not_a_crash() -> None:
+    async with fake_ollama() as fake:
+        fake.answer({"keep": []}, done_reason="length")
+        fake.answer({"keep": []}, done_reason="length")
+        try:
+            await OllamaStages(config_for(fake)).interpret(
+                FEEDBACK, PROMPT, history=[], picked=[], rejected=[]
+            )
+        except LlmError as error:
+            assert "cut off at num_ctx 8192" in str(error)
+        else:
+            raise AssertionError("a truncated answer was accepted")
+
+
+async def test_a_model_that_is_not_pulled_says_what_to_run() -> None:
+    async with fake_ollama() as fake:
+        stages = OllamaStages(config_for(fake))
+        fake.pulled.discard("hermes3:8b")
+        try:
+            await refine(request(), Intent(), stages)
+        except LlmError as error:
+            assert str(error) == (
+                f"model hermes3:8b is not pulled on {fake.url}: run `ollama pull hermes3:8b`"
+            )
+        else:
+            raise AssertionError("a 404 was not reported")
+
+
+async def test_a_model_that_does_not_answer_in_time_is_reported() -> None:
+    async with fake_ollama() as fake:
+        fake.answer(SEED_CHANGES, delay=2)
+        try:
+            await OllamaStages(config_for(fake, timeout=0.3)).interpret(
+                FEEDBACK, PROMPT, history=[], picked=[], rejected=[]
+            )
+        except LlmError as error:
+            assert "did not answer within 0.3 s" in str(error)
+        else:
+            raise AssertionError("the timeout was not reported")
+
+
+async def test_no_ollama_falls_back_to_the_rules_and_says_so() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stages = OllamaStages(LlmConfig(host=f"http://127.0.0.1:{port}", timeout_seconds=2))
+    result = await refine(
+        RefineRequest(
+            feedback="no sunny, change the background to rainy city, more neon",
+            prompt=PROMPT,
+            family="sd15",
+        ),
+        Intent(),
+        stages,
+    )
+    assert result.path == "rules"
+    assert result.notice is not None and "used the offline rules" in result.notice
+    assert result.prompt == (
+        "1girl, sitting cross-legged, rainy city background, detailed face, (neon:1.1)"
+    )
+
+
+async def test_vision_gets_a_downscaled_png_as_plain_base64() -> None:
+    big = Image.new("RGB", (2048, 2048), (200, 40, 40))
+    data = io.BytesIO()
+    big.save(data, format="JPEG")
+    async with fake_ollama() as fake:
+        config = config_for(fake)
+        fake.vision_models.add("minicpm-v")
+        fake.answer(SEED_CHANGES)
+        fake.answer({"composition": "centred", "style": "flat", "mood": "warm", "colours": "red"})
+        fake.answer({"prompt": "1girl, sitting cross-legged, detailed face"})
+        result = await refine(request(picture=data.getvalue()), Intent(), OllamaStages(config))
+    vision = fake.requests[1]
+    (image,) = vision["messages"][-1]["images"]
+    assert not image.startswith("data:")
+    with Image.open(io.BytesIO(base64.b64decode(image))) as sent:
+        assert sent.format == "PNG" and sent.width * sent.height <= 1_500_000
+    assert (
+        "vision",
+        "composition: centred; style: flat; mood: warm; colours: red",
+    ) in result.stages
+    assert "composition: centred" in fake.requests[2]["messages"][1]["content"]
+
+
+async def test_a_model_without_vision_is_named() -> None:
+    async with fake_ollama() as fake:
+        stages = OllamaStages(config_for(fake))  # minicpm-v pulled but without vision here
+        try:
+            await stages.describe(b"", "what is it?")
+        except LlmError as error:
+            assert "minicpm-v" in str(error) and "cannot see images" in str(error)
+        else:
+            raise AssertionError("a model without vision was used for stage 3")
+
+
+async def test_pinned_traits_and_styles_hold_on_the_offline_path() -> None:
+    styles = load_styles()
+    result = await refine(
+        RefineRequest(
+            feedback="no fox, add rain",
+            prompt="red fox, snow, forest",
+            family="sdxl",
+            pinned=["red fox"],
+            style=styles["cinematic"],
+        ),
+        Intent(),
+        None,
+    )
+    assert result.path == "rules" and result.notice == "offline rules (no LLM configured)"
+    assert "red fox" in result.prompt  # a pin beats "no fox"
+    assert "rain" in result.prompt and "cinematic lighting" in result.prompt
+
+
+def test_the_shipped_config_names_the_seed_models() -> None:
+    config = load_llm_config()
+    assert (config.interpreter.model, config.engineer.model, config.vision.model) == (
+        "hermes3:8b",
+        "phi4:14b",
+        "minicpm-v",
+    )
+    assert config.timeout_seconds >= 120  # room for a cold model load
+    assert set(load_styles()) == {"detailed", "cinematic", "artistic", "minimal"}
