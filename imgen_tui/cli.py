@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="open the app on a simulated 4-GPU farm"
     )
     parser.add_argument(
+        "--no-llm",
+        action="store_true",
+        help="refine prompts by the offline rules, without asking Ollama",
+    )
+    parser.add_argument(
         "--graphics",
         choices=["auto", "tgp", "sixel", "halfcell", "unicode"],
         default="auto",
@@ -249,7 +254,13 @@ def _app(args: argparse.Namespace) -> int:
     farm = None if args.demo else load_config(args.config).farm
     from imgen_tui.ui.app import make_app
 
-    app = make_app(farm, demo=args.demo, data_dir=args.data_dir, graphics=args.graphics)
+    app = make_app(
+        farm,
+        demo=args.demo,
+        data_dir=args.data_dir,
+        graphics=args.graphics,
+        use_llm=not (args.demo or args.no_llm),  # demo mode refines by the offline rules
+    )
     app.run()
     return app.return_code or 0
 

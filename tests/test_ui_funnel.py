@@ -9,13 +9,14 @@ from typing import Any
 from PIL import Image
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, OptionList
+from textual.widgets import DataTable, Input, OptionList, Static, TextArea
 
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
 from imgen_tui.store import ImageRecord
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.funnel import FunnelScreen
 from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.intent import IntentScreen
 from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
 from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
@@ -190,18 +191,44 @@ async def test_lightbox_compare_more_like_this_lock_again_upscale(tmp_path: Path
         assert image_of(upscaled).width == 4 * upscaled.source.width
 
 
-async def test_refine_rewrites_the_prompt_and_generates_again(tmp_path: Path) -> None:
-    app = demo_app(tmp_path)
+async def test_refine_by_the_offline_rules_then_edit_and_generate(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)  # demo mode: no Ollama, the rules run and say so
     async with app.run_test(size=SIZE) as pilot:
-        screen = await start_drafts(pilot, "a fox")
+        screen = await start_drafts(pilot, "a fox, forest background, sunny")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one(Input).value = "a fox, golden hour, backlit"
+        feedback = app.screen
+        feedback.query_one(
+            Input
+        ).value = "no sunny, change the background to beach, more glow, sing"
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen is not feedback
+        )
+        refined = app.screen
+        assert refined.query_one(Input).value == "a fox, beach background, (glow:1.1)"
+        shown = str(refined.query_one("#prompt-detail", Static).render())
+        assert "offline rules" in shown and "check: passed" in shown
+        assert "not understood: sing" in shown
+        refined.query_one(Input).value = "a fox, beach background, (glow:1.1), golden hour"
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is screen)
-        assert current_round(screen).prompt == "a fox, golden hour, backlit"
+        assert current_round(screen).prompt == "a fox, beach background, (glow:1.1), golden hour"
+        assert "sunny" in current_round(screen).negative  # avoided from now on
         await until(pilot, all_done(screen))
         assert "golden hour" in image_of(current_cells(screen)[0]).sidecar_path.read_text()
+
+        await pilot.press("i")  # the intent document, learnt and editable
+        await until(pilot, lambda: isinstance(app.screen, IntentScreen))
+        editor = app.screen.query_one(TextArea)
+        assert "- sunny" in editor.text
+        editor.text = editor.text.replace("pinned: []", "pinned:\n- a fox")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is screen)
+        store = app.engine.store
+        assert store is not None
+        intent = await store.intent(session_of(screen))
+        assert intent["pinned"] == ["a fox"] and intent["avoid"] == ["sunny"]
 
 
 async def test_nodes_and_queue_screens_and_cancel_all(tmp_path: Path) -> None:

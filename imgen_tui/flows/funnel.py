@@ -225,9 +225,15 @@ class Funnel:
         current.cells.append(new)
         return dataclasses.replace(spec, min_tier="premium")
 
-    def rewrite_prompt(self, prompt: str) -> None:
+    def rewrite_prompt(self, prompt: str, negative: str | None = None) -> None:
         current = self._require_current()
         current.prompt = prompt.strip()
+        if negative is not None:
+            current.negative = negative.strip()
+
+    def current_family(self) -> str:
+        """The model family of the current stage (the refine pipeline writes for it)."""
+        return self._template(self._require_current().stage.workflow).family
 
     # -- results ---------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class Intent(BaseModel):
     feedback: list[str] = Field(default_factory=list)
     preferences: list[str] = Field(default_factory=list)
     avoid: list[str] = Field(default_factory=list)
+    pinned: list[str] = Field(default_factory=list)  # traits every refinement must keep
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Intent:

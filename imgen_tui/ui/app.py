@@ -17,6 +17,8 @@ from imgen_tui.config import FarmConfig
 from imgen_tui.flows.engine import Engine
 from imgen_tui.flows.funnel import FunnelConfig, load_funnel_config
 from imgen_tui.graphs.templates import WorkflowLibrary, load_library
+from imgen_tui.llm.config import load_llm_config
+from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import load_keymap
@@ -47,9 +49,11 @@ class ImgenApp(App[int]):
         renderer: str,
         notice: str | None = None,
         keymap_file: Path | None = None,
+        llm_stages: OllamaStages | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
+        self.llm_stages = llm_stages  # None: refine by the offline rules
         self.funnel_config = funnel_config
         self.library = library
         self.renderer = renderer
@@ -97,6 +101,7 @@ def make_app(
     demo_speed: float = 1.0,
     funnel_file: Path | None = None,
     demo_farm: Path | None = None,
+    use_llm: bool = False,
 ) -> ImgenApp:
     """The one way to build the app, used by the CLI and the tests alike."""
     renderer, notice = choose(graphics)
@@ -107,4 +112,5 @@ def make_app(
         renderer=renderer,
         notice=notice,
         keymap_file=user_config_dir() / "keys.yaml",
+        llm_stages=OllamaStages(load_llm_config()) if use_llm else None,
     )

@@ -20,6 +20,8 @@ from textual.widgets import Footer, Header, Input, Static
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
 from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.graphs.params import read_values
+from imgen_tui.llm.ollama_stages import LlmError
+from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, refine
 from imgen_tui.scheduler.events import (
     JobAssigned,
     JobCancelled,
@@ -34,6 +36,7 @@ from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.store import ImageRecord, SessionInfo
 from imgen_tui.store.records import IN_PROGRESS_STATES, Verdict
 from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.screens.intent import IntentScreen
 from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
 from imgen_tui.ui.widgets.grid import ThumbGrid
 from imgen_tui.ui.widgets.node_strip import NodeStrip
@@ -57,6 +60,7 @@ class FunnelScreen(Screen[None]):
         Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="funnel.nudge_up"),
         Binding("minus", "nudge(-1)", "Denoise -", show=False, id="funnel.nudge_down"),
         Binding("r", "refine", "Refine", id="funnel.refine"),
+        Binding("i", "intent", "Intent", id="funnel.intent"),
         Binding("l", "lock", "Lock", id="funnel.lock"),
         Binding("U", "upscale", "Upscale", id="funnel.upscale"),
         Binding("n", "advance", "Next stage", id="funnel.advance"),
@@ -289,21 +293,78 @@ class FunnelScreen(Screen[None]):
         self._repaint_feedback()
 
     def action_refine(self) -> None:
+        """Feedback in words → the refine pipeline → the new prompt to edit → generate."""
         current = self.funnel.current if self.funnel else None
         if current is None:
             self.notify("Start with a prompt first.", severity="warning")
             return
 
-        async def refined(prompt: str | None) -> None:
+        def feedback_given(feedback: str | None) -> None:
+            if feedback:
+                self.run_worker(self._refine(feedback), group="refine", exclusive=True)
+
+        self.app.push_screen(
+            PromptScreen(
+                "Refine: what should change?",
+                "",
+                detail="e.g. more fog, no people, keep the fox, change the background to a beach",
+                hint="enter: refine   escape: cancel",
+            ),
+            feedback_given,
+        )
+
+    async def action_intent(self) -> None:
+        store, session = self.imgen.engine.store, self.session
+        if store is None or session is None:
+            self.notify("Start with a prompt first.", severity="warning")
+            return
+        intent = Intent.from_document(await store.intent(session.id))
+
+        async def edited(new: Intent | None) -> None:
+            if new is not None and store is not None:
+                await store.set_intent(session.id, new.model_dump())
+                self.notify("Intent saved: the next refinement follows it.")
+
+        self.app.push_screen(IntentScreen(intent), edited)
+
+    async def _refine(self, feedback: str) -> None:
+        funnel, store, session = self.funnel, self.imgen.engine.store, self.session
+        if funnel is None or funnel.current is None or store is None or session is None:
+            return
+        current = funnel.current
+        intent = Intent.from_document(await store.intent(session.id))
+        request = RefineRequest(
+            feedback=feedback,
+            prompt=current.prompt,
+            negative=current.negative,
+            family=funnel.current_family(),
+            pinned=list(intent.pinned),
+            picked=[c.image.id for c in current.cells if c.verdict == "picked" and c.image],
+            rejected=[c.image.id for c in current.cells if c.verdict == "rejected" and c.image],
+        )
+        self.notify("Refining…", timeout=3)
+        try:
+            result = await refine(request, intent, self.imgen.llm_stages)
+        except LlmError as error:
+            self.notify(str(error), severity="error", timeout=12)
+            return
+        await store.set_intent(session.id, intent.model_dump())
+
+        async def accepted(prompt: str | None) -> None:
             if prompt and self.funnel is not None:
                 await self._cancel_unfinished(self.funnel.current)
-                self.funnel.rewrite_prompt(prompt)
+                self.funnel.rewrite_prompt(prompt, result.negative)
                 await self._launch(self.funnel.again(prompt_changed=True))
                 self.query_one("#prompt", Input).value = prompt
 
+        path = "local LLM" if result.path == "llm" else "offline rules"
         self.app.push_screen(
-            PromptScreen("Refine: rewrite the prompt (LLM refinement comes later)", current.prompt),
-            refined,
+            PromptScreen(
+                f"Refined by the {path}: edit, then enter",
+                result.prompt,
+                detail=describe_refinement(result),
+            ),
+            accepted,
         )
 
     async def action_lock(self) -> None:
@@ -411,3 +472,16 @@ class FunnelScreen(Screen[None]):
                 if cell.error:
                     bar.append(f"   {cell.error}", style="red")
         self.query_one("#feedback", Static).update(bar, layout=False)  # always one line
+
+
+def describe_refinement(result: Refinement) -> Text:
+    """Each stage's output, then what the operator should know (fallback, repairs, leftovers)."""
+    text = Text()
+    for stage, output in result.stages:
+        text.append(f"{stage}: ", style="bold")
+        text.append(output + "\n", style="dim")
+    if result.notice:
+        text.append(result.notice + "\n", style="yellow")
+    if result.not_understood:
+        text.append("not understood: " + "; ".join(result.not_understood), style="red")
+    return text
