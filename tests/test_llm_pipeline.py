@@ -6,6 +6,7 @@ import base64
 import io
 import socket
 
+import pytest
 from PIL import Image
 
 from imgen_tui.llm.changes import Changes
@@ -94,41 +95,30 @@ async def test_truncated_twice_is_a_sentence_not_a_crash() -> None:
     async with fake_ollama() as fake:
         fake.answer({"keep": []}, done_reason="length")
         fake.answer({"keep": []}, done_reason="length")
-        try:
+        with pytest.raises(LlmError, match="cut off at num_ctx 8192"):
             await OllamaStages(config_for(fake)).interpret(
                 FEEDBACK, PROMPT, history=[], picked=[], rejected=[]
             )
-        except LlmError as error:
-            assert "cut off at num_ctx 8192" in str(error)
-        else:
-            raise AssertionError("a truncated answer was accepted")
 
 
 async def test_a_model_that_is_not_pulled_says_what_to_run() -> None:
     async with fake_ollama() as fake:
         stages = OllamaStages(config_for(fake))
         fake.pulled.discard("hermes3:8b")
-        try:
+        with pytest.raises(LlmError) as raised:
             await refine(request(), Intent(), stages)
-        except LlmError as error:
-            assert str(error) == (
-                f"model hermes3:8b is not pulled on {fake.url}: run `ollama pull hermes3:8b`"
-            )
-        else:
-            raise AssertionError("a 404 was not reported")
+        assert str(raised.value) == (
+            f"model hermes3:8b is not pulled on {fake.url}: run `ollama pull hermes3:8b`"
+        )
 
 
 async def test_a_model_that_does_not_answer_in_time_is_reported() -> None:
     async with fake_ollama() as fake:
         fake.answer(SEED_CHANGES, delay=2)
-        try:
+        with pytest.raises(LlmError, match=r"did not answer within 0\.3 s"):
             await OllamaStages(config_for(fake, timeout=0.3)).interpret(
                 FEEDBACK, PROMPT, history=[], picked=[], rejected=[]
             )
-        except LlmError as error:
-            assert "did not answer within 0.3 s" in str(error)
-        else:
-            raise AssertionError("the timeout was not reported")
 
 
 async def test_no_ollama_falls_back_to_the_rules_and_says_so() -> None:
@@ -178,12 +168,8 @@ async def test_vision_gets_a_downscaled_png_as_plain_base64() -> None:
 async def test_a_model_without_vision_is_named() -> None:
     async with fake_ollama() as fake:
         stages = OllamaStages(config_for(fake))  # minicpm-v pulled but without vision here
-        try:
+        with pytest.raises(LlmError, match=r"minicpm-v .* cannot see images"):
             await stages.describe(b"", "what is it?")
-        except LlmError as error:
-            assert "minicpm-v" in str(error) and "cannot see images" in str(error)
-        else:
-            raise AssertionError("a model without vision was used for stage 3")
 
 
 async def test_pinned_traits_and_styles_hold_on_the_offline_path() -> None:

@@ -45,6 +45,11 @@ def _covered(term: Term, sources: Iterable[str]) -> bool:
     )
 
 
+def _sources(old_prompt: str, changes: Changes, extra_allowed: Iterable[str]) -> list[str]:
+    """Where every term of a new prompt must come from."""
+    return [*(t.text for t in parse_prompt(old_prompt)), *changes.allowed_new(), *extra_allowed]
+
+
 def _kept(old_prompt: str, changes: Changes) -> list[str]:
     """The keep phrases that are in the old prompt: the ones that can survive."""
     old = parse_prompt(old_prompt)
@@ -72,11 +77,7 @@ def check(
         if not any(mentions(t.text, phrase) for t in new_terms)
     ]
     present = [p for p in unwanted if any(mentions(t.text, p) for t in new_terms)]
-    sources = [
-        *(t.text for t in parse_prompt(old_prompt)),
-        *changes.allowed_new(),
-        *extra_allowed,
-    ]
+    sources = _sources(old_prompt, changes, extra_allowed)
     invented = [t.text for t in new_terms if not _covered(t, sources)]
     return Violations(missing, present, invented)
 
@@ -91,11 +92,7 @@ def repair(
 ) -> str:
     """The new prompt minus what breaks the rules, plus the keeps it lost."""
     unwanted = _unwanted(changes, avoid)
-    sources = [
-        *(t.text for t in parse_prompt(old_prompt)),
-        *changes.allowed_new(),
-        *extra_allowed,
-    ]
+    sources = _sources(old_prompt, changes, extra_allowed)
     terms = [
         term
         for term in parse_prompt(new_prompt)
