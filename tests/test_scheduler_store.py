@@ -171,7 +171,8 @@ async def test_prompts_left_by_a_crashed_run_are_settled_exactly_once(
         forgotten = rows[3]
         await store.job_submitted(forgotten.id, node.spec.id, "never-posted", 1)
         rows = await store.jobs(session_id)
-        assert {row.state for row in rows} <= {"submitted", "running"}
+        # On a loaded machine the first prompt may already have been fetched and kept.
+        assert {row.state for row in rows} <= {"submitted", "running", "done"}
 
         events: list[JobEvent] = []
         async with scheduler_for(farm, SessionRecorder(store)) as second:

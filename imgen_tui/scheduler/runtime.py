@@ -41,7 +41,7 @@ class NodeRuntime:
     slot_freed_at: float = 0.0
     consecutive_failures: int = 0
     confirmed: bool = False  # object_info has been read at least once
-    uploads: dict[str, str] = field(default_factory=dict)  # local source image -> its name here
+    uploads: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # source -> name here
 
     @classmethod
     def create(
@@ -82,14 +82,26 @@ class NodeRuntime:
         """Put a local image in this node's input folder once; its name there for LoadImage.
 
         The name is derived from the content, so a picture uploaded twice (or by
-        an earlier run) overwrites itself instead of piling up copies.
+        an earlier run) overwrites itself instead of piling up copies. Jobs that
+        need the same picture at the same time share one upload: ComfyUI writes
+        an upload in place, so a second upload of the file would truncate it
+        under a job that is reading it.
         """
-        if path not in self.uploads:
-            data = await asyncio.to_thread(Path(path).read_bytes)
-            name = f"imgen-{hashlib.sha256(data).hexdigest()[:20]}.png"
-            ref = await self.client.upload_image(data, name, overwrite=True)
-            self.uploads[path] = ref.filename
-        return self.uploads[path]
+        upload = self.uploads.get(path)
+        if upload is None:
+            upload = self.uploads[path] = asyncio.ensure_future(self._upload(path))
+        try:
+            return await asyncio.shield(upload)
+        except Exception:
+            if self.uploads.get(path) is upload:
+                del self.uploads[path]  # the next job tries again
+            raise
+
+    async def _upload(self, path: str) -> str:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        name = f"imgen-{hashlib.sha256(data).hexdigest()[:20]}.png"
+        ref = await self.client.upload_image(data, name, overwrite=True)
+        return ref.filename
 
     def can_take(self) -> bool:
         """A free slot on a live node whose events we can hear (else progress is lost)."""
