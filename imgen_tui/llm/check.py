@@ -50,7 +50,7 @@ def _sources(old_prompt: str, changes: Changes, extra_allowed: Iterable[str]) ->
     return [*(t.text for t in parse_prompt(old_prompt)), *changes.allowed_new(), *extra_allowed]
 
 
-def _kept(old_prompt: str, changes: Changes) -> list[str]:
+def kept_phrases(old_prompt: str, changes: Changes) -> list[str]:
     """The keep phrases that are in the old prompt: the ones that can survive."""
     old = parse_prompt(old_prompt)
     return [p for p in changes.keep if normalise(p) and any(mentions(t.text, p) for t in old)]
@@ -73,7 +73,7 @@ def check(
     unwanted = _unwanted(changes, avoid)
     missing = [
         phrase
-        for phrase in _kept(old_prompt, changes)
+        for phrase in kept_phrases(old_prompt, changes)
         if not any(mentions(t.text, phrase) for t in new_terms)
     ]
     present = [p for p in unwanted if any(mentions(t.text, p) for t in new_terms)]
@@ -98,7 +98,7 @@ def repair(
         for term in parse_prompt(new_prompt)
         if _covered(term, sources) and not any(mentions(term.text, p) for p in unwanted)
     ]
-    for phrase in _kept(old_prompt, changes):
+    for phrase in kept_phrases(old_prompt, changes):
         if not any(mentions(t.text, phrase) for t in terms):
             terms.append(Term(phrase.strip()))
     return render_prompt(terms)

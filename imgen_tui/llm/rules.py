@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from imgen_tui.llm.changes import Changes
+from imgen_tui.llm.check import kept_phrases
 from imgen_tui.llm.terms import Term, mentions, parse_prompt, render_prompt
 
 _CLAUSE_SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bbut\b)\s*", re.I)
@@ -79,7 +80,8 @@ def engineer(prompt: str, changes: Changes, *, weights: bool = True) -> str:
             terms = [t for i, t in enumerate(terms) if i not in hits[1:]]
         else:
             terms.append(Term(replacement))
-    for phrase in changes.add:
+    # A removal can take a kept phrase with it ("fox sunny" minus "sunny"): put it back.
+    for phrase in [*changes.add, *kept_phrases(prompt, changes)]:
         if not any(mentions(t.text, phrase) for t in terms):
             terms.append(Term(phrase))
     for phrase, step in [(p, EMPHASIS_STEP) for p in changes.emphasis_up] + [
