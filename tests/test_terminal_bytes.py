@@ -14,17 +14,15 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from imgen_tui.ui.app import make_app
-from imgen_tui.ui.bench import Tap, tap_driver
+from imgen_tui.ui.bench import CountingStdout, Tap, tap_driver
 from imgen_tui.ui.screens.funnel import FunnelScreen
-from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.lightbox import LightboxScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.tgp_picture import placeholder_rows
-from tests.pilot_helpers import until
+from tests.pilot_helpers import start_drafts, until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIXEL = re.compile(r"\x1bP[0-9;]*q.*?\x1b\\", re.S)
@@ -37,15 +35,7 @@ def written_since(tap: Tap, mark: int) -> str:
 
 
 async def grid_of_twenty(pilot: Pilot[Any]) -> FunnelScreen:
-    app = pilot.app
-    await until(pilot, lambda: isinstance(app.screen, HomeScreen))
-    await pilot.press("f")
-    await until(pilot, lambda: isinstance(app.screen, FunnelScreen))
-    screen = app.screen
-    assert isinstance(screen, FunnelScreen)
-    screen.query_one("#prompt", Input).value = "a red fox in the snow"
-    await pilot.press("enter")
-    await until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
+    screen = await start_drafts(pilot)
     assert screen.funnel is not None and screen.funnel.current is not None
     cells = screen.funnel.current.cells
     await until(pilot, lambda: all(cell.state == "done" for cell in cells))
@@ -135,22 +125,12 @@ def test_tgp_uploads_each_picture_once_then_draws_compact_placeholders(
         assert len(moves.encode()) < 2 * 5000
 
     def with_uploads_tapped(pilot: Pilot[Any], tap: Tap) -> Any:
-        monkeypatch.setattr(sys, "__stdout__", _Uploads(tap))  # where textual-image sends them
+        monkeypatch.setattr(
+            sys, "__stdout__", CountingStdout(tap)
+        )  # where textual-image sends them
         return scenario(pilot, tap)
 
     run_app(tmp_path, "tgp", with_uploads_tapped)
-
-
-class _Uploads:
-    def __init__(self, tap: Tap) -> None:
-        self.tap = tap
-
-    def write(self, data: str) -> int:
-        self.tap.record(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 def test_compact_placeholders_name_row_and_column_once_per_row() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList, Static, TextArea
 
@@ -22,25 +21,13 @@ from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
-from tests.pilot_helpers import until
+from tests.pilot_helpers import start_drafts, until
 
 SIZE = (160, 48)
 
 
 def demo_app(data_dir: Path, speed: float = 0.01) -> ImgenApp:
     return make_app(None, demo=True, data_dir=data_dir, graphics="halfcell", demo_speed=speed)
-
-
-async def start_drafts(pilot: Pilot[int], prompt: str = "a red fox in the snow") -> FunnelScreen:
-    await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))
-    await pilot.press("f")
-    await until(pilot, lambda: isinstance(pilot.app.screen, FunnelScreen))
-    screen = pilot.app.screen
-    assert isinstance(screen, FunnelScreen)
-    screen.query_one("#prompt", Input).value = prompt
-    await pilot.press("enter")
-    await until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
-    return screen
 
 
 def funnel_of(screen: FunnelScreen) -> Funnel:

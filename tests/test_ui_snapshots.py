@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.funnel import FunnelScreen
@@ -30,7 +29,7 @@ from imgen_tui.ui.screens.lightbox import LightboxScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 from imgen_tui.ui.widgets.grid import ThumbCell
-from tests.pilot_helpers import until
+from tests.pilot_helpers import start_drafts, until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (140, 42)
@@ -90,15 +89,7 @@ async def drafts(pilot: Pilot[Any], *, hang: bool) -> FunnelScreen:
     await node_up(pilot)
     if hang:
         app.engine.sim_farm.nodes[0].faults.hang = 1
-    await pilot.press("f")
-    await until(pilot, lambda: isinstance(app.screen, FunnelScreen))
-    screen = app.screen
-    assert isinstance(screen, FunnelScreen)
-    prompt = screen.query_one("#prompt", Input)
-    prompt.cursor_blink = False
-    prompt.value = "a red fox in the snow"
-    await pilot.press("enter")
-    await until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
+    screen = await start_drafts(pilot)
     assert screen.funnel is not None and screen.funnel.current is not None
     cells = screen.funnel.current.cells
     if hang:

@@ -99,11 +99,10 @@ async def refine(request: RefineRequest, intent: Intent, stages: OllamaStages | 
     if result is None:
         understood = interpret(request.feedback)
         changes = _with_pins(understood.changes, request.pinned)
-        new_prompt = engineer(request.prompt, changes, weights=uses_weights(request.family))
-        if request.style:
-            terms = parse_prompt(new_prompt)
-            terms += [Term(t) for t in request.style.tags if not any(x.key == t for x in terms)]
-            new_prompt = render_prompt(terms)
+        styled = changes.model_copy(  # the style's tags are added like any asked-for phrase
+            update={"add": [*changes.add, *(request.style.tags if request.style else ())]}
+        )
+        new_prompt = engineer(request.prompt, styled, weights=uses_weights(request.family))
         result = Refinement(
             "rules",
             new_prompt,

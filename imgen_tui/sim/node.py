@@ -117,12 +117,7 @@ class SimulatedNode:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        for sock in list(self._all_sockets):
-            with contextlib.suppress(Exception):
-                await sock.ws.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        await self.unplug()
         self._reset_state()
 
     async def unplug(self) -> None:

@@ -60,10 +60,10 @@ class Tap:
             hook(now)
 
 
-class _CountingStdout:
+class CountingStdout:
     """Stands in for sys.__stdout__, where textual-image writes TGP uploads."""
 
-    def __init__(self, tap: Tap, real: TextIO | None) -> None:
+    def __init__(self, tap: Tap, real: TextIO | None = None) -> None:
         self.tap, self.real = tap, real
 
     def write(self, data: str) -> int:
@@ -139,30 +139,29 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
             if isinstance(event, JobAssigned):
                 prompts[event.job.job_id] = event.prompt_id
 
-    def check_painted(now: float) -> None:
-        screen = app.screen
-        if not isinstance(screen, FunnelScreen):
-            return
-        for cell_widget in screen.query(ThumbCell):
-            cell = cell_widget.cell
-            if cell is None or cell.job_id in painted or cell.image is None:
-                continue
-            if _on_terminal(cell_widget.query_one(".picture")):
-                painted[cell.job_id] = time.time()
-
     watcher = app.run_worker(watch_jobs(), exclusive=False)
-    tap.on_write.append(check_painted)
     await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
     await pilot.press("f")
     await _until(pilot, lambda: isinstance(app.screen, FunnelScreen))
     screen = app.screen
     assert isinstance(screen, FunnelScreen)
+    slots = [(cell, cell.query_one(".picture")) for cell in screen.query(ThumbCell)]
+
+    def check_painted(now: float) -> None:
+        """On every write: which finished cells' pictures have now reached the terminal."""
+        for slot, picture in slots:
+            cell = slot.cell
+            if cell is None or cell.job_id in painted or cell.image is None:
+                continue
+            if _on_terminal(picture):
+                painted[cell.job_id] = time.time()
+
+    tap.on_write.append(check_painted)
     screen.query_one("#prompt", Input).value = "a red fox in the snow, bench"
     await pilot.press("enter")
     await _until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
     grid = screen.query_one(ThumbGrid)
     grid.focus()
-    direction = "right"
     for press in range(KEY_PRESSES):
         direction = "left" if press % 8 >= 4 else "right"
         expected = grid.cursor + (1 if direction == "right" else -1)
@@ -236,7 +235,7 @@ async def measure(renderer: Graphics, data_dir: Path, demo_speed: float) -> UiFi
             app.exit(0)
 
     real_stdout = sys.__stdout__
-    sys.__stdout__ = _CountingStdout(tap, real_stdout)  # type: ignore[misc,assignment]
+    sys.__stdout__ = CountingStdout(tap, real_stdout)  # type: ignore[misc,assignment]
     try:
         await app.run_async(headless=False, size=SIZE, auto_pilot=scenario)
     finally:

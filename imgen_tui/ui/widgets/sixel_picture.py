@@ -102,14 +102,18 @@ class _Row(Strip):
     __slots__ = ("_delivery", "_frame", "_margins", "_row")
 
     def __init__(
-        self, row: int, frame: Region, margins: tuple[Segment, Segment], delivery: _Delivery
+        self,
+        row: int,
+        frame: Region,
+        margins: tuple[Segment, Segment],
+        delivery: _Delivery | None,  # None: the pixels are there (or covered), only skip them
     ) -> None:
         left, right = margins
         super().__init__([left, _forward(frame.width), right], frame.right + right.cell_length)
         self._row, self._frame, self._margins, self._delivery = row, frame, margins, delivery
 
     def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
-        picture = self._delivery.take(self._row, self._frame)
+        picture = self._delivery.take(self._row, self._frame) if self._delivery else None
         if picture is None:
             return super().divide(cuts)
         left, right = self._margins
@@ -196,10 +200,9 @@ class SixelPicture(Widget, can_focus=False):
         if not whole:  # partly scrolled out of view: leave the pixels alone
             return [_skip(crop.width)] * crop.height
         frame = self._frame
-        delivery = _Delivery(self, key, region)
-        if key == self._sent or self.app.screen is not self.screen:
-            delivery.done = True  # already there, or covered: rows only skip the pixels
-        else:
+        delivery = None
+        if key != self._sent and self.app.screen is self.screen:
+            delivery = _Delivery(self, key, region)
             self.call_after_refresh(self._check_delivered, key)
         blank = Strip.blank(width, self.rich_style)
         margins = (
