@@ -1,23 +1,36 @@
-"""A TGP picture whose placeholder cells cost as few bytes as Kitty allows.
+"""A TGP picture: uploaded once, encoded off the event loop, drawn in few bytes.
 
 textual-image sends the picture once and then draws it with Unicode
-placeholder cells, which is right for SSH; but it writes every cell in full
-(placeholder, row, column and id diacritics: 10 bytes). Kitty's protocol lets
-a cell leave out its diacritics when it continues the row of the cell before
-it, so only the first cell of each row needs them: the same picture in about
-40% of the bytes every time its region is repainted (a cursor border moving
-next to it, a caption ticking under it).
+placeholder cells, which is right for SSH. Two things are changed here:
+
+- It PNG-encodes the upload inside `render`, on the event loop: with 20
+  drafts finishing and previews streaming, that stalled key presses for
+  100 ms and more. Here a new picture is encoded (at the size it will be
+  drawn) in a thread first, and shown when the upload is ready.
+- It writes every placeholder cell in full (placeholder, row, column and id
+  diacritics: 10 bytes). Kitty lets a cell that continues its row leave the
+  diacritics out, so only the first cell of each row carries them: the same
+  picture in about 40% of the bytes on every repaint.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
+from PIL import Image as PILImage
 from rich.segment import Segment
 from rich.style import Style
-from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC, _PLACEHOLDER
+from textual.app import RenderResult
+from textual_image._geometry import ImageSize
+from textual_image._pixeldata import PixelData
+from textual_image._terminal import get_cell_size
+from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC, _PLACEHOLDER, _send_tgp_message
 from textual_image.renderable.tgp import Image as TGPRenderable
 from textual_image.widget._base import Image as BaseImage
+
+CHUNK = 4096  # the protocol's largest payload per escape sequence
+Prepared = tuple[tuple[int, int], str]  # (pixel width, height), base64 PNG at that size
 
 
 def placeholder_rows(image_id: int, width: int, height: int) -> Iterator[str]:
@@ -31,16 +44,67 @@ def placeholder_rows(image_id: int, width: int, height: int) -> Iterator[str]:
 
 
 class CompactTGPRenderable(TGPRenderable):
+    prepared: Prepared | None = None
+
+    def _send_image_to_terminal(self, width: int, height: int) -> None:
+        if self.prepared is None or self.prepared[0] != (width, height):
+            super()._send_image_to_terminal(width, height)  # a size we did not foresee
+            return
+        self.terminal_image_id = next(TGPRenderable._image_id_counter)
+        payload = self.prepared[1]
+        for start in range(0, len(payload), CHUNK):
+            more = start + CHUNK < len(payload)
+            chunk = payload[start : start + CHUNK]
+            _send_tgp_message(i=self.terminal_image_id, m=int(more), f=100, payload=chunk, q=2)
+
     def _render_diacritics(self, width: int, height: int) -> Iterator[Segment]:
         image_id = self.terminal_image_id
         assert image_id
         # The low three bytes of the id travel in the foreground colour.
-        style = Style(
-            color=f"rgb({(image_id >> 16) & 255}, {(image_id >> 8) & 255}, {image_id & 255})"
-        )
+        red, green, blue = (image_id >> 16) & 255, (image_id >> 8) & 255, image_id & 255
+        style = Style(color=f"rgb({red}, {green}, {blue})")
         for line in placeholder_rows(image_id, width, height):
             yield Segment(line + "\n", style=style)
 
 
+def _encode(picture: PILImage.Image, size: tuple[int, int]) -> str:
+    return PixelData(picture).scaled(*size).to_base64()
+
+
 class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
-    """textual-image's TGP widget, drawing with `CompactTGPRenderable`."""
+    """textual-image's TGP widget; `.image = picture` shows it once its upload is encoded."""
+
+    _prepared: Prepared | None = None
+
+    def _set_image(self, picture: PILImage.Image | None) -> None:
+        if not isinstance(picture, PILImage.Image) or not self.is_mounted:
+            BaseImage.image.fset(self, picture)  # type: ignore[attr-defined]
+            return
+        self.run_worker(self._prepare(picture), group="tgp-upload", exclusive=True)
+
+    image = property(BaseImage.image.fget, _set_image)  # type: ignore[attr-defined]
+
+    async def _prepare(self, picture: PILImage.Image) -> None:
+        styled_width, styled_height = self._get_styled_size()
+        size = ImageSize(picture.width, picture.height, width=styled_width, height=styled_height)
+        pixels = size.get_pixel_size(
+            self.content_size.width, self.content_size.height, get_cell_size()
+        )
+        self._prepared = (pixels, await asyncio.to_thread(_encode, picture, pixels))
+        self._show(picture)
+
+    def _show(self, picture: PILImage.Image) -> None:
+        """The base setter, minus its layout pass: our size comes from CSS, not the picture,
+        and a layout of the whole screen per preview frame was most of a slow frame."""
+        if self._renderable:
+            self._renderable.cleanup()
+            self._renderable = None
+        self._image = picture
+        self._image_width, self._image_height = picture.width, picture.height
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        renderable = super().render()
+        if isinstance(renderable, CompactTGPRenderable):
+            renderable.prepared = self._prepared
+        return renderable
