@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
 
 import pytest
@@ -142,27 +143,74 @@ async def test_no_ollama_falls_back_to_the_rules_and_says_so() -> None:
     )
 
 
-async def test_vision_gets_a_downscaled_png_as_plain_base64() -> None:
-    big = Image.new("RGB", (2048, 2048), (200, 40, 40))
+def jpeg(size: int, colour: tuple[int, int, int]) -> bytes:
     data = io.BytesIO()
-    big.save(data, format="JPEG")
+    Image.new("RGB", (size, size), colour).save(data, format="JPEG")
+    return data.getvalue()
+
+
+LOOKED_AT = {"composition": "centred", "style": "flat", "mood": "warm", "colours": "red"}
+
+
+async def test_vision_gets_a_downscaled_png_as_plain_base64_and_feeds_both_stages() -> None:
     async with fake_ollama() as fake:
         config = config_for(fake)
         fake.vision_models.add("minicpm-v")
+        fake.answer(LOOKED_AT)
         fake.answer(SEED_CHANGES)
-        fake.answer({"composition": "centred", "style": "flat", "mood": "warm", "colours": "red"})
         fake.answer({"prompt": "1girl, sitting cross-legged, detailed face"})
-        result = await refine(request(picture=data.getvalue()), Intent(), OllamaStages(config))
-    vision = fake.requests[1]
+        result = await refine(
+            request(picture=jpeg(2048, (200, 40, 40))), Intent(), OllamaStages(config)
+        )
+    vision, interpreter, engineer = fake.requests
     (image,) = vision["messages"][-1]["images"]
     assert not image.startswith("data:")
     with Image.open(io.BytesIO(base64.b64decode(image))) as sent:
         assert sent.format == "PNG" and sent.width * sent.height <= 1_500_000
-    assert (
+    assert vision["format"]["required"] == ["composition", "style", "mood", "colours"]
+    notes = "the picked image: composition: centred; style: flat; mood: warm; colours: red"
+    assert ("vision", notes) in result.stages
+    for later in (interpreter, engineer):  # stage 1 may name its traits as changes
+        assert json.loads(later["messages"][1]["content"])["what_the_images_show"] == notes
+
+
+async def test_picked_against_rejected_describes_both_and_the_stages_report_live() -> None:
+    heard: list[tuple[str, str | None]] = []
+    async with fake_ollama() as fake:
+        fake.vision_models.add("minicpm-v")
+        fake.answer(LOOKED_AT)
+        fake.answer({**LOOKED_AT, "mood": "cold", "colours": "grey"})
+        fake.answer(SEED_CHANGES)
+        fake.answer({"prompt": "1girl, sitting cross-legged, detailed face"})
+        result = await refine(
+            request(picture=jpeg(64, (200, 40, 40)), rejected_picture=jpeg(64, (90, 90, 90))),
+            Intent(),
+            OllamaStages(config_for(fake)),
+            on_stage=lambda stage, output: heard.append((stage, output)),
+        )
+    assert [len(r["messages"][-1].get("images", [])) for r in fake.requests] == [1, 1, 0, 0]
+    notes = dict(result.stages)["vision"]
+    assert "picked image: " in notes and "rejected image: " in notes and "mood: cold" in notes
+    # each stage is announced before it runs and reported when it is done, in order
+    assert [stage for stage, output in heard if output is None] == [
         "vision",
-        "composition: centred; style: flat; mood: warm; colours: red",
-    ) in result.stages
-    assert "composition: centred" in fake.requests[2]["messages"][1]["content"]
+        "interpret",
+        "engineer",
+        "check",
+    ]
+    assert [(s, o) for s, o in heard if o is not None] == result.stages
+
+
+async def test_a_vision_stage_that_cannot_see_is_skipped_and_said() -> None:
+    async with fake_ollama() as fake:  # minicpm-v is pulled but has no vision capability
+        fake.answer(SEED_CHANGES)
+        fake.answer({"prompt": "1girl, sitting cross-legged, detailed face"})
+        result = await refine(
+            request(picture=jpeg(64, (1, 2, 3))), Intent(), OllamaStages(config_for(fake))
+        )
+    assert result.path == "llm" and result.notice is not None
+    assert "vision skipped: model minicpm-v" in result.notice and "cannot see" in result.notice
+    assert [r["model"] for r in fake.requests] == ["hermes3:8b", "phi4:14b"]
 
 
 async def test_a_model_without_vision_is_named() -> None:

@@ -8,20 +8,24 @@ from typing import Any
 
 from PIL import Image
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, OptionList, Static, TextArea
+from textual.widgets import DataTable, Input, Label, OptionList, Select, Static, TextArea
 
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
+from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.store import ImageRecord
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.funnel import FunnelScreen
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.intent import IntentScreen
 from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
-from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
+from imgen_tui.ui.screens.modals import ConfirmScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
+from imgen_tui.ui.screens.refine import RefineScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+from tests.fake_ollama import fake_ollama
 from tests.pilot_helpers import start_drafts, until
+from tests.test_llm_pipeline import config_for
 
 SIZE = (160, 48)
 
@@ -178,26 +182,39 @@ async def test_lightbox_compare_more_like_this_lock_again_upscale(tmp_path: Path
         assert image_of(upscaled).width == 4 * upscaled.source.width
 
 
-async def test_refine_by_the_offline_rules_then_edit_and_generate(tmp_path: Path) -> None:
+def stages_text(screen: Screen[Any]) -> str:
+    return str(screen.query_one("#refine-stages", Static).render())
+
+
+async def test_refine_by_the_offline_rules_with_a_style_then_edit_and_generate(
+    tmp_path: Path,
+) -> None:
     app = demo_app(tmp_path)  # demo mode: no Ollama, the rules run and say so
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_drafts(pilot, "a fox, forest background, sunny")
+        await until(pilot, all_done(screen))
+        await pilot.press("space", "right", "x")  # #1 picked, #2 rejected
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
-        feedback = app.screen
-        feedback.query_one(
-            Input
+        await until(pilot, lambda: isinstance(app.screen, RefineScreen))
+        panel = app.screen
+        assert "looking at #1, against rejected #2" in str(panel.query_one(".dim", Label).render())
+        panel.query_one(Select).value = "cinematic"
+        panel.query_one(
+            "#refine-feedback", Input
         ).value = "no sunny, change the background to beach, more glow, sing"
         await pilot.press("enter")
-        await until(
-            pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen is not feedback
+        prompt = panel.query_one("#refine-prompt", Input)
+        await until(pilot, lambda: not prompt.disabled)
+        assert app.focused is prompt
+        assert prompt.value == (
+            "a fox, beach background, cinematic lighting, film still, "
+            "shallow depth of field, dramatic composition, (glow:1.1)"
         )
-        refined = app.screen
-        assert refined.query_one(Input).value == "a fox, beach background, (glow:1.1)"
-        shown = str(refined.query_one("#prompt-detail", Static).render())
-        assert "offline rules" in shown and "check: passed" in shown
-        assert "not understood: sing" in shown
-        refined.query_one(Input).value = "a fox, beach background, (glow:1.1), golden hour"
+        shown = stages_text(panel)
+        assert "✓ vision (rules): skipped: the offline rules cannot look at images" in shown
+        assert "ran: offline rules" in shown and "✓ check: passed" in shown
+        assert "not understood: sing" in shown and "running" not in shown
+        prompt.value = "a fox, beach background, (glow:1.1), golden hour"
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is screen)
         assert current_round(screen).prompt == "a fox, beach background, (glow:1.1), golden hour"
@@ -216,6 +233,59 @@ async def test_refine_by_the_offline_rules_then_edit_and_generate(tmp_path: Path
         assert store is not None
         intent = await store.intent(session_of(screen))
         assert intent["pinned"] == ["a fox"] and intent["avoid"] == ["sunny"]
+
+
+async def test_the_panel_shows_each_stage_while_the_local_llm_works(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    async with fake_ollama() as fake, app.run_test(size=SIZE) as pilot:
+        app.llm_stages = OllamaStages(config_for(fake))
+        fake.answer({"keep": ["a fox"], "add": ["fog"]})
+        fake.answer({"prompt": "a fox, forest background, fog"}, delay=1.0)  # a slow engineer
+        screen = await start_drafts(pilot, "a fox, forest background")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RefineScreen))
+        panel = app.screen
+        panel.query_one("#refine-feedback", Input).value = "add fog"
+        await pilot.press("enter")
+        await until(pilot, lambda: "… engineer: running" in stages_text(panel))
+        assert '✓ interpret: {"keep":["a fox"]' in stages_text(panel)
+        await until(pilot, lambda: "ran: local LLM" in stages_text(panel))
+        assert "running" not in stages_text(panel)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen)
+        assert current_round(screen).prompt == "a fox, forest background, fog"
+        await pilot.press("escape")
+
+
+async def test_more_like_this_described_runs_img2img_on_the_seed_with_the_new_prompt(
+    tmp_path: Path,
+) -> None:
+    app = demo_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot, "a fox, forest background")
+        await until(pilot, all_done(screen))
+        await pilot.press("right", "M")
+        await until(pilot, lambda: isinstance(app.screen, RefineScreen))
+        panel = app.screen
+        assert str(panel.query_one(Label).render()).startswith("More like #2")
+        feedback = panel.query_one("#refine-feedback", Input)
+        assert feedback.value == "more like this"
+        feedback.value = "more like this, add fog"
+        await pilot.press("enter")
+        prompt = panel.query_one("#refine-prompt", Input)
+        await until(pilot, lambda: not prompt.disabled)
+        assert prompt.value == "a fox, forest background, fog"
+        assert "not understood" not in stages_text(panel)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen)
+        cells = current_cells(screen)
+        assert len(cells) == 21
+        variation, source = cells[-1], cells[1]
+        assert variation.source == source.image and variation.seed == source.seed
+        await until(pilot, lambda: variation.state == "done")
+        sidecar = image_of(variation).sidecar_path.read_text()
+        assert "fog" in sidecar
+        assert all(cell.state == "done" for cell in cells[:20])  # the round was not redone
 
 
 async def test_nodes_and_queue_screens_and_cancel_all(tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ keep: phrases of the current prompt the operator wants to survive.
 remove: phrases that must disappear. add: new phrases the operator asked for.
 modify: an aspect (background, lighting, pose...) mapped to its new value.
 emphasis_up / emphasis_down: phrases to weigh more or less.
+When what the images show is given, traits of the picked image the feedback
+asks for may be added and traits only the rejected image has may be removed.
 Answer with JSON only, matching this schema:
 {schema}"""
 
@@ -97,17 +99,18 @@ class OllamaStages:
         history: list[str],
         picked: list[str],
         rejected: list[str],
+        picture_notes: str | None = None,
     ) -> Changes:
-        user = json.dumps(
-            {
-                "current_prompt": prompt,
-                "feedback": feedback,
-                "earlier_feedback": history,
-                "picked_images": picked,
-                "rejected_images": rejected,
-            },
-            indent=1,
-        )
+        request: dict[str, Any] = {
+            "current_prompt": prompt,
+            "feedback": feedback,
+            "earlier_feedback": history,
+            "picked_images": picked,
+            "rejected_images": rejected,
+        }
+        if picture_notes:
+            request["what_the_images_show"] = picture_notes
+        user = json.dumps(request, indent=1)
         system = INTERPRETER_SYSTEM.format(schema=json.dumps(Changes.model_json_schema()))
         return await self._ask(self.config.interpreter, system, user, Changes)
 
@@ -129,7 +132,7 @@ class OllamaStages:
         if style:
             request["style"] = style
         if picture_notes:
-            request["what_the_picked_image_shows"] = picture_notes
+            request["what_the_images_show"] = picture_notes
         system = ENGINEER_SYSTEM.format(
             family_rules=syntax_rules(family),
             schema=json.dumps(EngineeredPrompt.model_json_schema()),

@@ -7,10 +7,16 @@ repair reported) if the engineer kept what should go, lost a keep or
 invented something. The session's intent document grows with each round:
 the feedback, and an avoid list from what was removed, which later rounds
 must respect.
+
+Stage 3 (vision) runs first when a picture comes with the request, and its
+description goes to stage 1 as well as stage 2: only stage 1's changes may
+bring new words in (the check allows nothing else), so a trait of the picked
+image reaches the prompt by being named as a change, visibly, or not at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +26,7 @@ from imgen_tui.llm.changes import Changes
 from imgen_tui.llm.check import check, repair
 from imgen_tui.llm.config import EnhancementStyle
 from imgen_tui.llm.families import quality_tags, uses_weights
-from imgen_tui.llm.ollama_stages import LlmUnavailable, OllamaStages
+from imgen_tui.llm.ollama_stages import LlmError, LlmUnavailable, OllamaStages
 from imgen_tui.llm.rules import engineer, interpret
 from imgen_tui.llm.terms import Term, mentions, parse_prompt, render_prompt
 
@@ -70,7 +76,27 @@ class RefineRequest:
     picked: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     style: EnhancementStyle | None = None
-    picture: bytes | None = None  # the picked image, for stage 3
+    picture: bytes | None = None  # the picked image (or the one looked at), for stage 3
+    rejected_picture: bytes | None = None  # one rejected: stage 3 says what differs
+
+
+StageListener = Callable[[str, str | None], None]
+"""Told `(stage, None)` when a stage starts and `(stage, output)` when it is done."""
+
+
+class _StageLog:
+    def __init__(self, listener: StageListener | None) -> None:
+        self.done: list[tuple[str, str]] = []
+        self.listener = listener
+
+    def running(self, stage: str) -> None:
+        if self.listener is not None:
+            self.listener(stage, None)
+
+    def finished(self, stage: str, output: str) -> None:
+        self.done.append((stage, output))
+        if self.listener is not None:
+            self.listener(stage, output)
 
 
 def _with_pins(changes: Changes, pinned: list[str]) -> Changes:
@@ -87,34 +113,25 @@ def _avoid_in_negative(negative: str, avoid: list[str], family: str) -> str:
     return render_prompt(terms)
 
 
-async def refine(request: RefineRequest, intent: Intent, stages: OllamaStages | None) -> Refinement:
+async def refine(
+    request: RefineRequest,
+    intent: Intent,
+    stages: OllamaStages | None,
+    on_stage: StageListener | None = None,
+) -> Refinement:
     extra = [*quality_tags(request.family), *(request.style.tags if request.style else ())]
+    log = _StageLog(on_stage)
     result: Refinement | None = None
     notice = None if stages is not None else "offline rules (no LLM configured)"
     if stages is not None:
         try:
-            result = await _by_llm(request, intent, stages)
+            result = await _by_llm(request, intent, stages, log)
         except LlmUnavailable as error:
             notice = f"{error}: used the offline rules"
     if result is None:
-        understood = interpret(request.feedback)
-        changes = _with_pins(understood.changes, request.pinned)
-        styled = changes.model_copy(  # the style's tags are added like any asked-for phrase
-            update={"add": [*changes.add, *(request.style.tags if request.style else ())]}
-        )
-        new_prompt = engineer(request.prompt, styled, weights=uses_weights(request.family))
-        result = Refinement(
-            "rules",
-            new_prompt,
-            request.negative,
-            changes,
-            stages=[
-                ("interpret (rules)", changes.model_dump_json()),
-                ("engineer (rules)", new_prompt),
-            ],
-            notice=notice,
-            not_understood=understood.not_understood,
-        )
+        result = _by_rules(request, log)
+        result.notice = notice
+    log.running("check")
     violations = check(
         request.prompt, result.prompt, result.changes, avoid=intent.avoid, extra_allowed=extra
     )
@@ -124,28 +141,53 @@ async def refine(request: RefineRequest, intent: Intent, stages: OllamaStages | 
         )
         repaired = f"repaired: the engineer {violations.describe()}"
         result.notice = f"{result.notice}; {repaired}" if result.notice else repaired
-        result.stages.append(("check", repaired))
+        log.finished("check", repaired)
     else:
-        result.stages.append(("check", "passed: nothing invented, keeps kept, removals gone"))
+        log.finished("check", "passed: nothing invented, keeps kept, removals gone")
+    result.stages = log.done
     intent.learn(request.feedback, result.changes)  # this round's removals are avoided too
     result.negative = _avoid_in_negative(result.negative, intent.avoid, request.family)
     return result
 
 
-async def _by_llm(request: RefineRequest, intent: Intent, stages: OllamaStages) -> Refinement:
+def _by_rules(request: RefineRequest, log: _StageLog) -> Refinement:
+    if request.picture is not None:
+        log.finished("vision (rules)", "skipped: the offline rules cannot look at images")
+    log.running("interpret (rules)")
+    understood = interpret(request.feedback)
+    changes = _with_pins(understood.changes, request.pinned)
+    log.finished("interpret (rules)", changes.model_dump_json())
+    log.running("engineer (rules)")
+    styled = changes.model_copy(  # the style's tags are added like any asked-for phrase
+        update={"add": [*changes.add, *(request.style.tags if request.style else ())]}
+    )
+    new_prompt = engineer(request.prompt, styled, weights=uses_weights(request.family))
+    log.finished("engineer (rules)", new_prompt)
+    return Refinement(
+        "rules",
+        new_prompt,
+        request.negative,
+        changes,
+        not_understood=understood.not_understood,
+    )
+
+
+async def _by_llm(
+    request: RefineRequest, intent: Intent, stages: OllamaStages, log: _StageLog
+) -> Refinement:
+    notes, vision_problem = await _look(request, stages, log)
+    log.running("interpret")
     found = await stages.interpret(
         request.feedback,
         request.prompt,
         history=intent.feedback,
         picked=request.picked,
         rejected=request.rejected,
+        picture_notes=notes,
     )
     changes = _with_pins(found, request.pinned)
-    steps = [("interpret", changes.model_dump_json())]
-    notes = None
-    if request.picture is not None and stages.config.vision.enabled:
-        notes = await stages.describe(request.picture, "What does this picture show?")
-        steps.append(("vision", notes))
+    log.finished("interpret", changes.model_dump_json())
+    log.running("engineer")
     engineered = await stages.engineer(
         request.prompt,
         changes,
@@ -154,6 +196,34 @@ async def _by_llm(request: RefineRequest, intent: Intent, stages: OllamaStages) 
         style=request.style.instructions if request.style else None,
         picture_notes=notes,
     )
-    steps.append(("engineer", engineered.prompt))
+    log.finished("engineer", engineered.prompt)
     negative = engineered.negative or request.negative
-    return Refinement("llm", engineered.prompt, negative, changes, stages=steps)
+    return Refinement("llm", engineered.prompt, negative, changes, notice=vision_problem)
+
+
+async def _look(
+    request: RefineRequest, stages: OllamaStages, log: _StageLog
+) -> tuple[str | None, str | None]:
+    """Stage 3 on the picked picture, and on a rejected one for the difference.
+
+    Vision is optional: a model that cannot see is reported and the other
+    stages run without it rather than the whole refinement failing.
+    """
+    if request.picture is None or not stages.config.vision.enabled:
+        return None, None
+    log.running("vision")
+    try:
+        notes = "the picked image: " + await stages.describe(
+            request.picture, "What does this picture show?"
+        )
+        if request.rejected_picture is not None:
+            notes += "; the rejected image: " + await stages.describe(
+                request.rejected_picture, "What does this picture show?"
+            )
+    except LlmUnavailable:
+        raise
+    except LlmError as error:
+        log.finished("vision", f"skipped: {error}")
+        return None, f"vision skipped: {error}"
+    log.finished("vision", notes)
+    return notes, None

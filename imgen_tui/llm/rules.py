@@ -21,6 +21,9 @@ _THE = r"(?:the\s+)?"
 _REST = r"(?P<phrase>.+)"
 _ASPECT = r"(?P<aspect>[\w ]+?)"
 _RULES: list[tuple[str, str]] = [
+    # "more like this" / "less like #5" point at an image: the picture (img2img,
+    # the vision stage) carries that, the prompt's words do not change.
+    (r"^(?:more|less)\s+like\s+(?:this|that|it|these|those|#?\d+)(?:\s+one)?$", "reference"),
     (rf"^(?:change|make|set|turn)\s+{_THE}{_ASPECT}\s+(?:to|into)\s+(?P<value>.+)$", "modify"),
     (rf"^{_ASPECT}\s+should\s+be\s+(?P<value>.+)$", "modify"),
     (rf"^(?:keep|preserve|leave)\s+{_THE}(?P<phrase>.+?)(?:\s+as\s+(?:it\s+)?is)?$", "keep"),
@@ -52,7 +55,9 @@ def interpret(feedback: str) -> Interpretation:
             match = pattern.match(clause)
             if match is None:
                 continue
-            if kind == "modify":
+            if kind == "reference":
+                pass
+            elif kind == "modify":
                 changes.modify[match["aspect"].strip().lower()] = match["value"].strip()
             else:
                 getattr(changes, kind).append(match["phrase"].strip())

@@ -17,7 +17,7 @@ from imgen_tui.config import FarmConfig
 from imgen_tui.flows.engine import Engine
 from imgen_tui.flows.funnel import FunnelConfig, load_funnel_config
 from imgen_tui.graphs.templates import WorkflowLibrary, load_library
-from imgen_tui.llm.config import load_llm_config
+from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
 from imgen_tui.ui.graphics import Graphics, choose
@@ -50,10 +50,12 @@ class ImgenApp(App[int]):
         notice: str | None = None,
         keymap_file: Path | None = None,
         llm_stages: OllamaStages | None = None,
+        enhancement_styles: dict[str, EnhancementStyle] | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
         self.llm_stages = llm_stages  # None: refine by the offline rules
+        self.enhancement_styles = enhancement_styles or {}  # offered by the refine panel
         self.funnel_config = funnel_config
         self.library = library
         self.renderer = renderer
@@ -113,4 +115,5 @@ def make_app(
         notice=notice,
         keymap_file=user_config_dir() / "keys.yaml",
         llm_stages=OllamaStages(load_llm_config()) if use_llm else None,
+        enhancement_styles=load_styles(),
     )

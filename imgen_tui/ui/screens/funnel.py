@@ -7,6 +7,7 @@ is `flows.funnel.Funnel`, plain Python, tested without a terminal.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,8 @@ from textual.widgets import Footer, Header, Input, Static
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
 from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.graphs.params import read_values
-from imgen_tui.llm.ollama_stages import LlmError
-from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, refine
+from imgen_tui.llm.config import EnhancementStyle
+from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, StageListener, refine
 from imgen_tui.scheduler.events import (
     JobAssigned,
     JobCancelled,
@@ -37,7 +38,8 @@ from imgen_tui.store import ImageRecord, SessionInfo
 from imgen_tui.store.records import IN_PROGRESS_STATES, Verdict
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.intent import IntentScreen
-from imgen_tui.ui.screens.modals import ConfirmScreen, PromptScreen
+from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.refine import RefinedPrompt, RefineScreen
 from imgen_tui.ui.widgets.grid import ThumbGrid
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 
@@ -57,6 +59,9 @@ class FunnelScreen(Screen[None]):
         Binding("enter", "lightbox", "View", id="funnel.lightbox"),
         Binding("c", "compare", "Compare", id="funnel.compare"),
         Binding("m", "more_like_this", "More like this", id="funnel.more"),
+        Binding(
+            "M", "more_described", "More like, described", show=False, id="funnel.more_described"
+        ),
         Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="funnel.nudge_up"),
         Binding("minus", "nudge(-1)", "Denoise -", show=False, id="funnel.nudge_down"),
         Binding("r", "refine", "Refine", id="funnel.refine"),
@@ -293,24 +298,84 @@ class FunnelScreen(Screen[None]):
         self._repaint_feedback()
 
     def action_refine(self) -> None:
-        """Feedback in words → the refine pipeline → the new prompt to edit → generate."""
-        current = self.funnel.current if self.funnel else None
-        if current is None:
+        """Feedback in words → the stages → the new prompt to edit → generate the round again."""
+        self._open_refine()
+
+    def action_more_described(self) -> None:
+        """More like this, with words: the vision stage looks at it, then img2img on its seed."""
+        cell = self._cell()
+        if cell is None:
+            return
+        if cell.image is None:
+            self.notify("That image is not finished yet.")
+            return
+        self._open_refine(more_like=cell)
+
+    def _open_refine(self, more_like: Cell | None = None) -> None:
+        funnel, store, session = self.funnel, self.imgen.engine.store, self.session
+        if funnel is None or funnel.current is None or store is None or session is None:
             self.notify("Start with a prompt first.", severity="warning")
             return
+        current = funnel.current
+        done = [c for c in current.cells if c.image is not None]
+        picked = more_like or next((c for c in done if c.verdict == "picked"), None)
+        rejected = next((c for c in done if c.verdict == "rejected" and c is not picked), None)
+        looking_at = ", ".join(
+            f"{role} #{self._number(cell)}"
+            for role, cell in (("looking at", picked), ("against rejected", rejected))
+            if cell is not None
+        )
 
-        def feedback_given(feedback: str | None) -> None:
-            if feedback:
-                self.run_worker(self._refine(feedback), group="refine", exclusive=True)
+        async def run(
+            feedback: str, style: EnhancementStyle | None, listener: StageListener
+        ) -> Refinement:
+            intent = Intent.from_document(await store.intent(session.id))
+            picture, rejected_picture = await asyncio.to_thread(read_pictures, picked, rejected)
+            request = RefineRequest(
+                feedback=feedback,
+                prompt=current.prompt,
+                negative=current.negative,
+                family=funnel.current_family(),
+                pinned=list(intent.pinned),
+                picked=[c.image.id for c in current.cells if c.verdict == "picked" and c.image],
+                rejected=[c.image.id for c in current.cells if c.verdict == "rejected" and c.image],
+                style=style,
+                picture=picture,
+                rejected_picture=rejected_picture,
+            )
+            result = await refine(request, intent, self.imgen.llm_stages, listener)
+            await store.set_intent(session.id, intent.model_dump())
+            return result
 
+        async def accepted(refined: RefinedPrompt | None) -> None:
+            if refined is None or self.funnel is None:
+                return
+            if more_like is None:
+                await self._cancel_unfinished(self.funnel.current)
+            self.funnel.rewrite_prompt(refined.prompt, refined.negative)
+            self.query_one("#prompt", Input).value = refined.prompt
+            if more_like is None:
+                await self._launch(self.funnel.again(prompt_changed=True))
+                return
+            try:
+                spec = self.funnel.more_like_this(more_like, self.denoise)
+            except ValueError as error:
+                self.notify(str(error), severity="warning")
+                return
+            await self._launch([spec])
+
+        title = "Refine: what should change?"
+        if more_like is not None:
+            title = f"More like #{self._number(more_like)}: what should change?"
         self.app.push_screen(
-            PromptScreen(
-                "Refine: what should change?",
-                "",
-                detail="e.g. more fog, no people, keep the fox, change the background to a beach",
-                hint="enter: refine   escape: cancel",
+            RefineScreen(
+                run,
+                self.imgen.enhancement_styles,
+                title=title,
+                looking_at=looking_at,
+                feedback="more like this" if more_like is not None else "",
             ),
-            feedback_given,
+            accepted,
         )
 
     async def action_intent(self) -> None:
@@ -326,46 +391,6 @@ class FunnelScreen(Screen[None]):
                 self.notify("Intent saved: the next refinement follows it.")
 
         self.app.push_screen(IntentScreen(intent), edited)
-
-    async def _refine(self, feedback: str) -> None:
-        funnel, store, session = self.funnel, self.imgen.engine.store, self.session
-        if funnel is None or funnel.current is None or store is None or session is None:
-            return
-        current = funnel.current
-        intent = Intent.from_document(await store.intent(session.id))
-        request = RefineRequest(
-            feedback=feedback,
-            prompt=current.prompt,
-            negative=current.negative,
-            family=funnel.current_family(),
-            pinned=list(intent.pinned),
-            picked=[c.image.id for c in current.cells if c.verdict == "picked" and c.image],
-            rejected=[c.image.id for c in current.cells if c.verdict == "rejected" and c.image],
-        )
-        self.notify("Refining…", timeout=3)
-        try:
-            result = await refine(request, intent, self.imgen.llm_stages)
-        except LlmError as error:
-            self.notify(str(error), severity="error", timeout=12)
-            return
-        await store.set_intent(session.id, intent.model_dump())
-
-        async def accepted(prompt: str | None) -> None:
-            if prompt and self.funnel is not None:
-                await self._cancel_unfinished(self.funnel.current)
-                self.funnel.rewrite_prompt(prompt, result.negative)
-                await self._launch(self.funnel.again(prompt_changed=True))
-                self.query_one("#prompt", Input).value = prompt
-
-        path = "local LLM" if result.path == "llm" else "offline rules"
-        self.app.push_screen(
-            PromptScreen(
-                f"Refined by the {path}: edit, then enter",
-                result.prompt,
-                detail=describe_refinement(result),
-            ),
-            accepted,
-        )
 
     async def action_lock(self) -> None:
         cell = self._cell()
@@ -474,14 +499,10 @@ class FunnelScreen(Screen[None]):
         self.query_one("#feedback", Static).update(bar, layout=False)  # always one line
 
 
-def describe_refinement(result: Refinement) -> Text:
-    """Each stage's output, then what the operator should know (fallback, repairs, leftovers)."""
-    text = Text()
-    for stage, output in result.stages:
-        text.append(f"{stage}: ", style="bold")
-        text.append(output + "\n", style="dim")
-    if result.notice:
-        text.append(result.notice + "\n", style="yellow")
-    if result.not_understood:
-        text.append("not understood: " + "; ".join(result.not_understood), style="red")
-    return text
+def read_pictures(picked: Cell | None, rejected: Cell | None) -> tuple[bytes | None, bytes | None]:
+    """The two pictures the vision stage compares (read in a thread: files can be large)."""
+
+    def read(cell: Cell | None) -> bytes | None:
+        return cell.image.path.read_bytes() if cell is not None and cell.image else None
+
+    return read(picked), read(rejected)
