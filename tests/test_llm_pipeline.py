@@ -80,6 +80,14 @@ async def test_an_invented_concept_is_repaired_and_reported() -> None:
     assert "sitting cross-legged" in result.prompt  # the lost keep is back
 
 
+async def test_a_kept_phrase_the_engineer_put_in_the_negative_is_taken_out() -> None:
+    async with fake_ollama() as fake:
+        fake.answer(SEED_CHANGES)
+        fake.answer({"prompt": PROMPT, "negative": "blurry, detailed face, (sunny:1.2)"})
+        result = await refine(request(), Intent(), OllamaStages(config_for(fake)))
+    assert result.negative == "blurry, (sunny:1.2), forest background"  # plus the avoid list
+
+
 async def test_a_schema_invalid_answer_is_retried_once_with_the_error() -> None:
     async with fake_ollama() as fake:
         fake.answer({"keep": "not a list", "surprise": 1})

@@ -105,10 +105,11 @@ def _with_pins(changes: Changes, pinned: list[str]) -> Changes:
     return changes.model_copy(update={"keep": keep, "remove": remove})
 
 
-def _avoid_in_negative(negative: str, avoid: list[str], family: str) -> str:
+def _negative_for(negative: str, avoid: list[str], keep: list[str], family: str) -> str:
+    """The avoid list joins the negative; nothing to keep may sit in it (an LLM put one there)."""
     if not uses_weights(family):
         return ""  # Flux has no negative prompt
-    terms = parse_prompt(negative)
+    terms = [t for t in parse_prompt(negative) if not any(mentions(t.text, k) for k in keep)]
     terms += [Term(p) for p in avoid if not any(mentions(t.text, p) for t in terms)]
     return render_prompt(terms)
 
@@ -146,7 +147,9 @@ async def refine(
         log.finished("check", "passed: nothing invented, keeps kept, removals gone")
     result.stages = log.done
     intent.learn(request.feedback, result.changes)  # this round's removals are avoided too
-    result.negative = _avoid_in_negative(result.negative, intent.avoid, request.family)
+    result.negative = _negative_for(
+        result.negative, intent.avoid, result.changes.keep, request.family
+    )
     return result
 
 
