@@ -13,7 +13,7 @@ from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import DEFAULT_MODELS, FarmConfig, Tier
 from imgen_tui.graphs import load_library
 from imgen_tui.locations import bundled_dir
-from imgen_tui.scheduler.events import JobDone, JobEvent, JobFailed, NodeStateChanged
+from imgen_tui.scheduler.events import JobDone, JobEvent, JobFailed, JobProgress, NodeStateChanged
 from imgen_tui.scheduler.jobs import JobSpec, JobState, Priority
 from imgen_tui.scheduler.runtime import NodeRuntime
 from imgen_tui.scheduler.scheduler import Scheduler
@@ -268,3 +268,33 @@ async def test_interactive_work_overtakes_background_batches() -> None:
     order = [e.job.job_id for e in events if isinstance(e, JobDone)]
     assert order.index(urgent.job_id) <= 1  # at most the one already running goes first
     assert len(order) == 6 and {job.job_id for job in batch} < set(order)
+
+
+async def test_a_reader_that_falls_behind_gets_progress_coalesced_and_every_outcome(
+    sim_farm: SimFarm,
+) -> None:
+    async with make_scheduler(sim_farm) as scheduler:
+        keeping_up = scheduler.subscribe()
+        live: list[JobEvent] = []
+        collector = asyncio.create_task(_collect(keeping_up, live))
+        behind = scheduler.subscribe()  # nobody reads this one until the end
+        first = asyncio.ensure_future(anext(behind))  # subscribes before any event is sent
+        await asyncio.sleep(0)
+        jobs = scheduler.submit_many(drafts(12, steps=15))
+        await asyncio.wait_for(scheduler.wait_idle(), 30)
+        await asyncio.sleep(0.05)
+        collector.cancel()
+        late = [await first]
+        while True:
+            try:
+                late.append(await asyncio.wait_for(anext(behind), 0.2))
+            except TimeoutError:
+                break
+    for job in jobs:
+        mine = [type(e).__name__ for e in late if getattr(e, "job", None) is job]
+        # every lifecycle event, in order; the 15 progress steps arrive as the latest one
+        assert mine == ["JobQueued", "JobAssigned", "JobStarted", "JobProgress", "JobDone"]
+        (progress,) = [e for e in late if isinstance(e, JobProgress) and e.job is job]
+        assert progress.step == progress.total == 15
+        steps = [e.step for e in live if isinstance(e, JobProgress) and e.job is job]
+        assert len(steps) > 1 and steps == sorted(steps)  # a reader keeping up sees them all

@@ -54,6 +54,7 @@ from imgen_tui.scheduler.events import (
     NodeStateChanged,
 )
 from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
+from imgen_tui.scheduler.mailbox import EventMailbox
 from imgen_tui.scheduler.routing import NodeState, NodeView, plan_tail, refusal, route
 from imgen_tui.scheduler.runtime import NodeRuntime
 
@@ -122,7 +123,7 @@ class Scheduler:
         self._unfinished = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        self._subscribers: list[asyncio.Queue[JobEvent]] = []
+        self._subscribers: list[EventMailbox] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -199,15 +200,16 @@ class Scheduler:
         return job
 
     def subscribe(self) -> AsyncGenerator[JobEvent, None]:
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self._subscribers.append(queue)
+        """Every event from now on; a reader that falls behind gets progress coalesced."""
+        mailbox = EventMailbox()
+        self._subscribers.append(mailbox)
 
         async def iterate() -> AsyncGenerator[JobEvent, None]:
             try:
                 while True:
-                    yield await queue.get()
+                    yield await mailbox.get()
             finally:
-                self._subscribers.remove(queue)
+                self._subscribers.remove(mailbox)
 
         return iterate()
 
@@ -656,8 +658,8 @@ class Scheduler:
     def _emit(self, event: JobEvent) -> None:
         if self.keeper is not None:
             self.keeper.record(event)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        for mailbox in self._subscribers:
+            mailbox.put(event)
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
