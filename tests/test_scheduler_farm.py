@@ -13,7 +13,14 @@ from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import DEFAULT_MODELS, FarmConfig, Tier
 from imgen_tui.graphs import load_library
 from imgen_tui.locations import bundled_dir
-from imgen_tui.scheduler.events import JobDone, JobEvent, JobFailed, JobProgress, NodeStateChanged
+from imgen_tui.scheduler.events import (
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobProgress,
+    JobRetrying,
+    NodeStateChanged,
+)
 from imgen_tui.scheduler.jobs import JobSpec, JobState, Priority
 from imgen_tui.scheduler.runtime import NodeRuntime
 from imgen_tui.scheduler.scheduler import Scheduler
@@ -298,3 +305,30 @@ async def test_a_reader_that_falls_behind_gets_progress_coalesced_and_every_outc
         assert progress.step == progress.total == 15
         steps = [e.step for e in live if isinstance(e, JobProgress) and e.job is job]
         assert len(steps) > 1 and steps == sorted(steps)  # a reader keeping up sees them all
+
+
+async def test_a_free_fast_node_takes_back_a_prompt_still_queued_on_a_slow_one() -> None:
+    # Speeds unknown at the start, so the four jobs are shared two and two; the slow
+    # node's second prompt waits in its queue while the fast node has finished both.
+    pair = SimFarm(
+        [
+            node("gpu-fast", "premium", ("sd15",), 0.01, [SD15]),
+            node("gpu-slow", "draft", ("sd15",), 0.15, [SD15]),
+        ],
+        farm_models=dict(DEFAULT_MODELS),
+        previews=False,
+    )
+    async with pair, make_scheduler(pair, learn_speed=True) as scheduler:
+        for _ in range(100):
+            if all(runtime.can_take() for runtime in scheduler.nodes.values()):
+                break
+            await asyncio.sleep(0.02)
+        events = await run_all(scheduler, drafts(4))
+        assert scheduler.taken_back == 1
+        assert len(pair.node("gpu-slow").timeline) == 1  # its queued prompt never ran there
+    done = {e.job.job_id: e.node_id for e in events if isinstance(e, JobDone)}
+    assert len(done) == 4 and Counter(done.values()) == {"gpu-fast": 3, "gpu-slow": 1}
+    (moved,) = [e for e in events if isinstance(e, JobRetrying)]
+    assert moved.node_id == "gpu-slow" and "taken back from gpu-slow" in moved.reason
+    assert done[moved.job.job_id] == "gpu-fast" and moved.job.attempts == 1
+    assert sum(isinstance(e, JobDone) for e in events) == 4  # exactly once

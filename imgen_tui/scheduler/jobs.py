@@ -114,6 +114,7 @@ class Job:
     switched_model: bool = False  # its node had another checkpoint loaded when it started
     adopted: bool = False  # posted by an earlier run, whose client id may get its events
     accepted: bool = False  # the node has answered the POST: asking after it now means something
+    taken_back: bool = False  # moved once from a slow node's queue to a faster node: not again
     queued_at: float = 0.0
     posted_at: float | None = None
     started_at: float | None = None

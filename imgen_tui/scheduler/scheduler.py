@@ -4,7 +4,9 @@ Jobs wait here, not on the nodes. A node takes a job only when it has a free
 slot (one running prompt plus `prefetch` queued, so the GPU never waits for a
 round trip). While many jobs wait, a free node takes the first one it can
 run; near the end of a round the remaining jobs are planned by earliest
-completion so a slow GPU does not finish last (`routing.plan_tail`).
+completion so a slow GPU does not finish last (`routing.plan_tail`), and when
+nothing waits any more a node that frees up takes back a prompt still queued
+on a slower node (`POST /queue` delete) if it would finish it sooner.
 
 Exactly once: a job leaves a node's `in_flight` map in exactly one place
 (`_take_back`); whichever of completion, failure, timeout, node loss or
@@ -55,7 +57,14 @@ from imgen_tui.scheduler.events import (
 )
 from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
 from imgen_tui.scheduler.mailbox import EventMailbox
-from imgen_tui.scheduler.routing import NodeState, NodeView, plan_tail, refusal, route
+from imgen_tui.scheduler.routing import (
+    NodeState,
+    NodeView,
+    estimate,
+    plan_tail,
+    refusal,
+    route,
+)
 from imgen_tui.scheduler.runtime import NodeRuntime
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,9 @@ AFFINITY_WINDOW_PER_NODE = 4
 AFFINITY_MAX_WAIT = 10.0
 #: below this many waiting jobs per live node, the end of the round is planned
 TAIL_JOBS_PER_NODE = 2
+#: a queued prompt moves to a free node only if that gains this much (two round trips and
+#: the estimates' noise), in seconds plus a share of its run there
+TAKE_BACK_MARGIN = (0.2, 0.1)
 
 
 class Scheduler:
@@ -126,6 +138,8 @@ class Scheduler:
         self._subscribers: list[EventMailbox] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._taking_back: set[str] = set()  # free nodes waiting for a prompt taken back for them
+        self.taken_back = 0  # prompts moved from a slow node's queue to a faster node
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -282,9 +296,13 @@ class Scheduler:
         number of jobs waiting; only the end-of-round plan looks at every node.
         """
         free = [runtime for runtime in self.nodes.values() if runtime.can_take()]
-        if not free or not self._pending:
+        if not free:
             return
         now = time.monotonic()
+        if not self._pending:
+            if self.tail:
+                self._take_back_for(free, now)
+            return
         live_count = sum(1 for runtime in self.nodes.values() if runtime.state != "down")
         if self.tail and len(self._pending) <= TAIL_JOBS_PER_NODE * max(1, live_count):
             ready = [job for _, _, job in self._pending if job.not_before <= now]
@@ -362,6 +380,63 @@ class Scheduler:
                 remaining.remove(job)
                 self._assign(job, runtime)
                 views[runtime.id] = runtime.view(time.monotonic())
+
+    def _take_back_for(self, free: list[NodeRuntime], now: float) -> None:
+        """The last step of the tail: a free node takes a prompt a slower node has not started.
+
+        With one prompt prefetched per node, the end of a round can leave a job
+        queued behind a slow GPU's running one while a fast GPU sits idle. If
+        the free node would finish it sooner by a clear margin, the prompt is
+        deleted from the slow node's queue and dispatched again; a prompt the
+        slow node started meanwhile stays where it is.
+        """
+        views = {r.id: r.view(now) for r in self.nodes.values() if r.state != "down"}
+        for thief in free:
+            if thief.id in self._taking_back or thief.id not in views:
+                continue
+            here_view = views[thief.id]
+            best: tuple[float, NodeRuntime, str, Job] | None = None
+            for victim in self.nodes.values():
+                if victim is thief or victim.id not in views:
+                    continue
+                for prompt_id, job in victim.in_flight.items():
+                    waiting = job.state == JobState.ASSIGNED and job.accepted
+                    if not waiting or job.taken_back or job.adopted or thief.id in job.excluded:
+                        continue
+                    if refusal(job.spec, here_view) is not None:
+                        continue
+                    here = estimate(job.spec, here_view, affinity=self.affinity).finish_in
+                    gain = views[victim.id].busy_seconds - here
+                    margin = TAKE_BACK_MARGIN[0] + TAKE_BACK_MARGIN[1] * here
+                    if gain > margin and (best is None or gain > best[0]):
+                        best = (gain, victim, prompt_id, job)
+            if best is not None:
+                _, victim, prompt_id, job = best
+                job.taken_back = True
+                self._taking_back.add(thief.id)
+                self._spawn(self._take_back_queued(thief, victim, prompt_id, job))
+
+    async def _take_back_queued(
+        self, thief: NodeRuntime, victim: NodeRuntime, prompt_id: str, job: Job
+    ) -> None:
+        try:
+            await victim.client.delete_queued([prompt_id])  # our own prompt id, never others'
+            state = await victim.client.prompt_state(prompt_id)
+        except ComfyError:
+            return
+        finally:
+            self._taking_back.discard(thief.id)
+            self._wake.set()
+        if state != "unknown":  # it started (or even finished) before the delete landed
+            return
+        if self._take_back(victim, prompt_id) is None:
+            return
+        job.attempts -= 1  # moving it is not a failed attempt
+        self.taken_back += 1
+        self._emit(
+            JobRetrying(job, victim.id, f"taken back from {victim.id}: {thief.id} is faster now")
+        )
+        self._enqueue(job)
 
     def _fail_if_hopeless(self, job: Job, refused: Mapping[str, str]) -> None:
         """Fail fast when every node it may use has refused it for good.
