@@ -89,8 +89,10 @@ class JobKeeper(Protocol):
     ) -> tuple[object, ...]: ...
 
 
-#: how far down the queue a free node looks for a job whose checkpoint it has loaded
-AFFINITY_WINDOW_PER_NODE = 4
+#: how many runnable jobs a free node looks at for one whose checkpoint it has loaded
+#: (jobs other nodes took in the same pass are skipped, not counted: a constant window
+#: keeps a pass's cost flat as the farm grows)
+AFFINITY_WINDOW = 16
 #: a job that has waited this long is taken even if it costs a checkpoint switch
 AFFINITY_MAX_WAIT = 10.0
 #: below this many waiting jobs per live node, the end of the round is planned
@@ -341,7 +343,7 @@ class Scheduler:
         fallback: Job | None = None
         looked = 0
         for _, _, job in self._pending:
-            if looked >= AFFINITY_WINDOW_PER_NODE * len(self.nodes):
+            if looked >= AFFINITY_WINDOW:
                 break
             if job.not_before > now or job.seq in taken:
                 continue
