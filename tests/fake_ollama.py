@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback import serve
+
 
 @dataclass
 class Reply:
@@ -70,13 +72,5 @@ async def fake_ollama() -> AsyncIterator[FakeOllama]:
     app = web.Application()
     app.router.add_post("/api/chat", fake._chat)
     app.router.add_post("/api/show", fake._show)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(app) as fake.url:
         yield fake
-    finally:
-        await runner.cleanup()

@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback import serve
+
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT = 4096  # the shim loads the model once with this num_ctx, as Ollama would
 MAX_ANSWER_TOKENS = 384
@@ -119,14 +121,8 @@ async def ollama_shim(model: Path, model_name: str = "smollm2:135m") -> AsyncIte
     app = web.Application()
     app.router.add_post("/api/chat", shim._chat)
     app.router.add_post("/api/show", shim._show)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    shim.url = f"http://127.0.0.1:{port}"
     try:
-        yield shim
+        async with serve(app) as shim.url:
+            yield shim
     finally:
-        await runner.cleanup()
         del shim.server  # the llama.cpp server stops its loop when collected
