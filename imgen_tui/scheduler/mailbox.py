@@ -31,7 +31,6 @@ class EventMailbox:
         self._line: deque[_Slot] = deque()
         self._unread: dict[_Key, _Slot] = {}  # the replaceable slot of each (kind, job)
         self._arrived = asyncio.Event()
-        self.coalesced = 0  # events replaced by a newer one before being read
 
     def __len__(self) -> int:
         return len(self._line)
@@ -42,7 +41,6 @@ class EventMailbox:
             slot = self._unread.get(key)
             if slot is not None:
                 slot.event = event
-                self.coalesced += 1
                 return
         slot = _Slot(event)
         self._line.append(slot)
