@@ -115,3 +115,13 @@ def test_the_check_names_each_kind_of_violation() -> None:
     assert found.present == ["sunny", "snow"]
     assert found.invented == ["dragon"]
     assert "invented dragon" in found.describe()
+
+
+def test_a_removal_inside_a_sentence_keeps_the_rest_of_it() -> None:
+    old = "a red fox in the snow at dusk, (fox fur:1.2)"
+    changes = interpret("no snow").changes
+    assert engineer(old, changes) == "red fox, dusk, (fox fur:1.2)"
+    assert not check(old, engineer(old, changes), changes)
+    # an LLM that left the removed word in: the repair cuts it out, not the whole term
+    repaired = repair(old, "a red fox in the snow at dusk, (fox fur:1.2)", changes)
+    assert repaired == "red fox, dusk, (fox fur:1.2)" and not check(old, repaired, changes)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input, Select
 
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.funnel import FunnelScreen
@@ -28,6 +29,7 @@ from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.lightbox import LightboxScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
+from imgen_tui.ui.screens.refine import RefineScreen
 from imgen_tui.ui.widgets.grid import ThumbCell
 from tests.pilot_helpers import start_drafts, until
 
@@ -143,5 +145,23 @@ def test_nodes_and_queue(
         await pilot.press(key)
         await until(pilot, lambda: isinstance(pilot.app.screen, screen_class))
         await pilot.pause(0.6)
+
+    assert snap_compare(pinned, terminal_size=SIZE, run_before=before)
+
+
+def test_refine_panel_after_the_offline_rules(snap_compare: SnapCompare, pinned: ImgenApp) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await drafts(pilot, hang=False)
+        await pilot.press("space", "right", "x", "r")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RefineScreen))
+        panel = pilot.app.screen
+        for field in panel.query(Input):
+            field.cursor_blink = False
+        panel.query_one(Select).value = "minimal"
+        panel.query_one("#refine-feedback", Input).value = "no snow, more fox, sing"
+        await pilot.press("enter")
+        result = panel.query_one("#refine-prompt", Input)
+        await until(pilot, lambda: not result.disabled)
+        await pilot.pause(0.3)
 
     assert snap_compare(pinned, terminal_size=SIZE, run_before=before)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from imgen_tui.llm.changes import Changes
-from imgen_tui.llm.terms import Term, mentions, normalise, parse_prompt, render_prompt
+from imgen_tui.llm.terms import Term, cut_out, mentions, normalise, parse_prompt, render_prompt
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,15 @@ def repair(
     avoid: Iterable[str] = (),
     extra_allowed: Iterable[str] = (),
 ) -> str:
-    """The new prompt minus what breaks the rules, plus the keeps it lost."""
+    """The new prompt minus what breaks the rules, plus the keeps it lost.
+
+    What should go is cut out of a term rather than dropping the term with it
+    ("a red fox in the snow" without "snow" keeps "red fox").
+    """
     unwanted = _unwanted(changes, avoid)
     sources = _sources(old_prompt, changes, extra_allowed)
-    terms = [
-        term
-        for term in parse_prompt(new_prompt)
-        if _covered(term, sources) and not any(mentions(term.text, p) for p in unwanted)
-    ]
+    covered = [term for term in parse_prompt(new_prompt) if _covered(term, sources)]
+    terms = [term for term in cut_out(covered, unwanted) if _covered(term, sources)]
     for phrase in kept_phrases(old_prompt, changes):
         if not any(mentions(t.text, phrase) for t in terms):
             terms.append(Term(phrase.strip()))

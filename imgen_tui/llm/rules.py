@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from imgen_tui.llm.changes import Changes
 from imgen_tui.llm.check import kept_phrases
-from imgen_tui.llm.terms import Term, mentions, parse_prompt, render_prompt
+from imgen_tui.llm.terms import Term, cut_out, mentions, parse_prompt, render_prompt
 
 _CLAUSE_SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bbut\b)\s*", re.I)
 _THE = r"(?:the\s+)?"
@@ -73,9 +73,7 @@ def engineer(prompt: str, changes: Changes, *, weights: bool = True) -> str:
     `weights=False` is for families that read natural language (Flux): emphasis
     then only adds a missing phrase instead of writing `(x:1.1)`.
     """
-    terms = [
-        t for t in parse_prompt(prompt) if not any(mentions(t.text, r) for r in changes.remove)
-    ]
+    terms = cut_out(parse_prompt(prompt), changes.remove)
     for aspect, value in changes.modify.items():
         replacement = value if mentions(value, aspect) else f"{value} {aspect}"
         hits = [i for i, t in enumerate(terms) if mentions(t.text, aspect)]

@@ -76,3 +76,61 @@ def mentions(haystack: str, needle: str) -> bool:
     if not needle:
         return False
     return re.search(rf"(?<![\w]){re.escape(needle)}(?![\w])", haystack) is not None
+
+
+_CONNECTORS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "in",
+        "on",
+        "at",
+        "with",
+        "and",
+        "of",
+        "by",
+        "under",
+        "over",
+        "near",
+        "from",
+        "to",
+        "into",
+        "during",
+        "for",
+    ]
+)
+
+
+def without(text: str, phrase: str) -> list[str]:
+    """What is left of a term once a phrase is cut out: the pieces on either side.
+
+    "a red fox in the snow" without "snow" is ["a red fox"], not nothing: in a
+    natural-language term, dropping the whole term would lose what was asked
+    to stay. Each piece is a run of the original words (so the check still
+    finds where it came from), trimmed of the little words left dangling.
+    """
+    pieces = re.split(rf"(?<![\w]){re.escape(normalise(phrase))}(?![\w])", normalise(text))
+    kept = []
+    for piece in pieces:
+        words = piece.replace(",", " ").split()
+        while words and words[0] in _CONNECTORS:
+            words.pop(0)
+        while words and words[-1] in _CONNECTORS:
+            words.pop()
+        if words:
+            kept.append(" ".join(words))
+    return kept
+
+
+def cut_out(terms: list[Term], phrases: list[str]) -> list[Term]:
+    """Terms with every phrase cut out; a term that was only the phrase goes entirely."""
+    for phrase in phrases:
+        if not normalise(phrase):
+            continue
+        terms = [
+            Term(piece, term.weight) if piece != term.key else term
+            for term in terms
+            for piece in (without(term.text, phrase) if mentions(term.text, phrase) else [term.key])
+        ]
+    return terms
