@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, ScreenStackError
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
@@ -25,7 +25,11 @@ class LiveTableScreen(Screen[None]):
         self.set_interval(0.5, self._tick)
 
     def _tick(self) -> None:
-        if self.app.screen is self:  # a covered screen repainting repaints the one on top
+        try:
+            on_top = self.app.screen is self
+        except ScreenStackError:  # the app is closing: its screens are already gone
+            return
+        if on_top:  # a covered screen repainting repaints the one on top
             self.refresh_table()
 
     def refresh_table(self) -> None:
