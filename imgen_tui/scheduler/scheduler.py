@@ -7,6 +7,13 @@ run; near the end of a round the remaining jobs are planned by earliest
 completion so a slow GPU does not finish last (`routing.plan_tail`), and when
 nothing waits any more a node that frees up takes back a prompt still queued
 on a slower node (`POST /queue` delete) if it would finish it sooner.
+Work with a preferred tier (`min_tier`) goes below it only when routing's
+estimate, which counts a lower node's run twice, says the preferred nodes are
+that much busier; a retry goes to another node while one can run it.
+
+A job never waits without an end: one that failed on (or is refused by) every
+node fails with the nodes' reasons, and one that no live node can run fails
+after its time limit naming the nodes that are down, unless `wait_for_nodes`.
 
 Exactly once: a job leaves a node's `in_flight` map in exactly one place
 (`_take_back`); whichever of completion, failure, timeout, node loss or
