@@ -244,10 +244,12 @@ class PromptRun:
             inputs.get("lora_name")
         ):
             raise _corrupt_file(node_id, class_type)
-        elif class_type.startswith("CLIPTextEncode") and not self._encoded:
-            self._encoded = True  # the prompt's first encoding stands for all of them
-            await asyncio.sleep(self.spec.fixed_seconds / 2)
-        elif class_type == "VAEDecode":
+        elif class_type.startswith("CLIPTextEncode") and self.spec.fixed_seconds:
+            if not self._encoded:  # the prompt's first encoding stands for all of them
+                self._encoded = True
+                await asyncio.sleep(self.spec.fixed_seconds / 2)
+        elif class_type == "VAEDecode" and self.spec.fixed_seconds:
+            # (no zero sleep without a fixed cost: a yield per node slows a busy shared loop)
             await asyncio.sleep(self.spec.fixed_seconds / 2)
         elif class_type in ("KSampler", "KSamplerAdvanced"):
             await self._sample(node_id, class_type, inputs)
