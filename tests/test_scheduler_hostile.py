@@ -168,7 +168,7 @@ async def test_draft_work_still_goes_to_any_free_node() -> None:
         await wait_until_free(scheduler)
         events, _ = await run_all(scheduler, drafts(12, steps=5))
     done = Counter(e.node_id for e in events if isinstance(e, JobDone))
-    assert abs(done["gpu-premium"] - done["gpu-quality"]) <= 2
+    assert sum(done.values()) == 12 and min(done["gpu-premium"], done["gpu-quality"]) >= 3
 
 
 # -- 13: a retry goes to another node; a non-retryable error ends the job -----------------------
