@@ -181,7 +181,17 @@ def _add_batch_parser(
     batch.add_argument("--demo", action="store_true", help="run on the simulated demo farm")
     batch.add_argument("--dry-run", action="store_true", help="check and count, run nothing")
     batch.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S", help="per-job time limit (300 s)"
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="per-job time limit (300 s); also how long a job waits when no node that can run "
+        "it is up",
+    )
+    batch.add_argument(
+        "--wait-for-nodes",
+        action="store_true",
+        help="when no node that can run a job is up, wait for one however long it takes",
     )
     batch.add_argument(
         "--thumbnail-size", type=int, default=384, metavar="PX", help="thumbnail longest side"
@@ -304,6 +314,7 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             demo=args.demo,
             dry_run=args.dry_run,
             thumbnail_side=args.thumbnail_size,
+            wait_for_nodes=args.wait_for_nodes,
         )
     )
 

@@ -14,7 +14,7 @@ from imgen_tui.graphs import load_library, with_values
 from imgen_tui.graphs.params import read_values
 from imgen_tui.locations import bundled_dir
 from imgen_tui.scheduler.jobs import JobSpec, Priority
-from imgen_tui.scheduler.routing import NodeView, route
+from imgen_tui.scheduler.routing import NodeView, plan_tail, route
 from imgen_tui.scheduler.variations import seeds, sweep, variations
 
 LIBRARY = load_library([bundled_dir("workflows")])
@@ -163,3 +163,15 @@ def test_every_variation_applies_to_a_real_graph(count: int, steps: list[int]) -
     for values in variations(count, seed_strategy="increment", axes={"steps": steps}):
         applied = read_values(with_values(graph, values))
         assert applied["seed"] == values["seed"] and applied["steps"] == values["steps"]
+
+
+def test_the_end_of_round_plan_honours_the_preferred_tier() -> None:
+    # Equal speeds: only the tier can tell the plan to keep premium work on premium.
+    same = {"seconds_per_step": {"sd15": 0.1, "sdxl": 0.5}}
+    nodes = farm(gpu_premium=same, gpu_quality=same, gpu_standard=same)
+    final = job("sdxl_txt2img", min_tier="premium")
+    assert plan_tail([final], nodes) == {"gpu-premium": 0}
+    # Three of them: the premium node takes two, one overflows to the next node.
+    plan = plan_tail([final, final, final], nodes)
+    assert plan["gpu-premium"] == 0 and len(plan) == 2
+    assert plan_tail([job("sdxl_txt2img")], nodes) == {"gpu-premium": 0}  # ties: list order

@@ -86,6 +86,7 @@ async def batch_command(
     demo: bool = False,
     dry_run: bool = False,
     thumbnail_side: int = 384,
+    wait_for_nodes: bool = False,
 ) -> int:
     if request is not None:
         library = load_library(workflow_folders())
@@ -116,9 +117,13 @@ async def batch_command(
             # posted it, so a resumed batch hears about the prompts the killed one left.
             client_id = session.state.get("client_id")
             scheduler = Scheduler(
-                live_farm, keeper=recorder, client_id=str(client_id) if client_id else None
+                live_farm,
+                keeper=recorder,
+                client_id=str(client_id) if client_id else None,
+                wait_for_nodes=wait_for_nodes,
             )
             async with scheduler:
+                _say_which_nodes_are_down(console, scheduler, wait_for_nodes)
                 if resume is not None:
                     SessionRecorder.resume(scheduler, rows)
                 else:
@@ -265,6 +270,23 @@ async def _follow(
         elif isinstance(event, JobFailed):
             outcome.failures.append(event.reason)
             progress.advance(overall)
+
+
+def _say_which_nodes_are_down(console: Console, scheduler: Scheduler, waiting: bool) -> None:
+    """Name every node that did not answer at the start, and what happens to the jobs."""
+    down = [runtime for runtime in scheduler.nodes.values() if runtime.state == "down"]
+    for runtime in down:
+        reason = runtime.state_reason  # the client's sentences name the node already
+        named = reason if reason.startswith(runtime.id) else f"{runtime.id}: {reason}"
+        console.print(f"[yellow]Down:[/] {named}")
+    if down and len(down) == len(scheduler.nodes):
+        if waiting:
+            console.print("No node is up; waiting for one (--wait-for-nodes).")
+        else:
+            console.print(
+                "No node is up; each job waits up to its --timeout for one, then fails "
+                "(--wait-for-nodes waits for good)."
+            )
 
 
 def _print_plan(console: Console, request: BatchRequest, count: int) -> None:

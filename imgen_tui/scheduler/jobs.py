@@ -111,6 +111,9 @@ class Job:
     last_error: str | None = None
     not_before: float = 0.0  # retry backoff: not dispatched before this monotonic time
     excluded: set[str] = field(default_factory=set)  # nodes that cannot run this graph
+    #: nodes an attempt failed on for a reason that may pass (a refused POST, a cut
+    #: download): a retry goes elsewhere while another node can run it
+    avoided: set[str] = field(default_factory=set)
     switched_model: bool = False  # its node had another checkpoint loaded when it started
     adopted: bool = False  # posted by an earlier run, whose client id may get its events
     accepted: bool = False  # the node has answered the POST: asking after it now means something
@@ -119,6 +122,18 @@ class Job:
     posted_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    #: (step, monotonic time) of this attempt's first and latest progress event
+    first_step: tuple[int, float] | None = None
+    last_step: tuple[int, float] | None = None
+    #: since when no live node could run it (it fails after its time limit unless told to wait)
+    stranded_since: float | None = None
+
+    def sampling(self) -> tuple[int, float] | None:
+        """(steps, seconds) between this attempt's first and latest progress event."""
+        if self.first_step is None or self.last_step is None:
+            return None
+        steps = self.last_step[0] - self.first_step[0]
+        return (steps, self.last_step[1] - self.first_step[1]) if steps > 0 else None
 
     @property
     def job_id(self) -> str:

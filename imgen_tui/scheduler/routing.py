@@ -12,12 +12,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from imgen_tui.config import NATIVE_PIXELS
 from imgen_tui.scheduler.jobs import JobSpec, tier_rank
+from imgen_tui.scheduler.speed import run_seconds
 
 NodeState = Literal["up", "degraded", "down"]
 
-UNKNOWN_SPEED = 1.0  # seconds per step when nothing is known yet: a cautious guess
 DEGRADED_FACTOR = 1.5
 
 
@@ -33,15 +32,16 @@ class NodeView:
     busy_seconds: float = 0.0  # until it can start another job (its queue, others' included)
     loaded_checkpoint: str | None = None
     checkpoints: frozenset[str] | None = None  # installed; None until /object_info answered
-    seconds_per_step: Mapping[str, float] = field(default_factory=dict)
+    seconds_per_step: Mapping[str, float] = field(default_factory=dict)  # at native size
+    fixed_seconds: Mapping[str, float] = field(default_factory=dict)  # per job, any size
     load_seconds: float = 5.0
 
     def run_seconds(self, job: JobSpec) -> float:
-        per_step = self.seconds_per_step.get(job.family)
-        if per_step is None:
-            per_step = max(self.seconds_per_step.values(), default=UNKNOWN_SPEED)
-        native = NATIVE_PIXELS.get(job.family, 512 * 512)
-        return per_step * job.steps * job.pixels / native
+        return run_seconds(job, self.seconds_per_step, self.fixed_seconds)
+
+    def below_tier(self, job: JobSpec) -> bool:
+        """Whether this node is under the tier the job prefers (it may still overflow here)."""
+        return tier_rank(self.tier) < tier_rank(job.min_tier)
 
     def load_cost(self, job: JobSpec) -> float:
         if job.checkpoint is None or job.checkpoint == self.loaded_checkpoint:
@@ -100,7 +100,7 @@ def estimate(job: JobSpec, node: NodeView, *, affinity: bool = True) -> Choice:
     if node.state == "degraded":
         finish *= DEGRADED_FACTOR
         notes.append("degraded")
-    if tier_rank(node.tier) < tier_rank(job.min_tier):
+    if node.below_tier(job):
         finish += run
         notes.append(f"overflow below {job.min_tier}")
     return Choice(node.id, finish, ", ".join(notes))
@@ -134,7 +134,10 @@ def plan_tail(
     complete it first (its current backlog included); a free node takes the
     first job this plan gives it, and stays idle if the plan gives it none.
     `excluded[i]` names nodes job i must not go to (they failed it before).
-    Returns node id -> index into `jobs`.
+    A node below a job's preferred tier counts its run twice when the plan
+    compares nodes (as `estimate` does), so quality work overflows down only
+    when the preferred tiers are that much busier; its backlog grows by the
+    real run. Returns node id -> index into `jobs`.
     """
     available = {node.id: node.busy_seconds for node in nodes}
     loaded = {node.id: node.loaded_checkpoint for node in nodes}
@@ -143,7 +146,7 @@ def plan_tail(
     runs: dict[tuple[str, tuple[object, ...]], float | None] = {}
     for index, job in enumerate(jobs):
         shape = (job.family, job.steps, job.width, job.height, job.checkpoint, job.needs)
-        best_id, best_finish = None, float("inf")
+        best_id, best_finish, best_rank = None, float("inf"), float("inf")
         for node in nodes:
             key = (node.id, shape)
             if key not in runs:
@@ -154,8 +157,9 @@ def plan_tail(
                 continue
             switch = affinity and job.checkpoint not in (None, loaded[node.id])
             finish = available[node.id] + (node.load_seconds if switch else 0.0) + run
-            if finish < best_finish:
-                best_id, best_finish = node.id, finish
+            ranked = finish + run if node.below_tier(job) else finish
+            if ranked < best_rank:
+                best_id, best_finish, best_rank = node.id, finish, ranked
         if best_id is None:
             continue
         available[best_id] = best_finish

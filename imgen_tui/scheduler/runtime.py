@@ -111,12 +111,17 @@ class NodeRuntime:
 
     def learn(self, job: Job, seconds: float, *, switched_model: bool) -> None:
         """Teach speed from a finished job; a model switch also teaches the load time."""
+        sampling = job.sampling()
         if switched_model:
-            expected = self.view(time.monotonic()).run_seconds(job.spec)
+            self.speed.observe_sampling(job.spec, sampling)
+            expected = self.speed.run_seconds(job.spec)
             measured = max(0.0, seconds - expected)
             self.load_seconds += 0.5 * (measured - self.load_seconds)
         else:
-            self.speed.observe(job.spec, seconds)
+            after = None
+            if job.last_step is not None and job.started_at is not None:
+                after = job.started_at + seconds - job.last_step[1]
+            self.speed.observe(job.spec, seconds, sampling=sampling, after=after)
 
     def checkpoint_after_queue(self) -> str | None:
         """The checkpoint this node will have loaded once its queued prompts have run."""
@@ -139,6 +144,7 @@ class NodeRuntime:
             loaded_checkpoint=self.checkpoint_after_queue(),
             checkpoints=self.checkpoints,
             seconds_per_step=dict(self.speed.seconds_per_step),
+            fixed_seconds=dict(self.speed.fixed_seconds),
             load_seconds=self.load_seconds,
         )
         busy = 0.0

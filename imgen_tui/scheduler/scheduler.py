@@ -7,6 +7,13 @@ run; near the end of a round the remaining jobs are planned by earliest
 completion so a slow GPU does not finish last (`routing.plan_tail`), and when
 nothing waits any more a node that frees up takes back a prompt still queued
 on a slower node (`POST /queue` delete) if it would finish it sooner.
+Work with a preferred tier (`min_tier`) goes below it only when routing's
+estimate, which counts a lower node's run twice, says the preferred nodes are
+that much busier; a retry goes to another node while one can run it.
+
+A job never waits without an end: one that failed on (or is refused by) every
+node fails with the nodes' reasons, and one that no live node can run fails
+after its time limit naming the nodes that are down, unless `wait_for_nodes`.
 
 Exactly once: a job leaves a node's `in_flight` map in exactly one place
 (`_take_back`); whichever of completion, failure, timeout, node loss or
@@ -117,8 +124,12 @@ class Scheduler:
         retry_base: float = 0.5,
         keeper: JobKeeper | None = None,
         backoff: Backoff | None = None,
+        wait_for_nodes: bool = False,
     ) -> None:
+        """`wait_for_nodes`: a job no live node can run waits for one for good, instead
+        of failing after its time limit with the nodes it was waiting for."""
         self.farm = farm
+        self.wait_for_nodes = wait_for_nodes
         self.client_id = client_id or str(uuid.uuid4())
         self.affinity, self.tail = affinity, tail
         self.health_interval = health_interval
@@ -142,6 +153,7 @@ class Scheduler:
         self._background: set[asyncio.Task[Any]] = set()
         self._taking_back: set[str] = set()  # free nodes waiting for a prompt taken back for them
         self.taken_back = 0  # prompts moved from a slow node's queue to a faster node
+        self._stranded = False  # some waiting job has found no live node to run it
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -330,13 +342,11 @@ class Scheduler:
                 taken.add(job.seq)
                 self._assign(job, runtime)
                 view = runtime.view(now)
-        head = next((job for _, _, job in self._pending if job.not_before <= now), None)
-        if head is not None and len(taken) < len(free):  # a free node could not take it
-            views = [r.view(now) for r in self.nodes.values() if r.state != "down"]
-            candidates = [view for view in views if view.id not in head.excluded]
-            routing = route(head.spec, candidates, affinity=self.affinity)
-            if routing.best is None:
-                self._fail_if_hopeless(head, routing.refused)
+        if len(taken) < len(free):  # a free node found nothing: is the front of the queue hopeless?
+            views = {r.id: r.view(now) for r in self.nodes.values() if r.state != "down"}
+            front = [job for _, _, job in self._pending[:AFFINITY_WINDOW] if job.not_before <= now]
+            if any([self._failed_as_hopeless(job, views) for job in front]):
+                self._wake.set()  # look again at the jobs behind them
 
     def _pick_for(self, view: NodeView, taken: set[int], now: float) -> Job | None:
         """The first job in the queue this node can run, preferring its loaded model."""
@@ -350,6 +360,8 @@ class Scheduler:
             looked += 1
             if view.id in job.excluded or refusal(job.spec, view) is not None:
                 continue
+            if (job.avoided or view.below_tier(job.spec)) and not self._suits(job, view.id, now):
+                continue
             if not self.affinity or view.load_cost(job.spec) == 0.0:
                 return job
             if fallback is None:
@@ -361,24 +373,23 @@ class Scheduler:
     def _dispatch_tail(
         self, ready: list[Job], free: list[NodeRuntime], views: dict[str, NodeView]
     ) -> None:
-        remaining = list(ready)
+        # A job every remaining node refuses, or that failed on all of them, ends here:
+        # left out of the plan, it would wait for ever.
+        remaining = [job for job in ready if not self._failed_as_hopeless(job, views)]
         for runtime in sorted(free, key=lambda r: views[r.id].busy_seconds):
             while runtime.can_take() and remaining:
-                eligible = [job for job in remaining if runtime.id not in job.excluded]
+                pairs = [(job, self._shunned(job, views)) for job in remaining]
+                eligible = [(job, shun) for job, shun in pairs if runtime.id not in shun]
                 plan = plan_tail(
-                    [job.spec for job in eligible],
+                    [job.spec for job, _ in eligible],
                     list(views.values()),
                     affinity=self.affinity,
-                    excluded=[job.excluded for job in eligible],
+                    excluded=[shun for _, shun in eligible],
                 )
                 index = plan.get(runtime.id)
                 if index is None:
-                    for job in eligible:
-                        routing = route(job.spec, list(views.values()), affinity=self.affinity)
-                        if routing.best is None:
-                            self._fail_if_hopeless(job, routing.refused)
                     break
-                job = eligible[index]
+                job = eligible[index][0]
                 remaining.remove(job)
                 self._assign(job, runtime)
                 views[runtime.id] = runtime.view(time.monotonic())
@@ -403,7 +414,9 @@ class Scheduler:
                     continue
                 for prompt_id, job in victim.in_flight.items():
                     waiting = job.state == JobState.ASSIGNED and job.accepted
-                    if not waiting or job.taken_back or job.adopted or thief.id in job.excluded:
+                    if not waiting or job.taken_back or job.adopted:
+                        continue
+                    if thief.id in job.excluded or thief.id in job.avoided:
                         continue
                     if refusal(job.spec, here_view) is not None:
                         continue
@@ -450,11 +463,47 @@ class Scheduler:
             return
         candidates = {node_id for node_id in self.nodes if node_id not in job.excluded}
         if candidates <= refused.keys():
-            reasons = "; ".join(refused.values()) or job.last_error or "every node refused it"
+            reasons = [refused[node_id] for node_id in sorted(candidates)]
+            if job.excluded and job.last_error:  # what the nodes it ran on said, first
+                tried = ", ".join(sorted(job.excluded))
+                reasons.insert(0, f"{job.last_error} (it failed on {tried})")
+            reason = "; ".join(reasons) or "every node refused it"
             self._remove_pending(job)
-            self._finish(
-                job, JobState.FAILED, JobFailed(job, f"no node can run this job: {reasons}")
-            )
+            failed = JobFailed(job, f"no node can run this job: {reason}")
+            self._finish(job, JobState.FAILED, failed)
+
+    def _failed_as_hopeless(self, job: Job, views: Mapping[str, NodeView]) -> bool:
+        candidates = [view for view_id, view in views.items() if view_id not in job.excluded]
+        routing = route(job.spec, candidates, affinity=self.affinity)
+        if routing.best is None:
+            self._fail_if_hopeless(job, routing.refused)
+        return job.state.finished
+
+    def _shunned(self, job: Job, views: Mapping[str, NodeView]) -> set[str]:
+        """Nodes this job must not go to now: those it cannot run on, and those an
+        attempt failed on while another live node can run it."""
+        if not job.avoided:
+            return job.excluded
+        elsewhere = any(
+            view_id not in job.excluded
+            and view_id not in job.avoided
+            and refusal(job.spec, view) is None
+            for view_id, view in views.items()
+        )
+        return job.excluded | job.avoided if elsewhere else job.excluded
+
+    def _suits(self, job: Job, node_id: str, now: float) -> bool:
+        """Whether a node a job would rather not use (it failed there, or it is below the
+        job's tier) is its best choice after all: every better node is busier or gone."""
+        views = {r.id: r.view(now) for r in self.nodes.values() if r.state != "down"}
+        shunned = self._shunned(job, views)
+        if node_id in shunned:
+            return False
+        candidates = [view for view_id, view in views.items() if view_id not in shunned]
+        ranked = route(job.spec, candidates, affinity=self.affinity).ranked
+        mine = next((choice for choice in ranked if choice.node_id == node_id), None)
+        others = [choice.finish_in for choice in ranked if choice.node_id != node_id]
+        return mine is not None and mine.finish_in < min(others, default=float("inf"))
 
     def _assign(self, job: Job, runtime: NodeRuntime) -> None:
         self._remove_pending(job)
@@ -462,7 +511,9 @@ class Scheduler:
         job.node_id = runtime.id
         job.prompt_id = new_prompt_id()
         job.attempts += 1
-        job.started_at = None
+        job.posted_at = job.started_at = None  # this attempt's clock starts at its own POST
+        job.first_step = job.last_step = None
+        job.stranded_since = None
         job.accepted = False
         runtime.in_flight[job.prompt_id] = job
         runtime.stream.watch(job.prompt_id)
@@ -485,6 +536,10 @@ class Scheduler:
         except GraphRejected as rejected:
             self._rejected(runtime, job, prompt_id, rejected)
         except (ComfyError, OSError) as error:  # OSError: the source image file is unreadable
+            if isinstance(error, ComfyError) and not error.retryable:
+                if self._take_back(runtime, prompt_id) is not None:
+                    self._finish(job, JobState.FAILED, JobFailed(job, str(error)))
+                return
             self._retry(runtime, prompt_id, str(error), exclude=False)
             if isinstance(error, NodeUnreachable):
                 await self._node_lost(runtime, str(error))
@@ -539,7 +594,12 @@ class Scheduler:
             runtime.loaded_checkpoint = checkpoint or runtime.loaded_checkpoint
             self._emit(JobStarted(job, runtime.id))
         elif isinstance(event, Progress):
-            self._emit(JobProgress(job, runtime.id, event.value, event.max, self._eta(job, event)))
+            now = time.monotonic()
+            if job.last_step is None or event.value <= job.last_step[0]:  # a (next) sampler
+                job.first_step = (event.value, now)
+            job.last_step = (event.value, now)
+            eta = self._eta(runtime, job, event)
+            self._emit(JobProgress(job, runtime.id, event.value, event.max, eta))
         elif isinstance(event, Preview):
             self._emit(JobPreview(job, runtime.id, event.image, event.format))
         elif isinstance(event, ExecutionError):
@@ -550,11 +610,21 @@ class Scheduler:
         elif isinstance(event, Executing) and event.node is None and prompt_id is not None:
             await self._collect(runtime, prompt_id)
 
-    def _eta(self, job: Job, event: Progress) -> float | None:
-        if job.started_at is None or event.value <= 0:
+    def _eta(self, runtime: NodeRuntime, job: Job, event: Progress) -> float | None:
+        """The steps left at this job's own pace, then what the node spends after sampling.
+
+        Not the time since the start divided by the steps done: that counts text
+        encoding and model loading as sampling and shows "111s" for a 3 s job.
+        """
+        sampling = job.sampling()
+        if sampling is not None:
+            per_step: float | None = sampling[1] / sampling[0]
+        else:
+            per_step = runtime.speed.step_seconds(job.spec)
+        if per_step is None or event.value <= 0:
             return None
-        elapsed = time.monotonic() - job.started_at
-        return elapsed / event.value * (event.max - event.value)
+        after = runtime.speed.after_seconds.get(job.spec.family, 0.0)
+        return per_step * max(0, event.max - event.value) + after
 
     async def _collect(self, runtime: NodeRuntime, prompt_id: str) -> None:
         """The prompt ended: read its outcome from /history and settle the job once.
@@ -592,7 +662,10 @@ class Scheduler:
                 log.warning(
                     "%s: could not keep the outputs of %s: %s", runtime.id, prompt_id, error
                 )
-                self._requeue(job, runtime.id, str(error), exclude=False)
+                if not getattr(error, "retryable", True):  # e.g. an image over the download cap
+                    self._finish(job, JobState.FAILED, JobFailed(job, str(error)))
+                else:
+                    self._requeue(job, runtime.id, str(error), exclude=False)
                 return
         self._finish(job, JobState.DONE, JobDone(job, runtime.id, entry.saved_images, kept))
 
@@ -646,6 +719,8 @@ class Scheduler:
             return
         if exclude:
             job.excluded.add(node_id)
+        else:
+            job.avoided.add(node_id)
         job.not_before = time.monotonic() + self.retry_base * 2 ** (job.attempts - 1)
         self._emit(JobRetrying(job, node_id, reason))
         self._enqueue(job)
@@ -708,6 +783,8 @@ class Scheduler:
             await asyncio.sleep(0.25)
             ticks += 1
             now = time.monotonic()
+            if ticks % 4 == 0:
+                self._fail_stranded(now)
             for runtime in self.nodes.values():
                 if ticks % 4 == 0 and runtime.state != "down" and _has_adopted(runtime):
                     self._spawn(self._reconcile(runtime, adopted_only=True))
@@ -724,6 +801,51 @@ class Scheduler:
                     )
                     self._set_state(runtime, "degraded", "a job timed out")
                     self._spawn(self._stop_prompt(runtime, prompt_id))
+
+    def _fail_stranded(self, now: float) -> None:
+        """A waiting job no live node can run fails after its time limit, naming the nodes.
+
+        Routing leaves down nodes out instead of refusing the job (they may come
+        back), so with every node down a job would otherwise wait for ever with
+        no word of why. Told to wait (`wait_for_nodes`), it does.
+        """
+        down = [r for r in self.nodes.values() if r.state == "down"]
+        if self.wait_for_nodes or not self._pending or not down:
+            for _, _, job in self._pending if self._stranded else ():
+                job.stranded_since = None
+            self._stranded = False
+            return
+        views = [r.view(now) for r in self.nodes.values() if r.state != "down"]
+        runnable: dict[tuple[object, ...], bool] = {}  # a round's jobs share a few shapes
+        expired: list[Job] = []
+        for _, _, job in self._pending:
+            spec = job.spec
+            shape = (spec.family, spec.width, spec.height, spec.checkpoint, spec.needs)
+            key = (*shape, frozenset(job.excluded))
+            if key not in runnable:
+                runnable[key] = any(
+                    view.id not in job.excluded and refusal(spec, view) is None for view in views
+                )
+            if runnable[key]:
+                job.stranded_since = None
+            elif job.stranded_since is None:
+                job.stranded_since = now
+                self._stranded = True
+            elif now - job.stranded_since > spec.time_limit:
+                expired.append(job)
+        for job in expired:
+            waited = f"{job.spec.time_limit:g} s"
+            nodes = "; ".join(
+                r.state_reason if r.state_reason.startswith(r.id) else f"{r.id}: {r.state_reason}"
+                for r in down
+                if r.id not in job.excluded
+            )
+            self._remove_pending(job)
+            self._finish(
+                job,
+                JobState.FAILED,
+                JobFailed(job, f"no node was up to run this job for {waited}: {nodes}"),
+            )
 
     async def _stop_prompt(self, runtime: NodeRuntime, prompt_id: str) -> None:
         with contextlib.suppress(ComfyError):

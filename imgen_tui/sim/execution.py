@@ -116,6 +116,7 @@ class PromptRun:
         self.current_node: str | None = None
         self._picture: Image.Image | None = None  # picture 0, rendered once for previews and saving
         self._source: Image.Image | None = None  # the LoadImage input, read once per run
+        self._encoded = False  # a text encoder has run: its fixed cost is paid
 
     async def run(self) -> str:
         """Run to the end; returns the history status ("success" or "error")."""
@@ -233,6 +234,8 @@ class PromptRun:
         class_type, inputs = node["class_type"], node.get("inputs") or {}
         if class_type == "CheckpointLoaderSimple":
             name = str(inputs.get("ckpt_name"))
+            if "broken" in name:  # a corrupt file fails where real ComfyUI's loader does
+                raise _corrupt_file(node_id, class_type)
             if self.memory.loaded_checkpoint != name:
                 await asyncio.sleep(self.spec.load_seconds)
                 self.memory.loaded_checkpoint = name
@@ -240,12 +243,14 @@ class PromptRun:
         elif class_type in ("LoraLoader", "LoraLoaderModelOnly") and "broken" in str(
             inputs.get("lora_name")
         ):
-            raise NodeFailure(
-                node_id,
-                class_type,
-                "safetensors._safetensors_rust.SafetensorError",
-                "Error while deserializing header: header too large\n",
-            )
+            raise _corrupt_file(node_id, class_type)
+        elif class_type.startswith("CLIPTextEncode") and self.spec.fixed_seconds:
+            if not self._encoded:  # the prompt's first encoding stands for all of them
+                self._encoded = True
+                await asyncio.sleep(self.spec.fixed_seconds / 2)
+        elif class_type == "VAEDecode" and self.spec.fixed_seconds:
+            # (no zero sleep without a fixed cost: a yield per node slows a busy shared loop)
+            await asyncio.sleep(self.spec.fixed_seconds / 2)
         elif class_type in ("KSampler", "KSamplerAdvanced"):
             await self._sample(node_id, class_type, inputs)
         elif class_type == "ImageUpscaleWithModel":
@@ -378,6 +383,16 @@ class PromptRun:
             if node.get("class_type") in ("EmptyLatentImage", "EmptySD3LatentImage"):
                 return max(1, int(node["inputs"].get("batch_size") or 1))
         return 1
+
+
+def _corrupt_file(node_id: str, class_type: str) -> NodeFailure:
+    """What ComfyUI raises for a model file that is not safetensors (recorded with a LoRA)."""
+    return NodeFailure(
+        node_id,
+        class_type,
+        "safetensors._safetensors_rust.SafetensorError",
+        "Error while deserializing header: header too large\n",
+    )
 
 
 def _now_ms() -> int:

@@ -22,6 +22,9 @@ class SimNodeSpec(StrictModel):
     seconds_per_step: dict[str, float] = Field(default_factory=lambda: {"sd15": 0.1})
     upscale_seconds: float = 2.0
     load_seconds: float = 0.0
+    #: per prompt whatever its size, like text encoding and VAE decoding: half before the
+    #: first sampler step, half after the last
+    fixed_seconds: float = 0.0
     #: each prompt's step time varies uniformly by up to this share (0.1 = ±10%)
     jitter: float = 0.0
     #: model folder (checkpoints, loras, upscale_models, controlnet, ...) -> file names
@@ -44,6 +47,7 @@ class SimNodeSpec(StrictModel):
                 "seconds_per_step": {k: v * factor for k, v in self.seconds_per_step.items()},
                 "upscale_seconds": self.upscale_seconds * factor,
                 "load_seconds": self.load_seconds * factor,
+                "fixed_seconds": self.fixed_seconds * factor,
             }
         )
 
