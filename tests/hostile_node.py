@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +27,13 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from imgen_tui.config import FarmConfig
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.object_info import build_object_info
 from imgen_tui.sim.spec import SimNodeSpec, load_demo_farm
+
+# A client that gives up on a trickling answer is the point of some tests, not news.
+logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "comfyui"
 SAMPLE_PNG = (FIXTURES / "sample_output.png").read_bytes()
@@ -130,6 +135,7 @@ class HostileNode:
         self.script: Script = finished_frames
         self.calls: dict[str, int] = {}
         self.prompts: list[str] = []
+        self.previews_only: set[str] = set()  # prompts whose graph has no SaveImage
         self.host, self.port = "127.0.0.1", 0
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
@@ -186,6 +192,7 @@ class HostileNode:
             "port": self.port,
             "capabilities": ["sd15"],
             "seconds_per_step": {"sd15": 0.01},
+            "load_seconds": 0,
             **overrides,
         }
 
@@ -243,6 +250,9 @@ class HostileNode:
         body = await request.json()
         prompt_id = str(body.get("prompt_id"))
         self.prompts.append(prompt_id)
+        graph = body.get("prompt") or {}
+        if not any(node.get("class_type") == "SaveImage" for node in graph.values()):
+            self.previews_only.add(prompt_id)  # ComfyUI lists its pictures as temp files
         default = {"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}}
         answer = self._answer("/prompt", prompt_id, default)
         response = await self._send(request, answer)
@@ -254,9 +264,11 @@ class HostileNode:
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
         prompt_id = request.match_info["prompt_id"]
-        return await self._send(
-            request, self._answer("/history", prompt_id, history_entry(prompt_id))
+        folder_type = "temp" if prompt_id in self.previews_only else "output"
+        default = history_entry(
+            prompt_id, outputs={"9": {"images": [image_ref("x.png", folder_type)]}}
         )
+        return await self._send(request, self._answer("/history", prompt_id, default))
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
         answer = self._answer("/view", request.query.get("filename", ""), None)
@@ -310,17 +322,23 @@ def healthy_sim(count: int = 1) -> SimFarm:
     return SimFarm.from_spec(load_demo_farm(), count, speed=0.0, previews=False)
 
 
-def write_farm(
-    path: Path, hostile: Sequence[HostileNode], sim: SimFarm | None = None, **overrides: Any
-) -> Path:
-    """A farm config with the hostile nodes (first) and the simulated ones."""
-    nodes = [node.node_config(**overrides) for node in hostile]
+def farm_document(hostile: Sequence[HostileNode], sim: SimFarm | None = None) -> dict[str, Any]:
+    """A farm config (gpus.yaml shape) with the hostile nodes first, then the simulated ones."""
+    nodes = [node.node_config() for node in hostile]
     if sim is not None:
         # Declared slower than the hostile nodes, so the scheduler tries those first.
         nodes += [
             {**entry, "seconds_per_step": {"sd15": 1.0}} for entry in sim.farm_config()["nodes"]
         ]
-    path.write_text(yaml.safe_dump({"nodes": nodes, "models": MODELS}, sort_keys=False))
+    return {"nodes": nodes, "models": MODELS}
+
+
+def farm_config(hostile: Sequence[HostileNode], sim: SimFarm | None = None) -> FarmConfig:
+    return FarmConfig.model_validate(farm_document(hostile, sim))
+
+
+def write_farm(path: Path, hostile: Sequence[HostileNode], sim: SimFarm | None = None) -> Path:
+    path.write_text(yaml.safe_dump(farm_document(hostile, sim), sort_keys=False))
     return path
 
 
