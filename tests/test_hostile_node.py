@@ -19,14 +19,18 @@ import pytest
 from imgen_tui.comfy import ComfyClient, NodeEventStream, ProtocolError, TimedOut
 from imgen_tui.comfy.events import ImageRef, Progress
 from imgen_tui.comfy.websocket import Backoff, Connected, StreamEvent
+from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.graphs.graph import GraphError
 from imgen_tui.graphs.templates import load_library
 from imgen_tui.locations import bundled_dir
 from imgen_tui.scheduler.events import JobDone, JobEvent, JobFailed, JobRetrying
-from imgen_tui.scheduler.jobs import JobSpec
+from imgen_tui.scheduler.jobs import Job, JobSpec
 from imgen_tui.scheduler.runtime import NodeRuntime
 from imgen_tui.scheduler.scheduler import FIRST_CHECK_WAIT, Scheduler
-from tests.hostile_cases import CASES_BY_KEY, Outcome, run_case
+from imgen_tui.store import CorruptImage, SessionStore
+from imgen_tui.ui.app import make_app
+from imgen_tui.ui.screens.home import HomeScreen
+from tests.hostile_cases import CASES_BY_KEY, Outcome, huge_png, run_case
 from tests.hostile_node import (
     MODELS,
     SYSTEM_STATS,
@@ -38,6 +42,7 @@ from tests.hostile_node import (
     history_entry,
     running,
 )
+from tests.pilot_helpers import until
 
 LIBRARY = load_library([bundled_dir("workflows")])
 
@@ -353,3 +358,38 @@ async def test_a_job_whose_node_saved_nothing_moves_to_a_healthy_node(tmp_path: 
     assert "finished without saving an image" in retries[0].reason
     (done,) = [e for e in events if isinstance(e, JobDone)]
     assert done.node_id == "gpu-premium"
+
+
+async def test_the_pixel_limit_is_for_the_whole_job(tmp_path: Path) -> None:
+    """Two 9400² pictures are each under the limit; together they are refused, undecoded."""
+    node = HostileNode()
+    node.answers["/view"] = Answer(body=huge_png(9400), headers={"Content-Type": "image/png"})
+    store = await SessionStore.open(tmp_path / "data")
+    job = Job(spec=draft(7), seq=1, prompt_id="p")
+    try:
+        async with node, ComfyClient(node.url, name="hostile") as client:
+            with pytest.raises(
+                CorruptImage, match=r"^hostile: prompt p: its 2 images have 176,720,000 pixels"
+            ):
+                await SessionRecorder(store).keep_outputs(
+                    job, "hostile", client, (ImageRef("a.png"), ImageRef("b.png"))
+                )
+    finally:
+        await store.close()
+    assert not list((tmp_path / "data").rglob("*.download"))
+
+
+async def test_the_app_starts_beside_a_node_with_a_bad_answer(tmp_path: Path) -> None:
+    """It used to crash in `on_mount` with a traceback; now the node is shown down."""
+    node = HostileNode()
+    node.answers["/system_stats"] = Answer(json={"system": {}, "devices": [{"vram_total": "x"}]})
+    sim = healthy_sim()
+    async with running([node], sim):
+        app = make_app(farm_config([node], sim), data_dir=tmp_path / "data", graphics="halfcell")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+            scheduler = app.engine.scheduler
+            assert scheduler is not None
+            await until(pilot, lambda: scheduler.nodes["gpu-premium"].state == "up")
+            assert scheduler.nodes["hostile"].state == "down"
+            assert "vram_total" in scheduler.nodes["hostile"].state_reason
