@@ -162,7 +162,8 @@ class Scheduler:
             self._tasks.append(
                 asyncio.create_task(self._health_loop(runtime, first), name=f"health:{runtime.id}")
             )
-        await asyncio.wait(first_checks, timeout=FIRST_CHECK_WAIT)
+        if first_checks:
+            await asyncio.wait(first_checks, timeout=FIRST_CHECK_WAIT)
         for runtime in self.nodes.values():
             runtime.stream.start()
             self._tasks.append(
@@ -721,9 +722,8 @@ class Scheduler:
                 log.warning("%s: object_info unreadable: %s", runtime.id, error)
                 state, reason = "degraded", str(error)
         if runtime.state != state:
-            was_down = runtime.state == "down"
             self._set_state(runtime, state, reason)
-            if was_down and runtime.in_flight:  # prompts adopted while it was down
+            if runtime.in_flight:  # prompts adopted while it was down
                 self._spawn(self._reconcile(runtime))
             self._wake.set()
 
