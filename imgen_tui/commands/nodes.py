@@ -9,13 +9,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from imgen_tui.comfy import ComfyClient, ComfyError
+from imgen_tui.comfy import ComfyClient, ComfyError, NodeUnreachable, ProtocolError, TimedOut
 from imgen_tui.comfy.capabilities import CapabilityCheck, check_capabilities
 from imgen_tui.comfy.responses import ObjectInfo, QueueState, SystemStats
 from imgen_tui.config import FarmConfig, NodeConfig
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.spec import load_demo_farm
 
+#: a quick look, not a job: a node that has not answered by then is reported as slow
+ANSWER_DEADLINE = 10.0
 _MARKS = {"confirmed": ("✓", "green"), "missing": ("✗", "red"), "unchecked": ("?", "yellow")}
 
 
@@ -23,6 +25,7 @@ _MARKS = {"confirmed": ("✓", "green"), "missing": ("✗", "red"), "unchecked":
 class NodeReport:
     node: NodeConfig
     error: str | None = None
+    status: str = "unreachable"  # what went wrong, in a word or two, when `error` is set
     stats: SystemStats | None = None
     info: ObjectInfo | None = None
     queue: QueueState | None = None
@@ -33,12 +36,23 @@ async def probe_node(node: NodeConfig, models: dict[str, str]) -> NodeReport:
     async with ComfyClient(node.base_url, name=node.id, headers=node.headers) as client:
         try:
             stats, info, queue = await asyncio.gather(
-                client.system_stats(), client.object_info(), client.queue()
+                client.system_stats(deadline=ANSWER_DEADLINE), client.object_info(), client.queue()
             )
         except ComfyError as error:
-            return NodeReport(node=node, error=str(error))
+            return NodeReport(node=node, error=str(error), status=_status_of(error))
     checks = tuple(check_capabilities(info, node.capabilities, models))
     return NodeReport(node=node, stats=stats, info=info, queue=queue, checks=checks)
+
+
+def _status_of(error: ComfyError) -> str:
+    """`unreachable` only when nothing answered: garbage and slowness are other problems."""
+    if isinstance(error, TimedOut):
+        return "too slow"
+    if isinstance(error, ProtocolError):
+        return "bad answer"
+    if isinstance(error, NodeUnreachable):
+        return "unreachable"
+    return "refused"
 
 
 async def probe_farm(farm: FarmConfig) -> list[NodeReport]:
@@ -61,7 +75,7 @@ def render_reports(reports: list[NodeReport], console: Console) -> None:
         stats, info, queue = report.stats, report.info, report.queue
         if report.error or stats is None or info is None or queue is None:
             table.add_row(
-                name, node.tier, Text("unreachable", "red"), "", "", "", " ".join(node.capabilities)
+                name, node.tier, Text(report.status, "red"), "", "", "", " ".join(node.capabilities)
             )
             problems.append(report.error or f"{node.id}: no answer")
             continue

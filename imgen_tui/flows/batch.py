@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgen_tui.comfy.outputs import require_saved_output
+from imgen_tui.graphs.graph import GraphError
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.scheduler.jobs import JobSpec, Priority
 from imgen_tui.scheduler.variations import SeedStrategy, seeds
@@ -66,6 +68,11 @@ def plan_jobs(
     for index, seed in enumerate(seed_list):
         prompt = request.prompts[index // request.count]
         graph = template.render({**request.params, "prompt": prompt, "seed": seed}, models)
+        if not index:
+            try:
+                require_saved_output(graph)
+            except GraphError as error:
+                raise ConfigError(f"workflow {request.workflow}: {error}") from None
         specs.append(
             JobSpec.from_graph(
                 graph,

@@ -20,6 +20,8 @@ from imgen_tui.scheduler.routing import NodeState, NodeView
 from imgen_tui.scheduler.speed import SpeedModel
 
 PROBE_TIMEOUT = httpx.Timeout(3.0, connect=2.0)
+#: a health probe's whole answer must arrive within this, however it trickles in
+PROBE_DEADLINE = 5.0
 #: when others' prompts are queued, each is assumed to cost about this many steps
 OTHERS_STEPS_GUESS = 20
 
@@ -161,7 +163,7 @@ class NodeRuntime:
     async def probe(self) -> str | None:
         """Check the node answers; returns why not, or None when it is healthy."""
         try:
-            await self.client.system_stats(http_timeout=PROBE_TIMEOUT)
+            await self.client.system_stats(http_timeout=PROBE_TIMEOUT, deadline=PROBE_DEADLINE)
         except ComfyError as error:
             return str(error)
         return None

@@ -44,7 +44,7 @@ from imgen_tui.comfy.events import (
     Preview,
     Progress,
 )
-from imgen_tui.comfy.run import execution_failed, history_outcome
+from imgen_tui.comfy.run import execution_failed, history_outcome, no_saved_image
 from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import GraphError
@@ -104,6 +104,8 @@ AFFINITY_WINDOW = 16
 AFFINITY_MAX_WAIT = 10.0
 #: below this many waiting jobs per live node, the end of the round is planned
 TAIL_JOBS_PER_NODE = 2
+#: how long `start` waits for the nodes' first health checks before dispatching anyway
+FIRST_CHECK_WAIT = 2.0
 #: a queued prompt moves to a free node only if that gains this much (two round trips and
 #: the estimates' noise), in seconds plus a share of its run there
 TAKE_BACK_MARGIN = (0.2, 0.1)
@@ -158,14 +160,28 @@ class Scheduler:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.gather(*(self._check_health(runtime) for runtime in self.nodes.values()))
+        """Check every node once, waiting at most `FIRST_CHECK_WAIT` for the slow ones.
+
+        Each node has its own health loop, so a node that answers slowly (or
+        not at all) delays neither the start nor the checks of the others; it
+        joins the farm whenever its first answer arrives.
+        """
+        first_checks = []
+        for runtime in self.nodes.values():
+            first = asyncio.create_task(self._check_health(runtime), name=f"check:{runtime.id}")
+            first_checks.append(first)
+            self._tasks.append(first)
+            self._tasks.append(
+                asyncio.create_task(self._health_loop(runtime, first), name=f"health:{runtime.id}")
+            )
+        if first_checks:
+            await asyncio.wait(first_checks, timeout=FIRST_CHECK_WAIT)
         for runtime in self.nodes.values():
             runtime.stream.start()
             self._tasks.append(
                 asyncio.create_task(self._consume(runtime), name=f"events:{runtime.id}")
             )
         self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="dispatch"))
-        self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
     async def stop(self) -> None:
@@ -645,6 +661,9 @@ class Scheduler:
         except ComfyError as error:
             self._retry(runtime, prompt_id, str(error), exclude=True)
             return
+        if not entry.saved_images:  # a job is done only when its pictures are kept
+            self._retry(runtime, prompt_id, no_saved_image(entry, runtime.id), exclude=True)
+            return
         job = self._take_back(runtime, prompt_id)
         if job is None:
             return
@@ -742,12 +761,24 @@ class Scheduler:
 
     # -- health and time limits -------------------------------------------------------------------
 
-    async def _health_loop(self) -> None:
+    async def _health_loop(self, runtime: NodeRuntime, first: asyncio.Task[None]) -> None:
+        """One node's checks, every `health_interval` after its first one ended."""
+        await asyncio.wait([first])
         while True:
             await asyncio.sleep(self.health_interval)
-            await asyncio.gather(*(self._check_health(runtime) for runtime in self.nodes.values()))
+            await self._check_health(runtime)
 
     async def _check_health(self, runtime: NodeRuntime) -> None:
+        try:
+            await self._check_health_once(runtime)
+        except Exception as error:  # a bad answer marks the node down, never ends its checks
+            log.exception("%s: health check failed", runtime.id)
+            problem = f"{runtime.id}: its health check failed ({type(error).__name__}: {error})"
+            if runtime.state != "down":
+                await self._node_lost(runtime, problem)
+            runtime.state_reason = problem
+
+    async def _check_health_once(self, runtime: NodeRuntime) -> None:
         problem = await runtime.probe()
         if problem is not None:
             runtime.consecutive_failures += 1
@@ -757,13 +788,16 @@ class Scheduler:
                 runtime.state_reason = problem
             return
         runtime.consecutive_failures = 0
+        state: NodeState = "up"
+        reason = "answering"
         if not runtime.confirmed:
             try:
                 await runtime.confirm(self.farm.models)
-            except ComfyError as error:
+            except ComfyError as error:  # it runs prompts, but what it has is unknown
                 log.warning("%s: object_info unreadable: %s", runtime.id, error)
-        if runtime.state != "up":
-            self._set_state(runtime, "up", "answering")
+                state, reason = "degraded", str(error)
+        if runtime.state != state:
+            self._set_state(runtime, state, reason)
             if runtime.in_flight:  # prompts adopted while it was down
                 self._spawn(self._reconcile(runtime))
             self._wake.set()
