@@ -209,7 +209,7 @@ def test_bad_batch_input_is_one_line_and_exit_2(tmp_path: Path, env: dict[str, s
     cases = [
         (["--set", str(cards), "--template", "{value} of {colour}"], "no column 'colour'"),
         (["--prompt", "fox", "--count", "3", "--seed", "fixed"], "same picture 3 times"),
-        (["--prompt", "fox", "--workflow", "sd15_img2img"], "needs image"),
+        (["--prompt", "fox", "--workflow", "sd15_img2img"], "needs a source image"),
         (["--prompt", "fox", "--workflow", "nope"], "no workflow named 'nope'"),
         (["--prompt", "fox", "--param", "cfg"], "is not NAME=VALUE"),
         (["--set", str(cards)], "--set needs a --template"),

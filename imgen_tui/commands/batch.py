@@ -31,6 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from imgen_tui.commands.preflight import RoutePlan, check_routes
 from imgen_tui.config import FarmConfig
 from imgen_tui.flows.batch import BatchRequest, plan_jobs
 from imgen_tui.flows.recorder import SessionRecorder
@@ -50,6 +51,7 @@ from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.spec import load_demo_farm
 from imgen_tui.store import SessionInfo, SessionStore, StoreError
 from imgen_tui.store.records import UNFINISHED_STATES
+from imgen_tui.yamlfile import ConfigError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 LATEST = "latest"  # `--resume` without an id: the newest unfinished batch session
@@ -87,14 +89,21 @@ async def batch_command(
     dry_run: bool = False,
     thumbnail_side: int = 384,
 ) -> int:
+    if not 16 <= thumbnail_side <= 4096:
+        raise ConfigError(
+            f"--thumbnail-size must be between 16 and 4096 pixels (got {thumbnail_side})"
+        )
+    specs: list[JobSpec] = []
     if request is not None:
         library = load_library(workflow_folders())
         models = farm.models if farm is not None else load_demo_farm().models
         specs = plan_jobs(request, library, models)  # every input problem shows up here
-        if dry_run:
-            _print_plan(console, request, len(specs))
-            return EXIT_OK
     async with _farm(farm, demo) as live_farm:
+        if request is not None:
+            routes = await check_routes(live_farm, specs)  # before any session exists
+            if dry_run:
+                _print_plan(console, request, len(specs), routes)
+                return EXIT_OK
         store = await SessionStore.open(data_dir, thumbnail_side=thumbnail_side)
         try:
             if resume is not None:
@@ -267,10 +276,14 @@ async def _follow(
             progress.advance(overall)
 
 
-def _print_plan(console: Console, request: BatchRequest, count: int) -> None:
+def _print_plan(console: Console, request: BatchRequest, count: int, routes: RoutePlan) -> None:
+    loras = "".join(f", LoRA {lora.name}:{lora.strength_model:g}" for lora in request.loras)
     console.print(
         f"{count} jobs with workflow [bold]{request.workflow}[/] "
-        f"({len(request.prompts)} prompt(s) x {request.count}, seeds {request.seed_strategy})."
+        f"({len(request.prompts)} prompt(s) x {request.count}, seeds {request.seed_strategy}"
+        f"{loras}); {routes.describe()}.",
+        markup=True,
+        highlight=False,
     )
     for prompt in request.prompts[:3]:
         console.print(f"  • {prompt}")

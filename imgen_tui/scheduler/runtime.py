@@ -36,6 +36,7 @@ class NodeRuntime:
     state_reason: str = "not checked yet"
     capabilities: frozenset[str] = frozenset()
     checkpoints: frozenset[str] | None = None
+    loras: frozenset[str] | None = None  # installed LoRA files, from /object_info
     loaded_checkpoint: str | None = None
     in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
     slot_freed_at: float = 0.0
@@ -138,6 +139,7 @@ class NodeRuntime:
             max_resolution=self.config.max_resolution,
             loaded_checkpoint=self.checkpoint_after_queue(),
             checkpoints=self.checkpoints,
+            loras=self.loras,
             seconds_per_step=dict(self.speed.seconds_per_step),
             load_seconds=self.load_seconds,
         )
@@ -166,6 +168,7 @@ class NodeRuntime:
         checks = check_capabilities(info, self.config.capabilities, models)
         self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
+        self.loras = frozenset(info.loras)
         self.confirmed = True
 
     def mark_slot_freed(self) -> None:
