@@ -231,3 +231,34 @@ def test_a_ten_thousand_row_set_plans_in_a_dry_run(tmp_path: Path, env: dict[str
     assert result.returncode == 0, result.stderr
     assert "10000 jobs with workflow sd15_txt2img" in result.stdout
     assert "a playing card, 0 of Spades" in result.stdout
+
+
+def test_two_resumes_of_one_session_run_it_once(
+    tmp_path: Path, farm: Path, env: dict[str, str]
+) -> None:
+    """Issue 12, item 16: both used to run (31 executions for 24 jobs)."""
+    data_dir = tmp_path / "data"
+    batch = start_batch(farm, data_dir, env)
+    wait_for_images(batch, data_dir, 3)
+    batch.kill()  # kill -9: its lock goes with it
+    batch.communicate(timeout=10)
+
+    resumes = [
+        subprocess.Popen(
+            batch_args(farm, data_dir, "--resume"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env, "COLUMNS": "200"},
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in resumes]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, _, err in results if code == 1)
+    assert "is being run by another imgen-tui (pid " in refused
+    assert "wait for it to finish or stop it, then try again" in refused
+    assert refused.count("\n") == 1
+    assert len(image_rows(data_dir)) == COUNT == len(pictures_on_disk(data_dir))
+    assert prompts_run_by_the_farm(farm) == COUNT  # no prompt ran twice

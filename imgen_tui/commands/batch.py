@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -50,6 +51,7 @@ from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.spec import load_demo_farm
 from imgen_tui.store import SessionInfo, SessionStore, StoreError
+from imgen_tui.store.lock import SessionLock
 from imgen_tui.store.records import UNFINISHED_STATES
 from imgen_tui.yamlfile import ConfigError
 
@@ -105,19 +107,23 @@ async def batch_command(
                 _print_plan(console, request, len(specs), routes)
                 return EXIT_OK
         store = await SessionStore.open(data_dir, thumbnail_side=thumbnail_side)
+        lock: SessionLock | None = None
         try:
             if resume is not None:
                 session = await _session_to_resume(store, resume)
+                # One process runs a session at a time; its rows are read under the lock.
+                lock = await store.lock_session(session.id)
                 rows = await store.jobs(session.id, UNFINISHED_STATES)
                 total = len(await store.jobs(session.id))
                 outcome = BatchOutcome(session, total=total, already_done=total - len(rows))
                 console.print(
-                    f"Resuming session [bold]{session.id[:8]}[/] ({session.title}): "
+                    f"Resuming session [bold]{session.id[:8]}[/] ({escape(session.title)}): "
                     f"{outcome.already_done} of {total} images already made."
                 )
             else:
                 assert request is not None
                 session, specs = await _new_session(store, request, specs)
+                lock = await store.lock_session(session.id)
                 rows = []
                 outcome = BatchOutcome(session, total=len(specs), already_done=0)
             recorder = SessionRecorder(store)
@@ -136,6 +142,8 @@ async def batch_command(
             await recorder.drain()
             outcome.store_failure = recorder.store_failure
         finally:
+            if lock is not None:
+                await asyncio.to_thread(lock.release)
             await store.close()
     _print_summary(console, outcome, store.session_dir(outcome.session.id))
     if outcome.interrupted:
