@@ -70,13 +70,6 @@ def _not_a_boolean(value: Any) -> Any:
     return value
 
 
-def _positive_finite(value: Any) -> Any:
-    value = _not_a_boolean(value)
-    if isinstance(value, int | float) and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"must be a positive number of seconds (got {value})")
-    return value
-
-
 def _non_negative_finite(value: Any) -> Any:
     value = _not_a_boolean(value)
     if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
@@ -86,7 +79,6 @@ def _non_negative_finite(value: Any) -> Any:
 
 Number = Annotated[float, BeforeValidator(_not_a_boolean)]
 WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
-Seconds = Annotated[float, BeforeValidator(_positive_finite)]
 SecondsOrZero = Annotated[float, BeforeValidator(_non_negative_finite)]
 
 #: RFC 9110 token: what a header name may be (no spaces, colons, CR or LF)
@@ -127,7 +119,7 @@ class NodeConfig(StrictModel):
     capabilities: tuple[str, ...] = ()
     max_resolution: WholeNumber = 1024
     max_batch: WholeNumber = Field(default=1, ge=1)
-    seconds_per_step: dict[str, Seconds] = Field(default_factory=dict)
+    seconds_per_step: dict[str, SecondsOrZero] = Field(default_factory=dict)  # 0: a simulated node
     load_seconds: SecondsOrZero = 5.0
 
     @field_validator("host")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cli_helpers import home_dirs, run_cli, start_sim
+from tests.cli_helpers import CLI, home_dirs, run_cli, start_sim
 
 
 @pytest.fixture
@@ -89,3 +92,47 @@ def test_sim_on_a_busy_port_says_so(isolated_home: dict[str, str]) -> None:
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "--port 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("when", ["starting", "mid-batch"])
+def test_sim_stopped_with_sigterm_removes_its_node_folders(
+    tmp_path: Path, isolated_home: dict[str, str], when: str
+) -> None:
+    """Issue 12, item 24: a SIGTERM left the nodes' temporary folders behind."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**isolated_home, "TMPDIR": str(temp)}
+    farm_file = tmp_path / "farm.yaml"
+    if when == "starting":
+        sim = subprocess.Popen(
+            [*CLI, "sim", "--nodes", "4", "--port", "0", "--write-config", str(farm_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
+        deadline = time.monotonic() + 30
+        while not any(temp.iterdir()):  # the first node folder exists: it is starting
+            assert time.monotonic() < deadline and sim.poll() is None
+            time.sleep(0.005)
+    else:
+        sim = start_sim(farm_file, env, speed=0.05)
+        batch = subprocess.Popen(
+            [*CLI, "batch", "--config", str(farm_file), "--data-dir", str(tmp_path / "d"),
+             "--prompt", "fox", "--count", "40", "--seed", "increment"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **isolated_home},
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not list(temp.glob("*/output/*.png")):  # pictures are being written
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)
+    sim.send_signal(signal.SIGTERM)
+    _, errors = sim.communicate(timeout=30)
+    if when != "starting":
+        batch.send_signal(signal.SIGINT)
+        batch.communicate(timeout=30)
+    assert sim.returncode == 0, errors
+    time.sleep(0.5)  # a write still in flight would recreate a folder by now
+    assert list(temp.iterdir()) == []

@@ -118,8 +118,8 @@ BAD_CASES = {
     ),
     "a negative speed": (
         GOOD_NODE + "    seconds_per_step: {sd15: -1}\n",
-        "farm.yaml, line 9: nodes[0].seconds_per_step.sd15 must be a positive number of "
-        "seconds (got -1).",
+        "farm.yaml, line 9: nodes[0].seconds_per_step.sd15 must be zero or a positive number "
+        "of seconds (got -1).",
     ),
     "an infinite load time": (
         GOOD_NODE + "    load_seconds: .inf\n",

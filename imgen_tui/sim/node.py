@@ -106,9 +106,10 @@ class SimulatedNode:
         self._runner = runner
 
     async def stop(self) -> None:
+        was_running = self._running is not None
         await self.kill()
         if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+            await asyncio.to_thread(_remove_root, self.root, settle=was_running)
 
     async def kill(self) -> None:
         """Die like a crashed ComfyUI: connections drop, queue and history are forgotten."""
@@ -578,6 +579,24 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _remove_root(root: Path, *, settle: bool) -> None:
+    """Remove a node's temporary folder for good.
+
+    A prompt cancelled mid-run may still have a picture being written on a
+    worker thread (cancelling the task does not stop the thread), and that
+    write recreates the folder after it was removed: with a prompt running,
+    look again until the folder stays gone.
+    """
+    deadline = time.monotonic() + 5.0
+    while True:
+        shutil.rmtree(root, ignore_errors=True)
+        if not settle or time.monotonic() > deadline:
+            return
+        time.sleep(0.25)
+        if not root.exists():
+            return
 
 
 def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
