@@ -176,3 +176,18 @@ def test_routing_refuses_a_node_without_the_lora_and_keeps_it_in_the_stored_spec
     assert refusal(spec, node) == "gpu-a: LoRA grain.safetensors is not installed"
     unknown = NodeView("gpu-b", "draft", "up", frozenset({"sd15"}), 1024)  # not asked yet
     assert refusal(spec, unknown) is None
+
+
+def test_a_dry_run_shows_a_huge_csv_cell_cut_and_at_once(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Issue 12, item 24: one 100k-character cell took over 60 s to print (Rich wrapping)."""
+    cards = tmp_path / "cards.csv"
+    cards.write_text("value,suit\n" + "A" * 100_000 + ",Spades\n[red] Queen,Hearts\n")
+    result = run_cli(
+        "batch", "--demo", "--set", str(cards), "--template", "{value} of {suit}",
+        "--prompt", "a card", "--dry-run", env=env, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(100,016 characters in all)" in result.stdout
+    assert "[red] Queen of Hearts" in result.stdout  # a prompt is text, never markup

@@ -31,6 +31,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from imgen_tui.commands.preflight import RoutePlan, check_routes
 from imgen_tui.config import FarmConfig
@@ -294,9 +295,19 @@ def _print_plan(console: Console, request: BatchRequest, count: int, routes: Rou
         highlight=False,
     )
     for prompt in request.prompts[:3]:
-        console.print(f"  • {prompt}")
+        console.print(f"  • {_clip(prompt)}", markup=False, highlight=False)
     if len(request.prompts) > 3:
         console.print(f"  … and {len(request.prompts) - 3} more prompts")
+
+
+#: longer prompts are cut when shown: Rich wraps a long unbroken word in quadratic time
+SHOWN_PROMPT_CHARACTERS = 300
+
+
+def _clip(text: str, limit: int = SHOWN_PROMPT_CHARACTERS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters in all)"
 
 
 def _print_summary(console: Console, outcome: BatchOutcome, folder: Path) -> None:
@@ -322,7 +333,7 @@ def _print_summary(console: Console, outcome: BatchOutcome, folder: Path) -> Non
     if outcome.store_failure is not None:
         console.print(f"[red]Stopped: {outcome.store_failure}[/]")
     for reason in outcome.failures[:5]:
-        console.print(f"[red]failed:[/] {reason}")
+        console.print(Text("failed: ", "red").append(_clip(reason)))
     if len(outcome.failures) > 5:
         console.print(f"[red]… and {len(outcome.failures) - 5} more failures[/]")
     if outcome.done < outcome.total:
