@@ -51,6 +51,22 @@ def test_nodes_demo_shows_the_whole_simulated_farm(isolated_home: dict[str, str]
     assert "flux✓" in result.stdout
 
 
+def test_nodes_is_readable_at_80_columns(isolated_home: dict[str, str]) -> None:
+    """Issue 12, item 8: at 80 columns the table cut versions and states to 'Comf…'."""
+    result = run_cli("nodes", "--demo", env={**isolated_home, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "…" not in result.stdout
+    assert result.stdout.count("up, ComfyUI 0.3.64") == 4
+    for node in ("gpu-premium", "gpu-quality", "gpu-standard", "gpu-draft"):
+        assert any(line.startswith(node) for line in lines)
+    words = result.stdout.split()
+    for capability in ("flux_fp8✓", "controlnet✓", "ipadapter✓", "faceid✓"):
+        assert capability in words  # whole, never split across lines
+    assert "queue 0 running, 0 waiting" in result.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
