@@ -46,6 +46,7 @@ from imgen_tui.scheduler.events import (
     JobProgress,
     JobRetrying,
     JobStarted,
+    NodeStateChanged,
 )
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
@@ -256,6 +257,7 @@ async def _follow(
     interrupted: asyncio.Event,
 ) -> None:
     started: dict[str, float] = {}
+    node_states = NodeStateLines(progress, per_node)
     async for event in events:
         if isinstance(event, JobStarted):
             started[event.job.job_id] = time.monotonic()
@@ -283,6 +285,37 @@ async def _follow(
         elif isinstance(event, JobFailed):
             outcome.failures.append(event.reason)
             progress.advance(overall)
+        elif isinstance(event, NodeStateChanged):
+            node_states.show(event)
+
+
+class NodeStateLines:
+    """A node going down or coming back, said where the reader will see it.
+
+    On a terminal the node's bar says it; without one (a log, CI, a pipe)
+    the bars are never drawn, so each change is one line of its own. A node's
+    first "up" is the normal start and is not announced.
+    """
+
+    def __init__(self, progress: Progress, per_node: dict[str, TaskID]) -> None:
+        self.progress = progress
+        self.per_node = per_node
+        self.last: dict[str, str] = {}
+
+    def show(self, event: NodeStateChanged) -> None:
+        previous = self.last.get(event.node_id)
+        self.last[event.node_id] = event.state
+        if previous == event.state or (previous is None and event.state == "up"):
+            return
+        reason = f" ({_clip(event.reason, 200)})" if event.reason and event.state != "up" else ""
+        task = self.per_node.get(event.node_id)
+        if task is not None:
+            self.progress.update(task, note=event.state if event.state != "up" else "back up")
+        console = self.progress.console
+        if not console.is_terminal:
+            stamp = time.strftime("%H:%M:%S")
+            line = f"{stamp} {event.node_id}: {'back up' if event.state == 'up' else event.state}"
+            console.print(Text(line + reason), soft_wrap=True)
 
 
 def _print_plan(console: Console, request: BatchRequest, count: int, routes: RoutePlan) -> None:
