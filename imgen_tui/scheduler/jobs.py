@@ -123,6 +123,7 @@ class Job:
     adopted: bool = False  # posted by an earlier run, whose client id may get its events
     accepted: bool = False  # the node has answered the POST: asking after it now means something
     taken_back: bool = False  # moved once from a slow node's queue to a faster node: not again
+    graph_sent: Graph | None = None  # what was posted (source image name filled in)
     queued_at: float = 0.0
     posted_at: float | None = None
     started_at: float | None = None

@@ -13,6 +13,7 @@ import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
 from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
 from imgen_tui.scheduler.jobs import Job, JobState
@@ -37,6 +38,7 @@ class NodeRuntime:
     capabilities: frozenset[str] = frozenset()
     checkpoints: frozenset[str] | None = None
     loras: frozenset[str] | None = None  # installed LoRA files, from /object_info
+    object_info: ObjectInfo | None = None  # its last answer: widget order for UI workflows
     loaded_checkpoint: str | None = None
     in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
     slot_freed_at: float = 0.0
@@ -169,6 +171,7 @@ class NodeRuntime:
         self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
         self.loras = frozenset(info.loras)
+        self.object_info = info
         self.confirmed = True
 
     def mark_slot_freed(self) -> None:
