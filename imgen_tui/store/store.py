@@ -15,6 +15,7 @@ import functools
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -336,8 +337,10 @@ def _open_database(folder: Path) -> Database:
     path = folder / DATABASE_NAME
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / ".write-test", b"")
-        (folder / ".write-test").unlink()
+        # A probe of our own: another process may be probing the same folder right now.
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
         _refuse_an_emptied_database(folder, path)
         database = Database(path)
     except OSError as error:
