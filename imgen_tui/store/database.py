@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any
 
 from imgen_tui.store.records import (
@@ -57,15 +58,15 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
 
 def _retry_while_locked(call: Callable[[], object], *, seconds: float = 15.0) -> None:
     """Switching to WAL can answer "locked" at once while another process sets it up."""
-    deadline = time.monotonic() + seconds
+    deadline = monotonic() + seconds
     while True:
         try:
             call()
             return
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
+            if "locked" not in str(error) or monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+            sleep(0.05)
 
 
 class Database:
