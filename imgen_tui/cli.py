@@ -167,6 +167,13 @@ def _add_batch_parser(
         metavar="NAME=VALUE",
         help="any other workflow placeholder, e.g. cfg=6.5 (repeatable)",
     )
+    batch.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME[:STRENGTH]",
+        help="chain a LoRA into the graph, e.g. detail.safetensors:0.8 (repeatable)",
+    )
     batch.add_argument("--set", type=Path, metavar="CSV", dest="set_file", help="a CSV set")
     batch.add_argument("--template", help="row template for --set, e.g. '{value} of {suit}'")
     batch.add_argument("--theme", default="", help="with --set: a theme after the base prompt")
@@ -277,7 +284,7 @@ def _app(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace, console: Console) -> int:
     from imgen_tui.commands.batch import batch_command
-    from imgen_tui.flows.batch import BatchRequest
+    from imgen_tui.flows.batch import BatchRequest, parse_lora
     from imgen_tui.flows.csvsets import set_prompts
 
     farm = None if args.demo else load_config(args.config).farm
@@ -303,6 +310,7 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             base_seed=args.seed_start,
             params=_params(args),
             time_limit=args.timeout,
+            loras=tuple(parse_lora(text) for text in args.lora),
         )
     return asyncio.run(
         batch_command(

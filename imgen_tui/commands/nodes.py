@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +19,8 @@ from imgen_tui.sim.spec import load_demo_farm
 
 #: a quick look, not a job: a node that has not answered by then is reported as slow
 ANSWER_DEADLINE = 10.0
+#: below this width the table crops its cells (Rich shrinks columns to "Comf…")
+TABLE_COLUMNS = 120
 _MARKS = {"confirmed": ("✓", "green"), "missing": ("✗", "red"), "unchecked": ("?", "yellow")}
 
 
@@ -60,6 +63,57 @@ async def probe_farm(farm: FarmConfig) -> list[NodeReport]:
 
 
 def render_reports(reports: list[NodeReport], console: Console) -> None:
+    """A table when it fits the terminal; else each node folded into a few lines.
+
+    The table needs about 120 columns; cut at 80 it cropped versions, states
+    and capabilities, so a narrower terminal gets the same facts as blocks.
+    """
+    table, problems = _table(reports)
+    if console.width < TABLE_COLUMNS:
+        _render_blocks(reports, console)
+    else:
+        console.print(table)
+    console.print(
+        Text("capabilities: ✓ confirmed by /object_info  ✗ missing  ? not checkable", "dim")
+    )
+    for problem in problems:
+        console.print(Text(f"• {problem}", "yellow"))
+
+
+def _render_blocks(reports: list[NodeReport], console: Console) -> None:
+    """Each node as a heading line and indented details that wrap within the width."""
+    console.print(Text("ComfyUI nodes", "bold"))
+    for report in reports:
+        node, stats, info, queue = report.node, report.stats, report.info, report.queue
+        heading = Text(node.id, "bold").append(f"  {node.tier}  ")
+        details = [Text(node.base_url, "dim")]
+        if report.error or stats is None or info is None or queue is None:
+            heading.append("unreachable", "red")
+            details.append(Text(f"declared: {' '.join(node.capabilities)}"))
+        else:
+            heading.append(f"up, ComfyUI {stats.comfyui_version}", "green")
+            details.append(
+                Text(
+                    f"VRAM {stats.vram_free / 1024**3:.1f}/{stats.vram_total / 1024**3:.0f} GB "
+                    f"free · queue {len(queue.running)} running, {len(queue.pending)} waiting · "
+                    f"{len(info.checkpoints)} checkpoints, {len(info.loras)} LoRAs"
+                )
+            )
+            details.append(_capabilities(report))
+        console.print(heading)
+        for line in details:
+            console.print(Padding(line, (0, 0, 0, 2), expand=False))
+
+
+def _capabilities(report: NodeReport) -> Text:
+    capabilities = Text()
+    for check in report.checks:
+        mark, style = _MARKS[check.verdict]
+        capabilities.append(f"{check.capability}{mark} ", style=style)
+    return capabilities
+
+
+def _table(reports: list[NodeReport]) -> tuple[Table, list[str]]:
     table = Table(title="ComfyUI nodes", header_style="bold", expand=False)
     table.add_column("node", no_wrap=True)
     table.add_column("tier")
@@ -94,12 +148,7 @@ def render_reports(reports: list[NodeReport], console: Console) -> None:
             f"{len(info.checkpoints)} ckpt\n{len(info.loras)} LoRA",
             capabilities,
         )
-    console.print(table)
-    console.print(
-        Text("capabilities: ✓ confirmed by /object_info  ✗ missing  ? not checkable", "dim")
-    )
-    for problem in problems:
-        console.print(Text(f"• {problem}", "yellow"))
+    return table, problems
 
 
 async def nodes_command(farm: FarmConfig | None, console: Console, *, demo: bool = False) -> int:

@@ -68,7 +68,7 @@ class SessionRecorder:
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
         seconds = job_seconds(job)
-        sidecar = sidecar_fields(job.spec, job.prompt_id)
+        sidecar = sidecar_fields(job.spec, job.prompt_id, graph=job.graph_sent)
         seed = sidecar.get("seed")
         outputs = [
             NewImage(
@@ -177,9 +177,16 @@ def _state_change(event: JobEvent) -> tuple[str, JobRowState, str | None] | None
     return None
 
 
-def sidecar_fields(spec: JobSpec, prompt_id: str | None) -> dict[str, Any]:
-    """What a person needs to understand and redo the image without the app (seed 001)."""
-    values = read_values(spec.graph)
+def sidecar_fields(
+    spec: JobSpec, prompt_id: str | None, *, graph: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a person needs to understand and redo the image without the app (seed 001).
+
+    `graph` is the graph as posted (the uploaded source image's name filled
+    in); without it (a prompt an earlier run posted) the job's own graph.
+    """
+    graph = graph if graph is not None else spec.graph
+    values = read_values(graph)
     return {
         "prompt": values.get("positive_prompt", ""),
         "negative": values.get("negative_prompt", ""),
@@ -193,5 +200,5 @@ def sidecar_fields(spec: JobSpec, prompt_id: str | None) -> dict[str, Any]:
         "denoise": values.get("denoise"),
         "loras": values.get("lora_name"),
         "comfyui_prompt_id": prompt_id,
-        "graph": spec.graph,
+        "graph": graph,
     }

@@ -13,6 +13,7 @@ import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
 from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
 from imgen_tui.scheduler.jobs import Job, JobState
@@ -38,6 +39,8 @@ class NodeRuntime:
     state_reason: str = "not checked yet"
     capabilities: frozenset[str] = frozenset()
     checkpoints: frozenset[str] | None = None
+    loras: frozenset[str] | None = None  # installed LoRA files, from /object_info
+    object_info: ObjectInfo | None = None  # its last answer: widget order for UI workflows
     loaded_checkpoint: str | None = None
     in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
     slot_freed_at: float = 0.0
@@ -145,6 +148,7 @@ class NodeRuntime:
             max_resolution=self.config.max_resolution,
             loaded_checkpoint=self.checkpoint_after_queue(),
             checkpoints=self.checkpoints,
+            loras=self.loras,
             seconds_per_step=dict(self.speed.seconds_per_step),
             fixed_seconds=dict(self.speed.fixed_seconds),
             load_seconds=self.load_seconds,
@@ -174,6 +178,8 @@ class NodeRuntime:
         checks = check_capabilities(info, self.config.capabilities, models)
         self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
+        self.loras = frozenset(info.loras)
+        self.object_info = info
         self.confirmed = True
 
     def mark_slot_freed(self) -> None:

@@ -47,8 +47,9 @@ from imgen_tui.comfy.events import (
 from imgen_tui.comfy.run import execution_failed, history_outcome, no_saved_image
 from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
 from imgen_tui.config import FarmConfig
-from imgen_tui.graphs.graph import GraphError
+from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
+from imgen_tui.graphs.ui_workflow import ui_workflow
 from imgen_tui.scheduler.events import (
     JobAssigned,
     JobCancelled,
@@ -547,7 +548,10 @@ class Scheduler:
             if job.spec.source_image is not None:
                 name = await runtime.upload_source(job.spec.source_image)
                 graph = set_source_image(graph, name)
-            await runtime.client.submit(graph, prompt_id=prompt_id)
+            job.graph_sent = graph  # the sidecar records what ran, not the template's name
+            await runtime.client.submit(
+                graph, prompt_id=prompt_id, extra_data=_png_info(graph, runtime)
+            )
             job.accepted = True
         except GraphRejected as rejected:
             self._rejected(runtime, job, prompt_id, rejected)
@@ -902,3 +906,13 @@ class Scheduler:
 
 def _has_adopted(runtime: NodeRuntime) -> bool:
     return any(job.adopted for job in runtime.in_flight.values())
+
+
+def _png_info(graph: Graph, runtime: NodeRuntime) -> dict[str, Any]:
+    """`extra_pnginfo`: SaveImage writes its `workflow` into the PNG for ComfyUI's editor."""
+    classes = runtime.object_info.classes if runtime.object_info is not None else None
+    try:
+        return {"extra_pnginfo": {"workflow": ui_workflow(graph, classes)}}
+    except Exception:  # a picture without a layout is still a picture
+        log.exception("%s: could not lay out the graph for its PNG", runtime.id)
+        return {}
