@@ -26,8 +26,9 @@ from textual import events
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
-from textual_image._sixel import image_to_sixels
 from textual_image._terminal import get_cell_size
+
+from imgen_tui.ui.sixel_encoder import BAND, encode_sixel
 
 _NULL_STYLE = Style()
 
@@ -43,12 +44,14 @@ def encode(
 
     The canvas fills the box (up to what terminals accept), so the picture also
     wipes whatever the region showed before: a smaller new picture leaves no
-    rim of the old one.
+    rim of the old one. Its height is whole bands of six rows, which every
+    encoder writes exactly (libchafa would otherwise rescale to whole bands).
     """
     cell = get_cell_size()
     columns = min(box.width, MAX_SIXEL_SIDE // cell.width)
     rows = min(box.height, MAX_SIXEL_SIDE // cell.height)
     width, height = columns * cell.width, rows * cell.height
+    height = max(BAND, height - height % BAND)
     scale = min(width / picture.width, height / picture.height)  # up too: the lightbox fills
     fitted = picture.resize(
         (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
@@ -57,7 +60,7 @@ def encode(
     canvas = PILImage.new("RGB", (width, height), background)
     canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2))
     frame = Region((box.width - columns) // 2, (box.height - rows) // 2, columns, rows)
-    return image_to_sixels(canvas), frame
+    return encode_sixel(canvas), frame
 
 
 def _forward(width: int) -> Segment:
