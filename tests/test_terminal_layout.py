@@ -1,0 +1,44 @@
+"""Where pictures sit on screen, for each renderer: the compare captions stay visible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Static
+
+from imgen_tui.ui.app import make_app
+from imgen_tui.ui.screens.lightbox import CompareScreen
+from tests.pilot_helpers import start_drafts, until
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SIZE = (140, 42)
+
+
+@pytest.mark.parametrize("renderer", ["sixel", "tgp", "halfcell"])
+async def test_compare_keeps_both_captions_on_screen(tmp_path: Path, renderer: str) -> None:
+    app = make_app(
+        None,
+        demo=True,
+        data_dir=tmp_path,
+        graphics=renderer,  # type: ignore[arg-type]
+        demo_speed=0.01,
+        demo_farm=FIXTURES / "one_node_farm.yaml",
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        assert screen.funnel is not None and screen.funnel.current is not None
+        cells = screen.funnel.current.cells
+        await until(pilot, lambda: all(cell.state == "done" for cell in cells))
+        await pilot.press("space", "right", "space", "c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause(0.3)
+        compare = app.screen
+        for side in ("a", "b"):
+            picture = compare.query_one(f"#side-{side}")
+            caption = compare.query_one(f"#about-{side}", Static)
+            assert "seed" in str(caption.render())
+            region = caption.region
+            assert region.height >= 2 and region.bottom <= SIZE[1] - 1, region  # above the footer
+            assert picture.region.bottom <= region.y  # the picture ends above its caption
+            assert picture.region.height >= 20
