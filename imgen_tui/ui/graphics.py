@@ -17,8 +17,9 @@ from textual.widget import Widget
 from textual_image.renderable import Image as AutoRenderable
 from textual_image.renderable.sixel import Image as SixelRenderable
 from textual_image.renderable.tgp import Image as TGPRenderable
-from textual_image.widget import HalfcellImage, UnicodeImage
+from textual_image.widget import UnicodeImage
 
+from imgen_tui.ui.widgets.halfcell_picture import HalfcellPicture
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.tgp_picture import TGPPicture
 
@@ -28,7 +29,7 @@ GRAPHICS_CHOICES: tuple[str, ...] = ("auto", "tgp", "sixel", "halfcell", "unicod
 _WIDGETS: dict[str, type[Widget]] = {
     "tgp": TGPPicture,  # fewer bytes per repaint; see its module
     "sixel": SixelPicture,  # sends each picture once; see its module
-    "halfcell": HalfcellImage,
+    "halfcell": HalfcellPicture,  # keeps the aspect ratio; see its module
     "unicode": UnicodeImage,
 }
 
