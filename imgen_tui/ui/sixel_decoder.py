@@ -60,8 +60,12 @@ def _hls(hue: int, lightness: int, saturation: int) -> tuple[int, int, int]:
     return round(r * 100), round(g * 100), round(b * 100)
 
 
-def decode(data: str, registers: int = 256) -> Decoded:
-    """Decode exactly one Sixel image from `data` (escape sequences around it are ignored)."""
+def decode(data: str, registers: int = 256, *, lenient: bool = False) -> Decoded:
+    """Decode exactly one Sixel image from `data` (escape sequences around it are ignored).
+
+    `lenient`: a definition also selects its register, as ImageMagick and libsixel
+    read it; what differs between the two readings is what xterm draws wrong.
+    """
     images = DCS.findall(data)
     if len(images) != 1:
         raise SixelError(f"expected one Sixel image, found {len(images)}")
@@ -117,6 +121,8 @@ def decode(data: str, registers: int = 256) -> Decoded:
                     palette[register] = _hls(*components)
                 else:
                     raise SixelError(f"unknown colour space {space}")
+                if lenient:
+                    current = register
             else:
                 raise SixelError(f"# with {len(values)} parameters")
             continue
