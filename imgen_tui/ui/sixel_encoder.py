@@ -57,7 +57,9 @@ def chafa_sixel(canvas: Image.Image) -> str:
         raise ValueError(f"Sixel canvas height {rgb.height} is not a multiple of {BAND}")
     config = chafa.CanvasConfig()
     config.pixel_mode = chafa.PixelMode.CHAFA_PIXEL_MODE_SIXELS
-    config.dither_mode = chafa.DitherMode.CHAFA_DITHER_MODE_NONE  # no texture on smooth skies
+    # Without dithering libchafa's 256 colours step a smooth sky into stripes (seen in
+    # xterm's lightbox); error diffusion keeps the gradient, for about the same bytes.
+    config.dither_mode = chafa.DitherMode.CHAFA_DITHER_MODE_DIFFUSION
     # One cell as wide as the picture and a band high: the canvas is the picture, unscaled.
     config.cell_width, config.cell_height = rgb.width, BAND
     config.width, config.height = 1, rgb.height // BAND
