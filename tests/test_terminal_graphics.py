@@ -167,7 +167,7 @@ def test_an_explicit_choice_is_obeyed_and_sixel_stays_sixel() -> None:
         (TmuxFacts((3, 3), True, "XTerm(379)"), ("sixel", True), None),
         (TmuxFacts((3, 3), True, "WezTerm 20240203"), ("iterm", True), None),
         (TmuxFacts((3, 3), True, "kitty(0.26.5)"), ("halfcell", False), "no graphics"),
-        (TmuxFacts((3, 2), True, "XTerm(379)"), ("halfcell", False), "3.3 or newer"),
+        (TmuxFacts((3, 2), True, "XTerm(379)"), ("halfcell", False), "tmux 3.3 or newer"),
         (TmuxFacts((3, 3), False, "XTerm(379)"), ("halfcell", False), "allow-passthrough on"),
         (TmuxFacts((3, 3), True, None), ("halfcell", False), "half-cell"),
     ],
@@ -181,6 +181,16 @@ def test_inside_tmux_graphics_pass_through_when_tmux_allows(
         assert choice.notice is None
     else:
         assert choice.notice is not None and in_notice in choice.notice
+
+
+def test_inside_tmux_an_explicit_choice_is_obeyed_and_wrapped_when_it_can_be() -> None:
+    on = TerminalFacts(found="halfcell", environment={}, tmux=TmuxFacts((3, 4), True, None))
+    assert decide("sixel", on) == ("sixel", None, True)
+    off = TerminalFacts(found="halfcell", environment={}, tmux=TmuxFacts((3, 4), False, None))
+    choice = decide("sixel", off)
+    assert choice[:1] == ("sixel",) and not choice.passthrough
+    assert choice.notice is not None and "allow-passthrough on" in choice.notice
+    assert decide("halfcell", off) == ("halfcell", None, False)
 
 
 def test_passthrough_wraps_escapes_for_tmux() -> None:

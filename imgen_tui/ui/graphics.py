@@ -154,20 +154,18 @@ def _inside_tmux(
     if wanted not in ("tgp", "sixel", "iterm"):
         return Choice(wanted, None, False)
     label = {"tgp": "TGP", "sixel": "Sixel", "iterm": "iTerm2"}[wanted]
-    if tmux.version is not None and tmux.version < (3, 3):
-        major, minor = tmux.version
+    old = tmux.version is not None and tmux.version < (3, 3)
+    if old or not tmux.passthrough:
+        if old:
+            assert tmux.version is not None
+            major, minor = tmux.version
+            why = f"need tmux 3.3 or newer to pass through (this is {major}.{minor})"
+        else:
+            why = f"need passthrough: add `{PASSTHROUGH_LINE}` to ~/.tmux.conf"
+        if requested != "auto":  # obeyed, but the operator is told why it may not show
+            return Choice(wanted, f"Inside tmux: {label} pictures {why}.", False)
         return Choice(
-            "halfcell",
-            f"Inside tmux {major}.{minor}: {label} pictures need tmux 3.3 or newer to pass "
-            "through; showing half-cell pictures.",
-            False,
-        )
-    if not tmux.passthrough:
-        return Choice(
-            "halfcell",
-            f"Inside tmux: {label} pictures need passthrough; add `{PASSTHROUGH_LINE}` to "
-            "~/.tmux.conf (and run `tmux source ~/.tmux.conf`); showing half-cell pictures.",
-            False,
+            "halfcell", f"Inside tmux: {label} pictures {why}; showing half cells.", False
         )
     return Choice(wanted, None, True)
 
