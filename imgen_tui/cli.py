@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--graphics",
-        choices=["auto", "tgp", "sixel", "halfcell", "unicode"],
+        choices=["auto", "tgp", "sixel", "iterm", "halfcell", "unicode"],
         default="auto",
         help="how thumbnails are drawn (default: detect the terminal)",
     )

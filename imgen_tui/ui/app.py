@@ -23,6 +23,7 @@ from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import load_keymap
 from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.passthrough import use_tmux_passthrough
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
@@ -106,7 +107,8 @@ def make_app(
     use_llm: bool = False,
 ) -> ImgenApp:
     """The one way to build the app, used by the CLI and the tests alike."""
-    renderer, notice = choose(graphics)
+    renderer, notice, passthrough = choose(graphics)
+    use_tmux_passthrough(passthrough)
     return ImgenApp(
         Engine(farm, data_dir=data_dir, demo=demo, demo_speed=demo_speed, demo_farm=demo_farm),
         funnel_config=load_funnel_config(funnel_file),

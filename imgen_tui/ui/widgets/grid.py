@@ -19,6 +19,7 @@ from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
+from textual_image._terminal import get_cell_size
 
 from imgen_tui.flows.funnel import Cell
 from imgen_tui.ui.graphics import image_widget
@@ -59,7 +60,9 @@ class ThumbCell(Vertical):
             self._set_picture(None)
 
     def show_preview(self, data: bytes) -> None:
-        """A live preview frame, at most a few times a second per cell."""
+        """A live preview frame, a few times a second per cell at most, never over the result."""
+        if self.cell is not None and self.cell.image is not None:
+            return
         now = time.monotonic()
         if now - self._preview_at < PREVIEW_INTERVAL:
             return
@@ -74,7 +77,11 @@ class ThumbCell(Vertical):
             self.post_message(ThumbPainted(self.index))
 
     async def _load_preview(self, data: bytes) -> None:
-        picture = await decode_preview(data)
+        width, height = self.query_one(".picture").size
+        cell = get_cell_size()
+        picture = await decode_preview(
+            data, (max(1, width) * cell.width, max(1, height) * cell.height)
+        )
         if self._shown is data:
             self._set_picture(picture)
 
