@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import platformdirs
 from textual.app import App
 from textual.binding import Binding
 
@@ -28,6 +29,11 @@ from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 
 log = logging.getLogger(__name__)
+
+
+def default_export_dir() -> Path:
+    """Exported finals go where people keep pictures: ~/Pictures/imgen-tui on most desktops."""
+    return Path(platformdirs.user_pictures_dir()) / "imgen-tui"
 
 
 class ImgenApp(App[int]):
@@ -51,6 +57,7 @@ class ImgenApp(App[int]):
         keymap_file: Path | None = None,
         llm_stages: OllamaStages | None = None,
         enhancement_styles: dict[str, EnhancementStyle] | None = None,
+        export_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -61,6 +68,7 @@ class ImgenApp(App[int]):
         self.renderer = renderer
         self._notice = notice
         self._keymap_file = keymap_file
+        self.export_dir = export_dir or default_export_dir()  # where E puts the final
 
     async def on_mount(self) -> None:
         self.theme = "tokyo-night"

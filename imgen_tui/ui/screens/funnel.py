@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -18,9 +19,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from imgen_tui.flows.final import export_final, export_folder, final_story, write_story
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
+from imgen_tui.flows.funnel_state import funnel_state, restore_funnel
 from imgen_tui.flows.recorder import SessionRecorder
-from imgen_tui.graphs.params import read_values
 from imgen_tui.llm.config import EnhancementStyle
 from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, StageListener, refine
 from imgen_tui.scheduler.events import (
@@ -34,7 +36,7 @@ from imgen_tui.scheduler.events import (
     JobStarted,
 )
 from imgen_tui.scheduler.jobs import JobSpec
-from imgen_tui.store import ImageRecord, SessionInfo
+from imgen_tui.store import ImageRecord, SessionInfo, StoreError
 from imgen_tui.store.records import IN_PROGRESS_STATES, Verdict
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.intent import IntentScreen
@@ -71,6 +73,8 @@ class FunnelScreen(Screen[None]):
         Binding("n", "advance", "Next stage", id="funnel.advance"),
         Binding("b", "back", "Back", id="funnel.back"),
         Binding("g", "again", "Again", id="funnel.again"),
+        Binding("z", "undo_again", "Undo again", show=False, id="funnel.undo_again"),
+        Binding("E", "export", "Export final", id="funnel.export"),
         Binding("e,slash", "edit_prompt", "Prompt", show=False, id="funnel.edit"),
         Binding("q", "leave", "Back/quit", id="funnel.quit"),
     ]
@@ -141,9 +145,15 @@ class FunnelScreen(Screen[None]):
             current.round_id = info.id
         specs = [dataclasses.replace(spec, round_id=current.round_id) for spec in specs]
         await store.add_jobs(current.round_id, [(spec.job_id, spec.to_json()) for spec in specs])
-        await store.update_session(self.session.id, state={"position": funnel.position})
+        await self._save_state()
         scheduler.submit_many(specs)
         self._repaint()
+
+    async def _save_state(self) -> None:
+        """The funnel as it is now, so reopening the session puts back exactly this."""
+        store, funnel, session = self.imgen.engine.store, self.funnel, self.session
+        if store is not None and funnel is not None and session is not None:
+            await store.update_session(session.id, state=funnel_state(funnel))
 
     async def _cancel_unfinished(self, stage_round: StageRound | None = None) -> None:
         assert self.funnel is not None and self.imgen.engine.scheduler is not None
@@ -156,29 +166,11 @@ class FunnelScreen(Screen[None]):
         assert store is not None and scheduler is not None and funnel is not None
         self.session = await store.session(session_id)
         images = await store.images(session_id=session_id)
-        by_job: dict[str, ImageRecord] = {image.job_id: image for image in images}
-        stages = {stage.name: stage for stage in funnel.config.stages}
         jobs = await store.jobs(session_id)
-        funnel.rounds = []
-        for info in await store.rounds(session_id):
-            stage = stages.get(info.stage)
-            if stage is None:
-                continue
-            stage_round = StageRound(stage, info.prompt, info.negative, round_id=info.id)
-            for row in (job for job in jobs if job.round_id == info.id):
-                image = by_job.get(row.id)
-                spec = JobSpec.from_json(row.spec_json)
-                seed = read_values(spec.graph).get("seed")
-                cell = Cell(job_id=row.id, seed=seed if isinstance(seed, int) else 0)
-                if image is not None:
-                    cell.image, cell.state, cell.verdict = image, "done", image.verdict
-                    cell.node_id, cell.locked = image.node_id, "seed" in image.locks
-                elif row.state in ("failed", "cancelled"):
-                    cell.state = row.state
-                stage_round.cells.append(cell)
-            funnel.rounds.append(stage_round)
-        funnel.position = max(0, len(funnel.rounds) - 1)
-        unfinished = [row for row in jobs if row.state in IN_PROGRESS_STATES]
+        rounds = await store.rounds(session_id)
+        restore_funnel(funnel, self.session.state, images, jobs, rounds)
+        wanted = {cell.job_id for r in funnel.history for cell in r.cells}
+        unfinished = [row for row in jobs if row.state in IN_PROGRESS_STATES and row.id in wanted]
         SessionRecorder.resume(scheduler, unfinished)
         if funnel.current is not None:
             self.query_one("#prompt", Input).value = funnel.current.prompt
@@ -196,6 +188,8 @@ class FunnelScreen(Screen[None]):
         if isinstance(event, JobFailed):
             self.notify(f"A job failed: {event.reason}", severity="error", timeout=8)
         self._apply(cell, event)
+        if isinstance(event, JobDone) and cell.image is not None:
+            self.run_worker(self._image_arrived(cell), group="arrived")
         if self.app.screen is not self:
             return  # painting a covered screen repaints the whole top one; catch up on resume
         grid = self.query_one(ThumbGrid)
@@ -207,6 +201,20 @@ class FunnelScreen(Screen[None]):
         grid.refresh_job(job.job_id)
         if isinstance(event, JobDone | JobFailed | JobCancelled):
             self._repaint_feedback()
+
+    async def _image_arrived(self, cell: Cell) -> None:
+        """A verdict or lock given before the image existed goes on its row; a final, its story."""
+        store, funnel = self.imgen.engine.store, self.funnel
+        image = cell.image
+        if store is None or funnel is None or image is None:
+            return
+        if cell.locked:
+            await store.set_locks(image.id, ["seed"])
+        if cell.verdict != "none":
+            await store.set_verdict(image.id, cell.verdict)
+        owner = next((r for r in funnel.history if cell in r.cells), None)
+        if owner is not None and funnel.is_final(owner):
+            await asyncio.to_thread(write_story, image, final_story(funnel, owner, cell))
 
     def on_screen_resume(self) -> None:
         if self.funnel is not None and self.funnel.current is not None:
@@ -256,6 +264,7 @@ class FunnelScreen(Screen[None]):
         cell.verdict = "none" if verdict == cell.verdict and verdict != "none" else verdict
         if cell.image is not None and self.imgen.engine.store is not None:
             await self.imgen.engine.store.set_verdict(cell.image.id, cell.verdict)
+        await self._save_state()
         self.query_one(ThumbGrid).refresh_job(cell.job_id)
         self._repaint_feedback()
 
@@ -355,7 +364,13 @@ class FunnelScreen(Screen[None]):
             self.funnel.rewrite_prompt(refined.prompt, refined.negative)
             self.query_one("#prompt", Input).value = refined.prompt
             if more_like is None:
+                picks = len(self.funnel.current.picks) if self.funnel.current else 0
                 await self._launch(self.funnel.again(prompt_changed=True))
+                if picks:
+                    self.notify(
+                        f"Made again with the new prompt (locked seeds kept); the {picks} "
+                        "picks of the old prompt stay in the round before: z brings it back."
+                    )
                 return
             try:
                 spec = self.funnel.more_like_this(more_like, self.denoise)
@@ -399,6 +414,7 @@ class FunnelScreen(Screen[None]):
         cell.locked = not cell.locked
         if cell.image is not None and self.imgen.engine.store is not None:
             await self.imgen.engine.store.set_locks(cell.image.id, ["seed"] if cell.locked else [])
+        await self._save_state()
         self.query_one(ThumbGrid).refresh_job(cell.job_id)
         self.notify(f"Seed {cell.seed} {'locked' if cell.locked else 'unlocked'}")
 
@@ -414,24 +430,101 @@ class FunnelScreen(Screen[None]):
         await self._launch([spec])
 
     async def action_advance(self) -> None:
-        if self.funnel is None or not self.funnel.can_advance:
+        funnel = self.funnel
+        if funnel is None or funnel.current is None:
+            self.notify("Type a prompt and press enter to start the funnel.")
+            return
+        if funnel.at_last_stage:
+            self.notify(
+                f"{funnel.stage.label} is the last stage: E exports it (file and sidecar) "
+                f"to {self._export_base()}."
+            )
+            return
+        if not funnel.can_advance:
             self.notify("Pick at least one image (space) before the next stage.")
             return
-        await self._cancel_unfinished(self.funnel.current)
-        specs = self.funnel.advance()
+        if funnel.next_is_made():
+            funnel.advance()
+            self.query_one(ThumbGrid).cursor = 0
+            await self._save_state()
+            self._repaint()
+            self.notify(
+                f"{funnel.stage.label} as you left it (made from the same picks): "
+                "g makes it again with new seeds."
+            )
+            return
+        await self._cancel_unfinished(funnel.current)
+        specs = funnel.advance()
         self.query_one(ThumbGrid).cursor = 0
         await self._launch(specs)
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         if self.funnel is not None and self.funnel.back():
             self.query_one(ThumbGrid).cursor = 0
+            await self._save_state()
             self._repaint()
 
     async def action_again(self) -> None:
         if self.funnel is None or self.funnel.current is None:
             return
         await self._cancel_unfinished(self.funnel.current)
-        await self._launch(self.funnel.again())
+        specs = self.funnel.again()
+        kept = len(self.funnel.current.cells) - len(specs) if self.funnel.current else 0
+        await self._launch(specs)
+        label = self.funnel.stage.label
+        self.notify(
+            f"{label} again: {len(specs)} new"
+            + (f", {kept} picked or locked kept" if kept else "")
+            + "; z brings back the round before."
+        )
+
+    async def action_undo_again(self) -> None:
+        if self.funnel is None or self.funnel.current is None:
+            return
+        undone = self.funnel.undo_again()
+        if undone is None:
+            self.notify("There is no earlier round of this stage to go back to.")
+            return
+        await self._cancel_unfinished(undone)
+        await self._save_state()
+        self._repaint()
+        self.notify(f"{self.funnel.stage.label}: back to the round before (its picks and locks).")
+
+    def _export_base(self) -> Path:
+        return self.imgen.export_dir
+
+    async def action_export(self) -> None:
+        """The final image and its sidecar (prompt, seed, lineage) into a folder, said where."""
+        funnel, session = self.funnel, self.session
+        current = funnel.current if funnel else None
+        if funnel is None or current is None or session is None:
+            self.notify("Start with a prompt first.", severity="warning")
+            return
+        if not funnel.is_final(current):
+            self.notify(
+                "E exports the final image: pick and press n until "
+                f"{funnel.config.stages[-1].label}."
+            )
+            return
+        cell = self.query_one(ThumbGrid).current
+        if cell is None or cell.image is None:
+            self.notify("The final is not finished yet.")
+            return
+        folder = export_folder(self._export_base(), session.title, session.id)
+        image = cell.image
+        try:
+            copies = await asyncio.to_thread(
+                export_final, image, final_story(funnel, current, cell), folder
+            )
+        except (OSError, StoreError) as error:
+            self.notify(
+                f"Could not export to {folder} ({error}): "
+                "free some space or check the folder's permissions.",
+                severity="error",
+                timeout=10,
+            )
+            return
+        self.notify(f"Exported {copies[0].name} and its sidecar to {folder}", timeout=10)
 
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()

@@ -38,12 +38,15 @@ async def read_prompt(sidecar: Path) -> str:
     return await asyncio.to_thread(read)
 
 
-def describe(image: ImageRecord, prompt: str = "") -> Text:
+def describe(image: ImageRecord, prompt: str = "", seed: int | None = None) -> Text:
+    """`seed` is the cell's: an upscale's graph has none, its image has its source's."""
     text = Text()
     if prompt:
         text.append(prompt + "\n", style="bold")
+    seed = seed if seed is not None else image.seed
     text.append(
-        f"seed {image.seed}   {image.width}x{image.height}   node {image.node_id}",
+        f"seed {'-' if seed is None else seed}   {image.width}x{image.height}   "
+        f"node {image.node_id}",
         style="dim",
     )
     if image.seconds is not None:
@@ -84,7 +87,8 @@ class LightboxScreen(ModalScreen[None]):
 
     def _describe(self, image: ImageRecord, prompt: str) -> None:
         position = Text(f"{self.index + 1}/{len(self.cells)}   ", style="bold")
-        self.query_one("#about", Static).update(position + describe(image, prompt))
+        seed = self.cells[self.index].seed
+        self.query_one("#about", Static).update(position + describe(image, prompt, seed))
 
     async def _load(self, image: ImageRecord) -> None:
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)

@@ -97,6 +97,9 @@ def _caption(cell: Cell, number: int) -> Text:
         text.append(label + " ", style=style)
     if cell.locked:
         text.append("🔒 ", style="yellow")
+    if cell.notice and cell.state in ("queued", "running"):
+        text.append(cell.notice, style="bold red")
+        return text
     if cell.state == "running":
         width = 10
         filled = int(cell.progress * width)
