@@ -257,9 +257,7 @@ class Funnel:
             return []
         stage = self.config.stages[self.position + 1]
         self.rounds = self.rounds[: self.position + 1]
-        following = StageRound(
-            stage, current.prompt, current.negative, made_from=current.pick_ids
-        )
+        following = StageRound(stage, current.prompt, current.negative, made_from=current.pick_ids)
         self.rounds.append(following)
         self.history.append(following)
         self.position += 1
@@ -345,6 +343,10 @@ class Funnel:
         scheduler keeps it until a node comes back or its time limit).
         """
         up = [node for node, (state, _) in nodes.items() if state != "down"]
+        waiting = "no node is up: waiting for one"
+        if nodes and not up:
+            first, (_, why) = next(iter(nodes.items()))
+            waiting = f"waiting: all {len(nodes)} nodes are down ({first}: {why})"
         changed = False
         for stage_round in self.rounds:
             for cell in stage_round.cells:
@@ -354,7 +356,7 @@ class Funnel:
                     if cell.node_id and state == "down":
                         notice = f"{cell.node_id} down" + (f": {reason}" if reason else "")
                     elif not up:
-                        notice = "no node is up: waiting for one"
+                        notice = waiting
                 if notice != cell.notice:
                     cell.notice, changed = notice, True
         return changed

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
 
+FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
+
+
 class FunnelScreen(Screen[None]):
     BINDINGS = [
         Binding("left,h", "move(-1)", "Left", show=False, id="funnel.left"),
@@ -109,6 +112,17 @@ class FunnelScreen(Screen[None]):
         else:
             self.query_one("#prompt", Input).focus()
         self._repaint()
+        self.set_interval(FARM_CHECK_SECONDS, self._check_farm)
+
+    def _check_farm(self) -> None:
+        """Cells whose node went down (or with no node up at all) say so, and the counts too."""
+        scheduler = self.imgen.engine.scheduler
+        if self.funnel is None or scheduler is None:
+            return
+        nodes = {node_id: (r.state, r.state_reason) for node_id, r in scheduler.nodes.items()}
+        if self.funnel.note_farm(nodes) and self.app.screen is self:
+            self.query_one(ThumbGrid).refresh_cells()
+            self._repaint_feedback()
 
     # -- the funnel's life ------------------------------------------------------------------
 
@@ -584,6 +598,9 @@ class FunnelScreen(Screen[None]):
             bar.append(f"{current.stage.label}: {done}/{len(cells)} done", style="bold")
             bar.append(f"   picked {picked}", style="green" if picked else "dim")
             bar.append(f"   denoise {self.denoise:.2f}", style="dim")
+            stuck = next((c.notice for c in cells if c.notice), None)
+            if stuck:
+                bar.append(f"   {stuck}", style="bold red")
             cell = self.query_one(ThumbGrid).current
             if cell is not None:
                 bar.append(f"   #{self._number(cell)} seed {cell.seed}", style="dim")
