@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Label, Static
 
 from imgen_tui.scheduler.jobs import JobState
+from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
-from tests.pilot_helpers import start_drafts, until
+from tests.pilot_helpers import notices, start_drafts, until
 from tests.test_ui_funnel import SIZE, all_done, current_cells, demo_app, top
 
 
@@ -64,3 +66,60 @@ async def test_a_dead_farm_says_so_in_the_cells(tmp_path: Path) -> None:
         assert "waiting" not in " ".join(captions).replace("waiting:", "")
         feedback = str(screen.query_one("#feedback").render())
         assert "down" in feedback
+
+
+async def test_f2_and_f3_replace_each_other_and_long_states_fit(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await start_drafts(pilot)
+        depth = len(app.screen_stack)
+        await pilot.press("f3", "f2", "f3", "f2")
+        await until(pilot, lambda: isinstance(app.screen, NodesScreen))
+        assert len(app.screen_stack) == depth + 1
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+
+        scheduler = app.engine.scheduler
+        assert scheduler is not None
+        runtime = scheduler.nodes["gpu-draft"]
+        reason = "unreachable: connection refused by 127.0.0.1:1 after three tries " * 2
+        runtime.state, runtime.state_reason = "down", reason
+        await pilot.press("f2")
+        await until(pilot, lambda: isinstance(app.screen, NodesScreen))
+        table = top(app).query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 4)
+        await pilot.pause(0.6)  # the next refresh
+        assert table.virtual_size.width <= 100  # every column on screen
+        row = [str(cell) for cell in table.get_row("gpu-draft")]
+        assert reason not in " ".join(row) and row[2].endswith("…")
+        table.move_cursor(row=table.get_row_index("gpu-draft"))
+        detail = top(app).query_one("#row-detail", Static)
+        await until(pilot, lambda: reason.strip() in str(detail.render()))
+
+
+async def test_ctrl_q_asks_with_jobs_running_and_a_and_r_confirm(tmp_path: Path) -> None:
+    app = demo_app(tmp_path, speed=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "20 jobs are still running" in str(app.screen.query_one(Label).render())
+        await pilot.press("n")
+        assert app.screen is screen and app.is_running
+
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen))
+        queue = top(app).query_one(DataTable)
+        await until(pilot, lambda: queue.row_count > 0)
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        assert isinstance(top(app), QueueScreen) and queue.row_count > 0
+        assert not any(c.state == "cancelled" for c in current_cells(screen))
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: queue.row_count == 0)
+        assert any("Cancelled all" in text for text in notices(app))
+        await pilot.press("ctrl+q")  # nothing running: quits at once
+        await until(pilot, lambda: not app.is_running)

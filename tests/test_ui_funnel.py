@@ -304,7 +304,9 @@ async def test_nodes_and_queue_screens_and_cancel_all(tmp_path: Path) -> None:
         await until(pilot, lambda: queue.row_count > 0)
         await pilot.press("d")  # cancel the job under the cursor
         await until(pilot, lambda: any(c.state == "cancelled" for c in current_cells(screen)))
-        await pilot.press("A")  # cancel everything
+        await pilot.press("A")  # cancel everything: asks first
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
         await until(pilot, lambda: queue.row_count == 0)
         await pilot.press("escape")
         states = {cell.state for cell in current_cells(screen)}

@@ -25,6 +25,7 @@ from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import load_keymap
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.modals import ConfirmScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 
@@ -41,8 +42,9 @@ class ImgenApp(App[int]):
     CSS_PATH = str(bundled_dir("themes") / "imgen.tcss")
     BINDINGS = [
         Binding("f1,question_mark", "toggle_help", "Help", id="app.help"),
-        Binding("f2", "push_screen('nodes')", "Nodes", id="app.nodes"),
-        Binding("f3", "push_screen('queue')", "Queue", id="app.queue"),
+        Binding("f2", "open_view('nodes')", "Nodes", id="app.nodes"),
+        Binding("f3", "open_view('queue')", "Queue", id="app.queue"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
     SCREENS = {"nodes": NodesScreen, "queue": QueueScreen}
 
@@ -94,6 +96,39 @@ class ImgenApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self.engine.stop()
+
+    async def action_open_view(self, name: str) -> None:
+        """F2/F3: the nodes or the queue; one replaces the other instead of piling up."""
+        views = (NodesScreen, QueueScreen)
+        if self.screen is self.get_screen(name):
+            return
+        if isinstance(self.screen, views):
+            await self.switch_screen(name)
+        else:
+            await self.push_screen(name)
+
+    def unfinished_jobs(self) -> int:
+        scheduler = self.engine.scheduler
+        if scheduler is None:
+            return 0
+        return sum(not job.state.finished for job in scheduler.jobs.values())
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when jobs are still running (they would be cancelled)."""
+        running = self.unfinished_jobs()
+        if not running:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+
+        def decided(leave: bool | None) -> None:
+            if leave:
+                self.exit()
+
+        await self.push_screen(
+            ConfirmScreen(f"{running} jobs are still running. Cancel them and quit?"), decided
+        )
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):
