@@ -22,7 +22,7 @@ from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
 from imgen_tui.ui.graphics import Graphics, choose
-from imgen_tui.ui.keymap import load_keymap
+from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.modals import ConfirmScreen
@@ -74,16 +74,26 @@ class ImgenApp(App[int]):
 
     async def on_mount(self) -> None:
         self.theme = "tokyo-night"
-        keymap, problem = load_keymap(self._keymap_file)
-        if keymap:
-            self.set_keymap(keymap)
-        if problem:
-            self.notify(problem, severity="warning", timeout=8)
+        self._apply_keymap()
         if self._notice:
             self.notify(self._notice, timeout=8)
+        for problem in self.library.problems:
+            self.notify(problem, severity="warning", timeout=12)
         await self.engine.start()
         self.run_worker(self._relay_events(), name="scheduler events", exclusive=True)
         await self.push_screen(HomeScreen())
+
+    def _apply_keymap(self) -> None:
+        """keys.yaml, checked line by line: a bad line is said once and changes nothing."""
+        wanted, problem = load_keymap(self._keymap_file)
+        problems = [problem] if problem else []
+        if wanted and self._keymap_file is not None:
+            keymap, found = check_keymap(wanted, binding_scopes(), self._keymap_file)
+            problems += found
+            if keymap:
+                self.set_keymap(keymap)
+        for each in problems:
+            self.notify(each, severity="warning", timeout=12)
 
     async def _relay_events(self) -> None:
         assert self.engine.scheduler is not None
@@ -135,6 +145,32 @@ class ImgenApp(App[int]):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+
+def binding_scopes() -> Scopes:
+    """Every screen's bindings with the app's (active everywhere): what keys.yaml may remap."""
+    from imgen_tui.ui.screens.funnel import FunnelScreen
+    from imgen_tui.ui.screens.intent import IntentScreen
+    from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
+    from imgen_tui.ui.screens.refine import RefineScreen
+
+    screens: list[type[object]] = [
+        HomeScreen,
+        FunnelScreen,
+        NodesScreen,
+        QueueScreen,
+        LightboxScreen,
+        CompareScreen,
+        ConfirmScreen,
+        RefineScreen,
+        IntentScreen,
+    ]
+    app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
+    return {
+        screen.__name__: app
+        + [b for b in getattr(screen, "BINDINGS", []) if isinstance(b, Binding)]
+        for screen in screens
+    }
 
 
 def make_app(

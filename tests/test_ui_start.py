@@ -1,0 +1,91 @@
+"""What the app says at start about the user's own files: keys.yaml and workflow folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imgen_tui.ui.app import binding_scopes, make_app
+from imgen_tui.ui.keymap import check_keymap
+from imgen_tui.ui.screens.funnel import FunnelScreen
+from tests.pilot_helpers import notices, start_drafts, until
+from tests.test_ui_funnel import SIZE, all_done, current_cells
+
+KEYS = Path("keys.yaml")
+
+
+@pytest.fixture
+def config_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    home = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    (home / "imgen-tui").mkdir(parents=True)
+    return home / "imgen-tui"
+
+
+def test_a_key_taken_from_another_binding_is_refused_and_named() -> None:
+    accepted, problems = check_keymap({"funnel.pick": "x"}, binding_scopes(), KEYS)
+    assert accepted == {}
+    (problem,) = problems
+    assert "keys.yaml" in problem and "funnel.pick" in problem and "funnel.reject" in problem
+    assert "'x'" in problem and "default" in problem
+
+
+def test_swapping_two_keys_is_no_clash() -> None:
+    wanted = {"funnel.pick": "x", "funnel.reject": "space,p"}
+    accepted, problems = check_keymap(wanted, binding_scopes(), KEYS)
+    assert accepted == wanted and problems == []
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        ({"funnel.pik": "y"}, "no key binding 'funnel.pik' (did you mean 'funnel.pick'?)"),
+        ({"funnel.pick": "not a key!!"}, "'not a key!!' for funnel.pick is not a key"),
+        ({"funnel.pick": "space,ctrl+"}, "'ctrl+' for funnel.pick is not a key"),
+        ({"funnel.pick": "hyperspace"}, "'hyperspace' for funnel.pick is not a key"),
+    ],
+)
+def test_bad_lines_get_one_sentence_each(wanted: dict[str, str], expected: str) -> None:
+    accepted, problems = check_keymap(wanted, binding_scopes(), KEYS)
+    assert accepted == {}
+    (problem,) = problems
+    assert problem.startswith("keys.yaml: ") and expected in problem and "\n" not in problem
+
+
+@pytest.mark.parametrize("keys", ["y", "Y", "f5", "ctrl+r", "exclamation_mark", "!", "space,y"])
+def test_real_keys_are_accepted(keys: str) -> None:
+    accepted, problems = check_keymap({"funnel.pick": keys}, binding_scopes(), KEYS)
+    assert problems == [] and accepted == {"funnel.pick": keys}
+
+
+async def test_the_app_says_what_is_wrong_and_keeps_the_defaults(
+    config_home: Path, tmp_path: Path
+) -> None:
+    (config_home / "keys.yaml").write_text(
+        "funnel.pick: x\nfunnel.pik: y\nfunnel.lock: 'not a key!!'\nfunnel.again: G\n"
+    )
+    workflows = config_home / "workflows"
+    workflows.mkdir()
+    (workflows / "manifest.yaml").write_text(
+        "workflows:\n  broken:\n    file: broken.json\n    family: sd15\n    task: txt2img\n"
+    )
+    (workflows / "broken.json").write_text("{not json")
+    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    async with app.run_test(size=SIZE) as pilot:
+        said = notices(app)
+        assert sum("keys.yaml" in text for text in said) == 3
+        assert any("broken.json" in text and "skipped" in text for text in said)
+        screen = await start_drafts(pilot)  # the app goes on, with the bundled workflows
+        assert isinstance(screen, FunnelScreen)
+        await until(pilot, all_done(screen))
+        await pilot.press("space")  # pick keeps its default key
+        assert current_cells(screen)[0].verdict == "picked"
+        await pilot.press("x")  # and reject keeps x
+        assert current_cells(screen)[0].verdict == "rejected"
+        await pilot.press("l")  # lock keeps l
+        assert current_cells(screen)[0].locked
+        jobs = len(current_cells(screen))
+        await pilot.press("G")  # the good line applies
+        assert screen.funnel is not None and screen.funnel.current is not None
+        assert len(screen.funnel.history) == 2 and jobs == 20
