@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import OptionList
 
 from imgen_tui.ui.app import binding_scopes, make_app
 from imgen_tui.ui.keymap import check_keymap
@@ -89,3 +92,39 @@ async def test_the_app_says_what_is_wrong_and_keeps_the_defaults(
         await pilot.press("G")  # the good line applies
         assert screen.funnel is not None and screen.funnel.current is not None
         assert len(screen.funnel.history) == 2 and jobs == 20
+
+
+async def palette_options(pilot: Pilot[Any], query: str) -> list[str]:
+    from textual.command import CommandPalette
+
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette))
+    await pilot.press(*query)
+    results = pilot.app.screen.query_one(OptionList)
+    await until(pilot, lambda: results.option_count > 0)
+    await pilot.pause(0.3)
+    return [str(results.get_option_at_index(i).prompt) for i in range(results.option_count)]
+
+
+async def test_the_palette_lists_every_action_of_the_screen_with_its_key(
+    config_home: Path, tmp_path: Path
+) -> None:
+    (config_home / "keys.yaml").write_text("funnel.again: G\n")
+    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        await pilot.press("escape")
+        options = await palette_options(pilot, "refine")
+        assert any("Refine (r)" in option for option in options)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        options = await palette_options(pilot, "queue")
+        assert any("Queue (f3)" in option for option in options)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        options = await palette_options(pilot, "again")
+        assert any("Again (G)" in option for option in options)  # the remapped key
+        await pilot.press("enter")  # runs it, as G would
+        await until(pilot, lambda: app.screen is screen)
+        await until(pilot, lambda: screen.funnel is not None and len(screen.funnel.history) == 2)

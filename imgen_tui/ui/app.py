@@ -21,6 +21,7 @@ from imgen_tui.graphs.templates import WorkflowLibrary, load_library
 from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
+from imgen_tui.ui.commands import ScreenActions
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
 from imgen_tui.ui.messages import JobUpdate
@@ -47,6 +48,7 @@ class ImgenApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
     SCREENS = {"nodes": NodesScreen, "queue": QueueScreen}
+    COMMANDS = App.COMMANDS | {ScreenActions}
 
     def __init__(
         self,
