@@ -139,8 +139,9 @@ async def test_lightbox_compare_more_like_this_lock_again_upscale(tmp_path: Path
         assert lightbox.index == 1
         await pilot.press("left", "left")
         assert lightbox.index == 19  # wraps around
-        await pilot.press("escape")
+        await pilot.press("right", "escape")  # closes on #1: the grid's cursor goes there
         assert app.screen is screen
+        assert screen.query_one(ThumbGrid).cursor == 0
 
         await pilot.press("c")  # fewer than two picks: says so, opens nothing
         assert app.screen is screen

@@ -243,3 +243,42 @@ async def test_the_final_says_where_it_came_from_and_exports(tmp_path: Path) -> 
         exported = json.loads((folder / image_of(final).sidecar_path.name).read_text())
         assert exported["lineage"] == lineage
         assert any(str(folder) in text for text in notices(app))
+
+
+async def test_the_lightbox_judges_and_returns_to_the_image_shown(tmp_path: Path) -> None:
+    from imgen_tui.ui.screens.lightbox import CompareScreen
+    from imgen_tui.ui.widgets.grid import ThumbGrid
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        cells = current_cells(screen)
+        await pilot.press("right", "right", "right", "right", "enter")  # #5
+        await until(pilot, lambda: isinstance(app.screen, LightboxScreen))
+        await pilot.press("right", "right", "space")  # #7 picked, in the lightbox
+        assert cells[6].verdict == "picked"
+        await pilot.press("left", "x")  # #6 rejected
+        assert cells[5].verdict == "rejected"
+        assert "rejected" in str(app.screen.query_one("#about").render())
+        await pilot.press("right", "escape")
+        await until(pilot, lambda: app.screen is screen)
+        assert screen.query_one(ThumbGrid).cursor == 6  # on #7, the one last shown
+        store = app.engine.store
+        assert store is not None and screen.session is not None
+        rows = {i.job_id: i.verdict for i in await store.images(session_id=screen.session.id)}
+        assert rows[cells[6].job_id] == "picked" and rows[cells[5].job_id] == "rejected"
+
+        screen.query_one(ThumbGrid).cursor = 0
+        await pilot.press("space", "right", "space")  # two picks: #1 #2 (and #7)
+        screen.query_one(ThumbGrid).cursor = 2
+        await pilot.press("a")  # #3 is A
+        screen.query_one(ThumbGrid).cursor = 9
+        await pilot.press("a")  # #10 is B
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        compare = top(app)
+        assert isinstance(compare, CompareScreen)
+        assert compare.pair == [image_of(cells[2]), image_of(cells[9])]
+        await pilot.press("f")
+        assert compare.pair == [image_of(cells[9]), image_of(cells[2])]

@@ -81,6 +81,7 @@ class Cell:
     error: str | None = None
     notice: str | None = None  # why it is not moving: its node is down, no node is up
     upscaled: bool = False  # made by `U`
+    compare: str | None = None  # "A" or "B": marked to be compared
 
     @property
     def progress(self) -> float:
@@ -309,6 +310,36 @@ class Funnel:
         spec = self._spec(current, self._template(self.config.upscale_workflow), {}, new)
         current.cells.append(new)
         return dataclasses.replace(spec, min_tier="premium")
+
+    def mark_for_compare(self, cell: Cell) -> None:
+        """Mark A, then B; a third mark moves B to A; marking a marked cell unmarks it."""
+        current = self._require_current()
+        if cell.compare is not None:
+            cell.compare = None
+            for other in current.cells:
+                if other.compare == "B":
+                    other.compare = "A"
+            return
+        marked = {c.compare: c for c in current.cells if c.compare is not None}
+        if "A" in marked and "B" in marked:
+            marked["A"].compare = None
+            marked["B"].compare = "A"
+            cell.compare = "B"
+        elif "A" in marked:
+            cell.compare = "B"
+        else:
+            cell.compare = "A"
+
+    def compare_pair(self) -> tuple[ImageRecord, ImageRecord] | None:
+        """The cells marked A and B, or else the first two picks; None if there are not two."""
+        current = self._require_current()
+        marked = {c.compare: c.image for c in current.cells if c.compare and c.image is not None}
+        if "A" in marked and "B" in marked:
+            a, b = marked["A"], marked["B"]
+            assert a is not None and b is not None
+            return a, b
+        picks = current.picks
+        return (picks[0], picks[1]) if len(picks) >= 2 else None
 
     def is_upscaled(self, cell: Cell) -> bool:
         """Made by an upscale (the final, or `U`): not something to upscale again."""

@@ -63,6 +63,7 @@ class FunnelScreen(Screen[None]):
         Binding("u", "verdict('none')", "Clear", show=False, id="funnel.clear"),
         Binding("enter", "lightbox", "View", id="funnel.lightbox"),
         Binding("c", "compare", "Compare", id="funnel.compare"),
+        Binding("a", "mark", "Mark A/B", show=False, id="funnel.mark"),
         Binding("m", "more_like_this", "More like this", id="funnel.more"),
         Binding(
             "M", "more_described", "More like, described", show=False, id="funnel.more_described"
@@ -273,14 +274,18 @@ class FunnelScreen(Screen[None]):
 
     async def action_verdict(self, verdict: Verdict) -> None:
         cell = self._cell()
-        if cell is None:
-            return
+        if cell is not None:
+            await self._judge(cell, verdict)
+
+    async def _judge(self, cell: Cell, verdict: Verdict) -> None:
+        """Pick, reject or clear a cell (the same verdict again clears it), also in the lightbox."""
         cell.verdict = "none" if verdict == cell.verdict and verdict != "none" else verdict
         if cell.image is not None and self.imgen.engine.store is not None:
             await self.imgen.engine.store.set_verdict(cell.image.id, cell.verdict)
         await self._save_state()
-        self.query_one(ThumbGrid).refresh_job(cell.job_id)
-        self._repaint_feedback()
+        if self.app.screen is self:  # under the lightbox: repainted on resume
+            self.query_one(ThumbGrid).refresh_job(cell.job_id)
+            self._repaint_feedback()
 
     def action_lightbox(self) -> None:
         grid = self.query_one(ThumbGrid)
@@ -291,17 +296,33 @@ class FunnelScreen(Screen[None]):
             return
         from imgen_tui.ui.screens.lightbox import LightboxScreen
 
-        self.app.push_screen(LightboxScreen(ready, ready.index(current), self.imgen.renderer))
+        def closed(shown: Cell | None) -> None:
+            if shown is not None and shown in grid.cells:
+                grid.cursor = grid.cells.index(shown)
+                self._repaint_feedback()
+
+        self.app.push_screen(
+            LightboxScreen(ready, ready.index(current), self.imgen.renderer, self._judge), closed
+        )
 
     def action_compare(self) -> None:
-        current = self.funnel.current if self.funnel else None
-        picks = current.picks if current else []
-        if len(picks) < 2:
-            self.notify("Pick two images (space) to compare them.")
+        pair = self.funnel.compare_pair() if self.funnel and self.funnel.current else None
+        if pair is None:
+            self.notify("Mark two images with a (A, then B), or pick two, to compare them.")
             return
         from imgen_tui.ui.screens.lightbox import CompareScreen
 
-        self.app.push_screen(CompareScreen(picks[0], picks[1], self.imgen.renderer))
+        self.app.push_screen(CompareScreen(pair[0], pair[1], self.imgen.renderer))
+
+    def action_mark(self) -> None:
+        cell = self._cell()
+        if cell is None or self.funnel is None:
+            return
+        self.funnel.mark_for_compare(cell)
+        self.query_one(ThumbGrid).refresh_cells()
+        marked = [c for c in self.query_one(ThumbGrid).cells if c.compare]
+        if len(marked) == 2:
+            self.notify("A and B marked: c compares them (f flips).")
 
     async def action_more_like_this(self) -> None:
         cell = self._cell()

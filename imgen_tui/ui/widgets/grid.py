@@ -97,6 +97,8 @@ def _caption(cell: Cell, number: int) -> Text:
         text.append(label + " ", style=style)
     if cell.locked:
         text.append("🔒 ", style="yellow")
+    if cell.compare:
+        text.append(f"[{cell.compare}] ", style="bold magenta")
     if cell.notice and cell.state in ("queued", "running"):
         text.append(cell.notice, style="bold red")
         return text
