@@ -282,3 +282,22 @@ async def test_the_lightbox_judges_and_returns_to_the_image_shown(tmp_path: Path
         assert compare.pair == [image_of(cells[2]), image_of(cells[9])]
         await pilot.press("f")
         assert compare.pair == [image_of(cells[9]), image_of(cells[2])]
+
+
+async def test_click_selects_and_double_click_opens(tmp_path: Path) -> None:
+    from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        grid = screen.query_one(ThumbGrid)
+        widgets = list(grid.query(ThumbCell))
+        await pilot.click(widgets[7])
+        await until(pilot, lambda: grid.cursor == 7)
+        assert "#8 seed" in str(screen.query_one("#feedback").render())
+        assert isinstance(app.screen, FunnelScreen)
+        await pilot.double_click(widgets[3])
+        await until(pilot, lambda: isinstance(app.screen, LightboxScreen))
+        lightbox = top(app)
+        assert isinstance(lightbox, LightboxScreen) and lightbox.index == 3

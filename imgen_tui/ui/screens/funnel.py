@@ -231,6 +231,12 @@ class FunnelScreen(Screen[None]):
         if owner is not None and funnel.is_final(owner):
             await asyncio.to_thread(write_story, image, final_story(funnel, owner, cell))
 
+    def on_thumb_grid_moved(self) -> None:
+        self._repaint_feedback()
+
+    def on_thumb_grid_opened(self) -> None:
+        self.action_lightbox()
+
     def on_screen_resume(self) -> None:
         if self.funnel is not None and self.funnel.current is not None:
             self.query_one(ThumbGrid).refresh_cells()

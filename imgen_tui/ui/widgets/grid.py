@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.message import Message
@@ -58,6 +59,11 @@ class ThumbCell(Vertical):
             self._shown = None
             self._set_picture(None)
 
+    def on_click(self, event: events.Click) -> None:
+        """Click selects; a double click opens (the grid turns this into its cursor)."""
+        event.stop()
+        self.post_message(CellClicked(self.index, opened=event.chain >= 2))
+
     def show_preview(self, data: bytes) -> None:
         """A live preview frame, at most a few times a second per cell."""
         now = time.monotonic()
@@ -80,6 +86,14 @@ class ThumbCell(Vertical):
 
     def _set_picture(self, picture: PILImage.Image | None) -> None:
         self.query_one(".picture").image = picture  # type: ignore[attr-defined]
+
+
+class CellClicked(Message):
+    """A cell widget was clicked: `index` is its place on the page."""
+
+    def __init__(self, index: int, *, opened: bool) -> None:
+        super().__init__()
+        self.index, self.opened = index, opened
 
 
 class ThumbPainted(Message):
@@ -164,6 +178,22 @@ class ThumbGrid(Grid):
                 widget.show(self.cells[position], position + 1)
                 return widget
         return None
+
+    class Opened(Message):
+        """The operator double-clicked a cell: show it large."""
+
+    def on_cell_clicked(self, message: CellClicked) -> None:
+        message.stop()
+        position = self.page * self.page_size + message.index
+        if position < len(self.cells):
+            self.focus()
+            self.cursor = position
+            self.post_message(self.Moved())
+            if message.opened:
+                self.post_message(self.Opened())
+
+    class Moved(Message):
+        """The cursor moved by mouse: the screen repaints what depends on it."""
 
     def watch_cursor(self, old: int, new: int) -> None:
         if old // self.page_size != new // self.page_size:
