@@ -128,3 +128,30 @@ async def test_the_palette_lists_every_action_of_the_screen_with_its_key(
         await pilot.press("enter")  # runs it, as G would
         await until(pilot, lambda: app.screen is screen)
         await until(pilot, lambda: screen.funnel is not None and len(screen.funnel.history) == 2)
+
+
+def help_text(screen: Any) -> str:
+    from textual.widgets import Markdown
+
+    return " ".join(str(block.source) for block in screen.query(Markdown))
+
+
+async def test_help_says_how_each_screen_works_and_the_footer_fits(tmp_path: Path) -> None:
+    from textual.widgets._footer import FooterKey
+
+    from imgen_tui.ui.screens.queue import QueueScreen
+
+    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    async with app.run_test(size=(180, 48)) as pilot:
+        screen = await start_drafts(pilot)
+        await pilot.press("escape", "f1")
+        await until(pilot, lambda: "The draft funnel" in help_text(app.screen))
+        await until(pilot, lambda: bool(screen.query(FooterKey)))
+        keys = list(screen.query(FooterKey))
+        assert keys and all(key.region.width > 0 for key in keys)
+        assert max(key.region.right for key in keys) <= 180
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, QueueScreen))
+        if not app.screen.query("HelpPanel"):
+            await pilot.press("f1")
+        await until(pilot, lambda: "Our jobs still waiting" in help_text(app.screen))

@@ -61,27 +61,39 @@ class FunnelScreen(Screen[None]):
         Binding("space,p", "verdict('picked')", "Pick", id="funnel.pick"),
         Binding("x", "verdict('rejected')", "Reject", id="funnel.reject"),
         Binding("u", "verdict('none')", "Clear", show=False, id="funnel.clear"),
-        Binding("enter", "lightbox", "View", id="funnel.lightbox"),
-        Binding("c", "compare", "Compare", id="funnel.compare"),
+        Binding("enter", "lightbox", "View", show=False, id="funnel.lightbox"),
+        Binding("c", "compare", "Compare", show=False, id="funnel.compare"),
         Binding("a", "mark", "Mark A/B", show=False, id="funnel.mark"),
-        Binding("m", "more_like_this", "More like this", id="funnel.more"),
+        Binding("m", "more_like_this", "More like", id="funnel.more"),
         Binding(
             "M", "more_described", "More like, described", show=False, id="funnel.more_described"
         ),
         Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="funnel.nudge_up"),
         Binding("minus", "nudge(-1)", "Denoise -", show=False, id="funnel.nudge_down"),
         Binding("r", "refine", "Refine", id="funnel.refine"),
-        Binding("i", "intent", "Intent", id="funnel.intent"),
+        Binding("i", "intent", "Intent", show=False, id="funnel.intent"),
         Binding("l", "lock", "Lock", id="funnel.lock"),
-        Binding("U", "upscale", "Upscale", id="funnel.upscale"),
+        Binding("U", "upscale", "Upscale", show=False, id="funnel.upscale"),
         Binding("n", "advance", "Next stage", id="funnel.advance"),
         Binding("b", "back", "Back", id="funnel.back"),
         Binding("g", "again", "Again", id="funnel.again"),
         Binding("z", "undo_again", "Undo again", show=False, id="funnel.undo_again"),
-        Binding("E", "export", "Export final", id="funnel.export"),
+        Binding("E", "export", "Export", id="funnel.export"),
         Binding("e,slash", "edit_prompt", "Prompt", show=False, id="funnel.edit"),
-        Binding("q", "leave", "Back/quit", id="funnel.quit"),
+        Binding("q", "leave", "Leave", id="funnel.quit"),
     ]
+
+    HELP = """
+**The draft funnel.** Type a prompt and press enter: 20 fast drafts spread over
+every idle GPU. Judge them (**space** picks, **x** rejects, **l** locks a seed,
+**a** marks A/B for **c** compare), then **n** carries the picks into the next
+stage by img2img: Refined 8 → Polished 3 → Final 1 (an upscale). **b** goes
+back; **n** again shows what was made from the same picks, **g** makes the stage
+again (picks and locks kept, **z** brings the round before back). **r** rewrites
+the prompt from feedback in words, **m**/**M** make more like the image under
+the cursor, **E** exports the final with its story. Everything is saved as you
+go: reopen the session from Home.
+"""
 
     def __init__(self, resume: str | None = None) -> None:
         super().__init__()
@@ -89,6 +101,14 @@ class FunnelScreen(Screen[None]):
         self.session: SessionInfo | None = None
         self.funnel: Funnel | None = None
         self.denoise = 0.35
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Export is offered (in the footer too) on the final only, where it applies."""
+        funnel = self.funnel
+        current = funnel.current if funnel else None
+        if action == "export":
+            return funnel is not None and current is not None and funnel.is_final(current)
+        return True
 
     @property
     def imgen(self) -> ImgenApp:
@@ -612,6 +632,7 @@ class FunnelScreen(Screen[None]):
         current = funnel.current if funnel else None
         self.query_one(ThumbGrid).set_cells(current.cells if current else [])
         self._repaint_feedback()
+        self.refresh_bindings()
 
     def _repaint_feedback(self) -> None:
         current = self.funnel.current if self.funnel else None

@@ -133,6 +133,11 @@ class LightboxScreen(ModalScreen[Cell | None]):
 class CompareScreen(ModalScreen[None]):
     """Two picks side by side; `f` flips which is A and which is B."""
 
+    HELP = (
+        "**Compare.** The two images marked A and B on the grid (**a**), or else the "
+        "first two picks, side by side. **f** or **space** swaps the sides."
+    )
+
     BINDINGS = [
         Binding("escape,q", "dismiss", "Close", id="compare.close"),
         Binding("f,space", "flip", "Flip A/B", id="compare.flip"),

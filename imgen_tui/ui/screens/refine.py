@@ -38,6 +38,13 @@ class RefinedPrompt:
 
 class RefineScreen(ModalScreen[RefinedPrompt | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="refine.cancel")]
+    HELP = (
+        '**Refine.** Say what should change, in words ("no people, more fog, keep the '
+        'fox"), and press **enter**: the stages run (vision on the picked image, '
+        "interpret, engineer, check) and the new prompt comes back to edit. "
+        "**enter** again makes the round with it (locked seeds kept); **shift+tab** "
+        "reaches the enhancement style; **escape** leaves the prompt as it was."
+    )
 
     def __init__(
         self,
