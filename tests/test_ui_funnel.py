@@ -161,6 +161,9 @@ async def test_lightbox_compare_more_like_this_lock_again_upscale(tmp_path: Path
         assert len(cells) == 21 and more.seed == cells[1].seed
         assert more.source is cells[1].image
         await until(pilot, lambda: more.state == "done")
+        grid = screen.query_one(ThumbGrid)
+        assert grid.cursor == 20  # the cursor went to the new image
+        grid.cursor = 1
 
         await pilot.press("l")  # lock #2's seed
         assert cells[1].locked

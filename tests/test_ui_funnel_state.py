@@ -301,3 +301,38 @@ async def test_click_selects_and_double_click_opens(tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, LightboxScreen))
         lightbox = top(app)
         assert isinstance(lightbox, LightboxScreen) and lightbox.index == 3
+
+
+async def test_the_grid_fits_the_terminal_and_the_count(tmp_path: Path) -> None:
+    from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        await pilot.pause(0.2)
+        grid = screen.query_one(ThumbGrid)
+        shown = [w for w in grid.query(ThumbCell) if w.display]
+        assert 0 < len(shown) < 20 and grid.pages > 1
+        assert all(w.query_one(".picture").region.height >= 5 for w in shown)
+        assert f"page 1/{grid.pages}" in str(screen.query_one("#feedback").render())
+
+    app = demo_app(tmp_path / "big")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        grid = screen.query_one(ThumbGrid)
+        assert grid.pages == 1
+        await pilot.press("m")  # #21: past the page of 20, shown at once
+        await until(pilot, lambda: grid.cursor == 20)
+        assert grid.pages == 2 or grid.per_page >= 21
+        feedback = str(screen.query_one("#feedback").render())
+        assert "#21 seed" in feedback and (grid.pages == 1 or "page 2/2" in feedback)
+        await pilot.press("space", "n")  # Refined 8: cells keep a picture's shape
+        await until(pilot, lambda: funnel_of(screen).position == 1)
+        await pilot.pause(0.3)
+        shown = [w for w in grid.query(ThumbCell) if w.display]
+        assert len(shown) == 8
+        for widget in shown:
+            picture = widget.query_one(".picture").region
+            assert picture.height <= picture.width // 2 + 1  # not stretched tall

@@ -359,8 +359,12 @@ go: reopen the session from Home.
         except ValueError as error:
             self.notify(str(error), severity="warning")
             return
+        number = self._number(cell)
         await self._launch([spec])
-        self.notify(f"More like #{self._number(cell)} at denoise {self.denoise:.2f}")
+        self._show_newest()
+        self.notify(
+            f"More like #{number} at denoise {self.denoise:.2f}: #{self._number_of_newest()}"
+        )
 
     def action_nudge(self, direction: int) -> None:
         step = self.imgen.funnel_config.more_like_this.nudge
@@ -489,6 +493,7 @@ go: reopen the session from Home.
             self.notify(str(error), severity="warning")
             return
         await self._launch([spec])
+        self._show_newest()
 
     async def action_advance(self) -> None:
         funnel = self.funnel
@@ -617,6 +622,15 @@ go: reopen the session from Home.
             self.notify("Nothing here yet: type a prompt and press enter.")
         return cell
 
+    def _show_newest(self) -> None:
+        """The cursor jumps to a result just asked for, on whatever page it lands."""
+        grid = self.query_one(ThumbGrid)
+        grid.cursor = max(0, len(grid.cells) - 1)
+        self._repaint_feedback()
+
+    def _number_of_newest(self) -> int:
+        return len(self.query_one(ThumbGrid).cells)
+
     def _number(self, cell: Cell) -> int:
         return self.query_one(ThumbGrid).cells.index(cell) + 1
 
@@ -646,6 +660,9 @@ go: reopen the session from Home.
             bar.append(f"{current.stage.label}: {done}/{len(cells)} done", style="bold")
             bar.append(f"   picked {picked}", style="green" if picked else "dim")
             bar.append(f"   denoise {self.denoise:.2f}", style="dim")
+            grid = self.query_one(ThumbGrid)
+            if grid.pages > 1:
+                bar.append(f"   page {grid.page + 1}/{grid.pages}", style="bold")
             stuck = next((c.notice for c in cells if c.notice), None)
             if stuck:
                 bar.append(f"   {stuck}", style="bold red")
