@@ -155,3 +155,28 @@ async def test_help_says_how_each_screen_works_and_the_footer_fits(tmp_path: Pat
         if not app.screen.query("HelpPanel"):
             await pilot.press("f1")
         await until(pilot, lambda: "Our jobs still waiting" in help_text(app.screen))
+
+
+async def test_the_chosen_theme_is_remembered(tmp_path: Path) -> None:
+    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.theme == "tokyo-night")
+        app.theme = "nord"
+        assert app.settings_file is not None
+        settings = app.settings_file
+        await until(pilot, lambda: settings.is_file() and "nord" in settings.read_text())
+    again = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: again.theme == "nord")
+
+
+def test_the_session_list_counts_in_words(tmp_path: Path) -> None:
+    import time
+
+    from imgen_tui.store import SessionInfo
+    from imgen_tui.ui.screens.home import _describe
+
+    one = SessionInfo("s", "funnel", "a fox", time.time(), time.time(), {}, image_count=1)
+    assert _describe(one).endswith("(1 image)")
+    two = SessionInfo("s", "funnel", "a fox", time.time(), time.time(), {}, image_count=2)
+    assert _describe(two).endswith("(2 images)")

@@ -7,6 +7,8 @@ screen on the stack, and each screen takes what concerns it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from imgen_tui.flows.funnel import FunnelConfig, load_funnel_config
 from imgen_tui.graphs.templates import WorkflowLibrary, load_library
 from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
-from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
+from imgen_tui.locations import bundled_dir, user_config_dir, user_state_dir, workflow_folders
+from imgen_tui.store.files import write_json_atomic
 from imgen_tui.ui.commands import ScreenActions
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
@@ -31,6 +34,35 @@ from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_THEME = "tokyo-night"
+
+
+def remembered_theme(path: Path | None, default: str) -> str:
+    """The theme saved last time; the default when there is none or the file is unreadable."""
+    if path is None:
+        return default
+    try:
+        theme = json.loads(path.read_text(encoding="utf-8")).get("theme")
+    except (OSError, ValueError, AttributeError):
+        return default
+    return theme if isinstance(theme, str) and theme else default
+
+
+def remember_theme(path: Path, theme: str) -> None:
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        settings = {}
+    if not isinstance(settings, dict):
+        settings = {}
+    settings["theme"] = theme
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, settings)
+    except OSError as error:
+        log.warning("could not remember the theme in %s: %s", path, error)
 
 
 def default_export_dir() -> Path:
@@ -62,6 +94,7 @@ class ImgenApp(App[int]):
         llm_stages: OllamaStages | None = None,
         enhancement_styles: dict[str, EnhancementStyle] | None = None,
         export_dir: Path | None = None,
+        settings_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -73,9 +106,12 @@ class ImgenApp(App[int]):
         self._notice = notice
         self._keymap_file = keymap_file
         self.export_dir = export_dir or default_export_dir()  # where E puts the final
+        self.settings_file = settings_file  # what the app remembers between runs (its theme)
 
     async def on_mount(self) -> None:
-        self.theme = "tokyo-night"
+        theme = await asyncio.to_thread(remembered_theme, self.settings_file, DEFAULT_THEME)
+        self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self.watch(self, "theme", self._remember_theme, init=False)
         self._apply_keymap()
         if self._notice:
             self.notify(self._notice, timeout=8)
@@ -84,6 +120,13 @@ class ImgenApp(App[int]):
         await self.engine.start()
         self.run_worker(self._relay_events(), name="scheduler events", exclusive=True)
         await self.push_screen(HomeScreen())
+
+    def _remember_theme(self, theme: str) -> None:
+        """The theme chosen (ctrl+p → theme) is the one the next start opens with."""
+        if self.settings_file is not None:
+            self.run_worker(
+                asyncio.to_thread(remember_theme, self.settings_file, theme), group="settings"
+            )
 
     def _apply_keymap(self) -> None:
         """keys.yaml, checked line by line: a bad line is said once and changes nothing."""
@@ -195,6 +238,7 @@ def make_app(
         renderer=renderer,
         notice=notice,
         keymap_file=user_config_dir() / "keys.yaml",
+        settings_file=user_state_dir() / "settings.json",
         llm_stages=OllamaStages(load_llm_config()) if use_llm else None,
         enhancement_styles=load_styles(),
     )

@@ -82,4 +82,5 @@ class HomeScreen(Screen[None]):
 
 def _describe(session: SessionInfo) -> str:
     when = time.strftime("%d %b %H:%M", time.localtime(session.updated_at))
-    return f"{when}  {session.title[:50]}  ({session.image_count} images)"
+    count = session.image_count
+    return f"{when}  {session.title[:50]}  ({count} image{'' if count == 1 else 's'})"
