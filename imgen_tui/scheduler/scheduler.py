@@ -275,10 +275,8 @@ class Scheduler:
             prompt_id = job.prompt_id
             if self._take_back(runtime, prompt_id) is None:
                 return
-            # Only ever our own prompt ids: delete if still queued, interrupt if running.
-            with contextlib.suppress(ComfyError):
-                await runtime.client.delete_queued([prompt_id])
-                await runtime.client.interrupt(prompt_id)
+            await self._stop_prompt(runtime, prompt_id)
+            self._spawn(self._confirm_stopped(runtime, prompt_id))
         self._finish(job, JobState.CANCELLED, JobCancelled(job))
 
     async def cancel_round(self, round_id: str) -> None:
@@ -886,9 +884,36 @@ class Scheduler:
             )
 
     async def _stop_prompt(self, runtime: NodeRuntime, prompt_id: str) -> None:
+        """Only ever our own prompt id: delete it if still queued, interrupt it if running.
+
+        Two requests, each tried on its own: a failed delete must not skip the interrupt.
+        """
         with contextlib.suppress(ComfyError):
             await runtime.client.delete_queued([prompt_id])
+        with contextlib.suppress(ComfyError):
             await runtime.client.interrupt(prompt_id)
+
+    async def _confirm_stopped(
+        self, runtime: NodeRuntime, prompt_id: str, *, checks: int = 40, interval: float = 0.25
+    ) -> None:
+        """Ask after a cancelled prompt until the node no longer has it, stopping it again.
+
+        An interrupt that arrives between two of a node's steps, or before the
+        prompt started, can be missed; a prompt left running would hold the
+        GPU for nothing and show up as another client's work.
+        """
+        for _ in range(checks):
+            try:
+                state = await runtime.client.prompt_state(prompt_id)
+            except ComfyError:
+                return  # the node is gone or will not say; its queue dies with it
+            if state in ("done", "unknown"):
+                return
+            await asyncio.sleep(interval)
+            await self._stop_prompt(runtime, prompt_id)
+        log.warning(
+            "%s still has cancelled prompt %s after %d checks", runtime.id, prompt_id, checks
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
 
