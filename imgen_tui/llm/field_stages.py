@@ -19,7 +19,7 @@ from imgen_tui.llm.changes import Changes
 from imgen_tui.llm.families import syntax_rules
 from imgen_tui.llm.field_changes import FieldChanges, field_changes_model, from_answer
 from imgen_tui.llm.fields import ConceptField
-from imgen_tui.llm.ollama_stages import OllamaStages, downscale_for_vision
+from imgen_tui.llm.ollama_stages import LlmError, LlmUnavailable, OllamaStages, downscale_for_vision
 
 FIELD_INTERPRETER_SYSTEM = """You turn an image-generation operator's feedback into structured
 changes to the fields of a concept (subject, pose, background...). Answer with one object of
@@ -125,3 +125,23 @@ class FieldStages:
             self.stages.config.vision, system, question, answer_type, images=[encoded]
         )
         return {name: str(value).strip() for name, value in answer}
+
+
+NEEDS_VISION = (
+    "describing a pick into the fields needs a vision model: run Ollama with one "
+    "(vision: in llm.yaml, e.g. minicpm-v) and start imgen-tui without --no-llm"
+)
+
+
+async def describe_into_fields(
+    stages: OllamaStages | None, image: bytes, wanted: Mapping[str, str]
+) -> dict[str, str]:
+    """What a picked picture shows, per wanted field (name → hint); offline, a sentence why not."""
+    if stages is None or not stages.config.vision.enabled:
+        raise LlmError(NEEDS_VISION)
+    if not wanted:
+        return {}
+    try:
+        return await FieldStages(stages).describe_into(image, wanted)
+    except LlmUnavailable as error:
+        raise LlmError(f"{error}; {NEEDS_VISION}") from None
