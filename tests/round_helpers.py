@@ -9,11 +9,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.flows.engine import Engine
+from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.flows.round_store import RoundRunner
 from imgen_tui.flows.rounds import RoundHistory
 from imgen_tui.scheduler.events import JobEvent
 from imgen_tui.scheduler.scheduler import Scheduler
+from imgen_tui.sim.farm import SimFarm
+from imgen_tui.sim.spec import load_demo_farm
 from imgen_tui.store import SessionStore
 
 
@@ -70,3 +74,40 @@ async def until(check: Callable[[], bool], seconds: float = 30) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("never got there")
+
+
+@dataclass
+class Farm:
+    """The demo farm's nodes, a store and a scheduler tuned to notice trouble quickly."""
+
+    sim: SimFarm
+    store: SessionStore
+    scheduler: Scheduler
+    recorder: SessionRecorder
+
+    def runner(self, flow: str) -> RoundRunner:
+        return RoundRunner(self.store, self.scheduler, flow)
+
+
+@asynccontextmanager
+async def demo_farm(data_dir: Path, speed: float = 0.01) -> AsyncIterator[Farm]:
+    sim = SimFarm.from_spec(load_demo_farm(), speed=speed, previews=False)
+    await sim.start()
+    store = await SessionStore.open(data_dir)
+    recorder = SessionRecorder(store)
+    scheduler = Scheduler(
+        sim.config(),
+        keeper=recorder,
+        health_interval=0.2,
+        retry_base=0.05,
+        backoff=Backoff(first=0.05, cap=0.2),
+    )
+    await scheduler.start()
+    try:
+        yield Farm(sim, store, scheduler, recorder)
+    finally:
+        with contextlib.suppress(Exception):
+            await scheduler.cancel_all()
+        await scheduler.stop()
+        await store.close()
+        await sim.stop()

@@ -126,7 +126,7 @@ class ConceptBuilder:
 
     def generate(self, avoid: Sequence[str] = ()) -> list[JobSpec]:
         """A new round from the fields as they are; locked seeds on screen carry over."""
-        self._require_filled()
+        self.require_filled()
         carried = [c.seed for c in self.current.cells if c.locked] if self.current else []
         new = Round(self.recipe, self.compose(), self.negative(avoid), meta=self.snapshot())
         self.history.push(new)
@@ -258,7 +258,7 @@ class ConceptBuilder:
                 "(concept.yaml lists them)"
             )
 
-    def _require_filled(self) -> None:
+    def require_filled(self) -> None:
         for each in self.config.fields:
             if each.required and not self.values.get(each.name, "").strip():
                 what = f"type {each.hint}" if each.hint else "fill it in"

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgen_tui.flows.recorder import SessionRecorder
-from imgen_tui.flows.rounds import SEED_LOCK, Cell, Recipe, Round
+from imgen_tui.flows.rounds import SEED_LOCK, Cell, Recipe, Round, judge, toggle_seed_lock
 from imgen_tui.graphs.params import read_values
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import ImageRecord, SessionInfo, SessionStore
-from imgen_tui.store.records import IN_PROGRESS_STATES, JobRow, RoundInfo
+from imgen_tui.store.records import IN_PROGRESS_STATES, JobRow, RoundInfo, Verdict
 
 LAYOUT_KEY = "cells"  # session state: round id → the job ids its grid shows, in order
 META_KEY = "meta"  # round parameters: what the flow made the round from
@@ -155,6 +155,19 @@ class RoundRunner:
     async def save_state(self, state: dict[str, Any]) -> None:
         if self.session is not None:
             await self.store.update_session(self.session.id, state=state)
+
+    async def judge(self, cell: Cell, verdict: Verdict) -> Verdict:
+        """Pick, reject or clear (the same verdict twice clears it), kept in the store."""
+        new = judge(cell, verdict)
+        if cell.image is not None:
+            await self.store.set_verdict(cell.image.id, new)
+        return new
+
+    async def toggle_seed_lock(self, cell: Cell) -> bool:
+        locks = toggle_seed_lock(cell)
+        if cell.image is not None:
+            await self.store.set_locks(cell.image.id, locks)
+        return cell.locked
 
     async def cancel(self, job_ids: Iterable[str]) -> None:
         for job_id in list(job_ids):

@@ -167,6 +167,30 @@ async def refine_fields(
     )
 
 
+def rules_proposal(
+    changes: Changes,
+    fields: Sequence[ConceptField],
+    *,
+    family: str,
+    catch_all: str,
+    pinned: Sequence[str] = (),
+) -> tuple[FieldChanges, list[str], dict[str, str]]:
+    """Stage 1's changes routed to fields, locked ones refused, stage 2 by rules.
+
+    Returns the field changes, the refusals and the proposed texts (for `settle`).
+    """
+    found = route(changes, fields, catch_all)
+    keep_pins(found, fields, pinned)
+    refusals = refuse_locked(found, fields, pinned)
+    weights = uses_weights(family)
+    proposed = {
+        f.name: engineer_field(f.name, f.text, found.fields[f.name], weights=weights)
+        for f in fields
+        if f.name in found.fields and not f.locked
+    }
+    return found, refusals, proposed
+
+
 def _by_rules(
     request: FieldRefineRequest, log: StageLog
 ) -> tuple[FieldChanges, list[str], dict[str, str], list[str]]:
@@ -174,17 +198,15 @@ def _by_rules(
         log.finished("vision (rules)", "skipped: the offline rules cannot look at images")
     log.running("interpret (rules)")
     understood = interpret(request.feedback)
-    found = route(understood.changes, request.fields, request.catch_all)
-    keep_pins(found, request.fields, request.pinned)
-    refusals = refuse_locked(found, request.fields, request.pinned)
+    found, refusals, proposed = rules_proposal(
+        understood.changes,
+        request.fields,
+        family=request.family,
+        catch_all=request.catch_all,
+        pinned=request.pinned,
+    )
     log.finished("interpret (rules)", _describe(found, refusals))
     log.running("engineer (rules)")
-    weights = uses_weights(request.family)
-    proposed = {
-        f.name: engineer_field(f.name, f.text, found.fields[f.name], weights=weights)
-        for f in request.fields
-        if f.name in found.fields and not f.locked
-    }
     log.finished("engineer (rules)", _describe_texts(proposed))
     return found, refusals, proposed, understood.not_understood
 
