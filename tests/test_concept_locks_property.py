@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from imgen_tui.llm.changes import Changes
 from imgen_tui.llm.check import check_locks
 from imgen_tui.llm.families import uses_weights
-from imgen_tui.llm.field_changes import FieldChanges
+from imgen_tui.llm.field_changes import FieldChanges, is_empty, route
 from imgen_tui.llm.field_refine import rules_proposal, settle
 from imgen_tui.llm.fields import ConceptField, compose, texts
 from imgen_tui.llm.terms import Term, render_prompt
@@ -36,9 +36,7 @@ changes = st.builds(
     keep=phrase_lists,
     remove=phrase_lists,
     add=phrase_lists,
-    modify=st.dictionaries(
-        st.sampled_from([*WORDS, *(s[0] for s in SHAPES)]), phrases, max_size=2
-    ),
+    modify=st.dictionaries(st.sampled_from([*WORDS, *(s[0] for s in SHAPES)]), phrases, max_size=2),
     emphasis_up=phrase_lists,
     emphasis_down=phrase_lists,
 )
@@ -92,7 +90,12 @@ def test_offline_rules_refine_only_unlocked_fields(
     assert not set(proposed) & {f.name for f in fields if f.locked}  # never even proposed
     settled = settle(fields, proposed, found, family=family)
     assert_locks_survive(fields, settled.texts, settled.prompt, family)
-    for each in fields:  # a locked field with an asked-for change says so
+    routed = route(asked, fields, "mood")
+    for each in fields:  # a change aimed at a locked field is dropped, and said
         own = found.fields.get(each.name)
         if each.locked and own is not None:
-            assert not (own.add or own.remove or own.modify or own.emphasis_up)
+            assert is_empty(own, counting_keep=False)
+        if each.locked and not is_empty(
+            routed.fields.get(each.name, Changes()), counting_keep=False
+        ):
+            assert any(r.startswith(f"{each.name} is locked: did not apply") for r in refusals)
