@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.flows.rounds import SEED_LOCK, Cell, Recipe, Round, judge, toggle_seed_lock
@@ -182,3 +182,20 @@ class RoundRunner:
         )
         SessionRecorder.resume(self.scheduler, resumed.unfinished)
         return resumed.rounds
+
+
+class RoundActions(Protocol):
+    """What the shared round view asks of any flow's session (the concept's, the funnel's)."""
+
+    @property
+    def current(self) -> Round | None: ...
+
+    async def judge(self, cell: Cell, verdict: Verdict) -> Verdict: ...
+
+    async def toggle_seed_lock(self, cell: Cell) -> bool: ...
+
+    async def more_like_this(self, cell: Cell, denoise: float) -> Round: ...
+
+    async def upscale(self, cell: Cell) -> Round: ...
+
+    async def again(self) -> Round: ...
