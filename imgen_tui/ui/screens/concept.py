@@ -44,11 +44,10 @@ class ConceptScreen(Screen[None]):
     ConceptScreen #concept-body { height: 1fr; }
     ConceptScreen #concept-form { width: 40%; padding: 0 1; }
     ConceptScreen #round { width: 60%; }
-    ConceptScreen #grid { grid-size: 2; }
     ConceptScreen .field-row { height: 3; }
     ConceptScreen .field-label { width: 11; padding: 1 0 0 0; }
     ConceptScreen .field-row Input { width: 1fr; }
-    ConceptScreen .field-row Checkbox { width: 10; }
+    ConceptScreen .field-row Checkbox { width: 14; }
     ConceptScreen #pins { height: auto; margin: 1 0 0 0; }
     ConceptScreen #rounds { height: 1fr; min-height: 4; }
     """

@@ -56,6 +56,9 @@ class CellGrid(ThumbGrid):
     def columns(self) -> int:
         return self._columns
 
+    def on_mount(self) -> None:
+        self.styles.grid_size_columns = self._columns  # over the theme's funnel-wide grid
+
 
 class RoundView(Vertical):
     BINDINGS = ROUND_BINDINGS
