@@ -357,3 +357,24 @@ async def test_a_node_dying_mid_round_loses_no_cell(tmp_path: Path) -> None:
         assert session.session_id is not None
         images = await farm.store.images(session_id=session.session_id)
         assert len(images) == 4  # each cell's image kept once
+
+
+async def test_again_keeps_the_picks_and_z_brings_the_round_back(tmp_path: Path) -> None:
+    async with demo_farm(tmp_path) as farm, concept_on(farm) as (session, _):
+        first = await session.generate()
+        await until(lambda: done(session))
+        await session.judge(first.cells[1], "picked")
+        again = await session.again()
+        assert again is not first and again.replaces is first
+        assert again.cells[0].verdict == "picked" and again.cells[0].seed == first.cells[1].seed
+        await until(lambda: done(session))
+        assert len(session.builder.history.rounds) == 1  # the same step, made again
+        assert await session.undo_again() is again and session.current is first
+        assert session.session_id is not None
+        session_id = session.session_id
+    async with demo_farm(tmp_path) as farm:
+        reopened = ConceptSession(builder(), farm.store, farm.scheduler)
+        await reopened.reopen(session_id)
+        assert reopened.current is not None
+        assert [c.job_id for c in reopened.current.cells] == [c.job_id for c in first.cells]
+        assert len(reopened.builder.history.made) == 2

@@ -11,7 +11,7 @@ import pytest
 from imgen_tui.comfy.events import ImageRef
 from imgen_tui.config import DEFAULT_MODELS
 from imgen_tui.flows.recorder import SessionRecorder
-from imgen_tui.flows.round_store import LAYOUT_KEY, RoundRunner, layout_of, load_rounds
+from imgen_tui.flows.round_store import RoundRunner, restore_rounds, rounds_state
 from imgen_tui.flows.rounds import (
     Cell,
     Denoise,
@@ -40,7 +40,7 @@ from imgen_tui.scheduler.jobs import Job
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.spec import load_demo_farm
-from imgen_tui.store import SessionStore
+from imgen_tui.store import ImageRecord, SessionStore
 from imgen_tui.store.records import RoundInfo
 from imgen_tui.yamlfile import ConfigError
 from tests.round_helpers import Follower, demo_engine, following, parts, runner_for, until
@@ -133,24 +133,63 @@ def test_denoise_nudges_stay_inside_the_range() -> None:
 # -- operations on a round -----------------------------------------------------------------------
 
 
-def test_again_keeps_locked_cells_and_after_a_new_prompt_reuses_their_seeds() -> None:
+def test_again_is_a_new_round_keeping_picks_and_locks_and_can_be_undone() -> None:
     make = maker()
-    stage_round = Round(DRAFTS, "a fox", "")
-    make.first(stage_round)
-    locked = stage_round.cells[1]
-    locked.locked = True
-    seeds_before = {c.seed for c in stage_round.cells}
+    history = RoundHistory()
+    first = Round(DRAFTS, "a fox", "")
+    history.push(first)
+    make.first(first)
+    for cell in first.cells:  # pretend they finished
+        cell.state, cell.image = "done", fake_image(cell.job_id)
+    first.cells[1].locked = True
+    first.cells[3].verdict = "picked"
+    seeds_before = {c.seed for c in first.cells}
 
-    again = make.again(stage_round)
-    assert len(again) == 3 and stage_round.cells[0] is locked  # kept as it is, not remade
-    assert len(stage_round.cells) == 4
+    again = make.again(history)
+    second = history.current
+    assert second is not None and second is not first and second.replaces is first
+    assert len(again) == 2 and len(second.cells) == 4  # two kept, two made again
+    kept = second.cells[:2]
+    assert [(c.seed, c.locked, c.verdict) for c in kept] == [
+        (first.cells[1].seed, True, "none"),
+        (first.cells[3].seed, False, "picked"),
+    ]
     assert not {seed_of(s.graph) for s in again} & seeds_before
+    assert history.made == [first, second]  # the old round is kept
 
-    stage_round.prompt = "a fox, at night"
-    remade = make.again(stage_round, prompt_changed=True)
-    assert len(remade) == 4 and locked not in stage_round.cells  # every cell is new
-    assert seed_of(remade[0].graph) == locked.seed  # the locked seed keeps its composition
+    remade = make.again(history, prompt="a fox, at night")
+    third = history.current
+    assert third is not None and third.prompt == "a fox, at night" and second.prompt == "a fox"
+    assert len(remade) == 4  # every cell is new under a new prompt…
+    assert seed_of(remade[0].graph) == first.cells[1].seed and third.cells[0].locked  # …locked kept
     assert read_values(remade[0].graph)["positive_prompt"] == "a fox, at night"
+
+    assert history.undo_again() is third and history.current is second
+    assert history.undo_again() is second and history.current is first
+    assert history.undo_again() is None
+
+
+def fake_image(job_id: str) -> ImageRecord:
+    path = Path("/nonexistent") / f"{job_id}.png"
+    return ImageRecord(
+        job_id,
+        job_id,
+        "r",
+        0,
+        path,
+        path,
+        path,
+        512,
+        512,
+        1,
+        1,
+        "gpu-a",
+        1.0,
+        None,
+        "none",
+        (),
+        0.0,
+    )
 
 
 def test_carried_seeds_start_a_new_round_and_the_rest_are_random() -> None:
@@ -207,39 +246,46 @@ async def test_a_round_on_the_demo_farm_is_saved_and_resumed_exactly(tmp_path: P
             await until(lambda: drafts.done == 4)
             picked, locked = drafts.cells[0], drafts.cells[2]
             assert picked.image is not None and locked.image is not None
-            judge(picked, "picked")
-            await store.set_verdict(picked.image.id, "picked")
-            await store.set_locks(locked.image.id, toggle_seed_lock(locked))
-            first_jobs = {c.job_id for c in drafts.cells}
+            await runner.judge(picked, "picked")
+            await runner.toggle_seed_lock(locked)
 
-            # "again": the locked cell stays, three new ones replace the rest
-            await runner.launch(drafts, make.again(drafts), title="", state={})
-            await until(lambda: drafts.done == 4)
-            rejected = drafts.cells[1]
-            assert rejected.image is not None
-            judge(rejected, "rejected")
-            await store.set_verdict(rejected.image.id, "rejected")
+            # "again": the picked and locked cells stay, two new ones replace the rest
+            specs = make.again(history)
+            again = history.current
+            assert again is not None and again.replaces is drafts
+            await runner.launch(again, specs, title="", state={})
+            await until(lambda: again.done == 4)
+            rejected = again.cells[2]
+            await runner.judge(rejected, "rejected")
 
-            refined = Round(SDXL, "a red fox", "blurry")
+            refined = Round(SDXL, "a red fox", "blurry", made_from=again.pick_ids)
             history.push(refined)
             specs = make.fill(refined, [picked.image] * 3, make.seeds(3))
             await runner.launch(refined, specs, title="", state={})
+            refined.cells[1].verdict = "picked"  # judged before its image exists
+            await runner.save_state(rounds_state(history))
             await until(lambda: refined.done == 3)
-            await runner.save_state({"position": 1, LAYOUT_KEY: layout_of(history.rounds)})
+            await runner.image_arrived(refined.cells[1])
         assert runner.session is not None
-        reopened = await runner_for(engine, "test").reopen(runner.session.id, recipe_for)
+        reopened = RoundHistory()
+        await runner_for(engine, "test").reopen(runner.session.id, reopened, recipe_for)
+        stored = {i.job_id: i.verdict for i in await store.images(session_id=runner.session.id)}
 
-    assert [r.recipe.name for r in reopened] == ["drafts", "refined"]
-    back, forward = reopened
-    assert [c.job_id for c in back.cells] == [c.job_id for c in drafts.cells]
-    assert {c.job_id for c in back.cells} & first_jobs == {locked.job_id}  # replaced: not shown
-    assert [c.seed for c in back.cells] == [c.seed for c in drafts.cells]
-    assert [c.verdict for c in back.cells] == ["none", "rejected", "none", "none"]
-    assert [c.locked for c in back.cells] == [True, False, False, False]
+    assert [r.recipe.name for r in reopened.rounds] == ["drafts", "refined"]
+    assert reopened.position == 1 and len(reopened.made) == 3  # the replaced round is kept
+    back, forward = reopened.rounds
+    assert back.replaces is reopened.made[0] and back.made_from == ()
+    assert [c.job_id for c in back.cells] == [c.job_id for c in again.cells]
+    assert [c.seed for c in back.cells] == [c.seed for c in again.cells]
+    assert [c.verdict for c in back.cells] == ["picked", "none", "rejected", "none"]
+    assert [c.locked for c in back.cells] == [False, True, False, False]
     assert all(c.state == "done" and c.image is not None for c in back.cells)
     assert back.prompt == "a red fox" and back.negative == "blurry"
+    assert forward.made_from == (picked.image.id,)
     assert [c.source.id if c.source else None for c in forward.cells] == [picked.image.id] * 3
     assert [s.id if s else None for s in forward.sources] == [picked.image.id] * 3  # again: img2img
+    assert forward.cells[1].verdict == "picked"  # given before the image: kept by the document
+    assert stored[forward.cells[1].job_id] == "picked"  # …and on its row once it arrived
 
 
 async def test_a_round_left_running_by_a_crash_is_re_attached_not_made_twice(
@@ -256,7 +302,7 @@ async def test_a_round_left_running_by_a_crash_is_re_attached_not_made_twice(
         history.push(stage_round)
         runner = RoundRunner(store, first, "test")
         await runner.launch(stage_round, maker().first(stage_round), title="fox", state={})
-        await runner.save_state({LAYOUT_KEY: layout_of(history.rounds)})
+        await runner.save_state(rounds_state(history))
         assert runner.session is not None
         session_id = runner.session.id
 
@@ -276,7 +322,7 @@ async def test_a_round_left_running_by_a_crash_is_re_attached_not_made_twice(
         follower = Follower(reopened)
         listening = asyncio.create_task(follower.run(second))
         await asyncio.sleep(0)
-        reopened.rounds = await RoundRunner(store, second, "test").reopen(session_id, recipe_for)
+        await RoundRunner(store, second, "test").reopen(session_id, reopened, recipe_for)
         (back,) = reopened.rounds
         assert len(back.cells) == 4 and any(c.unfinished for c in back.cells)
         await asyncio.wait_for(second.wait_idle(), 30)
@@ -298,5 +344,15 @@ async def test_a_round_whose_recipe_is_gone_is_left_out_not_a_crash(tmp_path: Pa
         store, _ = parts(engine)
         session = await store.create_session("test", "old")
         await store.add_round(session.id, "a stage no longer configured", prompt="x")
-        resumed = await load_rounds(store, session.id, recipe_for)
-    assert resumed.rounds == [] and resumed.unfinished == []
+        infos = await store.rounds(session.id)
+    history = RoundHistory()
+    assert not restore_rounds(history, {}, [], [], infos, recipe_for)  # no document: from rows
+    assert history.rounds == [] and history.current is None
+    document = {
+        "version": 1,
+        "position": 3,
+        "path": ["gone"],
+        "rounds": [{"id": "gone", "stage": "x"}],
+    }
+    assert restore_rounds(history, document, [], [], infos, recipe_for)
+    assert history.rounds == [] and history.position == 0

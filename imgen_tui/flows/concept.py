@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from imgen_tui.flows.concept_config import ConceptConfig
-from imgen_tui.flows.round_store import LAYOUT_KEY, layout_of
+from imgen_tui.flows.round_store import rounds_state
 from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory, RoundMaker, RoundRecipe
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.llm.field_refine import FieldRefinement, FieldRefineRequest
@@ -133,8 +133,13 @@ class ConceptBuilder:
         return self.maker.first(new, carried)
 
     def again(self) -> list[JobSpec]:
-        """The round on screen once more with new seeds (locked cells stay)."""
-        return self.maker.again(self._require_current())
+        """The round on screen once more as a new round: picked and locked cells stay."""
+        self._require_current()
+        return self.maker.again(self.history)
+
+    def undo_again(self) -> Round | None:
+        """Back to the round "again" replaced; returns the undone one (None: nothing to undo)."""
+        return self.history.undo_again()
 
     def more_like_this(self, cell: Cell, denoise: float) -> JobSpec:
         return self.maker.more_like_this(self._require_current(), cell, denoise)
@@ -219,23 +224,13 @@ class ConceptBuilder:
 
     def state(self, pins: Sequence[str] = ()) -> dict[str, Any]:
         """Everything reopening the session needs besides the store's rows."""
-        return {
-            **self.snapshot(),
-            "position": self.history.position,
-            "pins": list(pins),
-            LAYOUT_KEY: layout_of(self.history.rounds),
-        }
+        return {**rounds_state(self.history), **self.snapshot(), "pins": list(pins)}
 
-    def restore(self, state: Mapping[str, Any], rounds: list[Round]) -> list[str]:
-        """Back where the session was: its rounds, the round on screen, fields, locks.
+    def restore(self, state: Mapping[str, Any]) -> list[str]:
+        """The fields and locks as the session left them (its rounds are already back).
 
         Returns the pins the locks had made (for `pin_into`).
         """
-        self.history.rounds = rounds
-        position = state.get("position", len(rounds) - 1)
-        self.history.position = (
-            position if isinstance(position, int) and 0 <= position < len(rounds) else 0
-        )
         self._take(state)
         pins = state.get("pins")
         return [str(p) for p in pins] if isinstance(pins, list) else []

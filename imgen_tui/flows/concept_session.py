@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from imgen_tui.flows.concept import FLOW, ConceptBuilder, ConceptError
 from imgen_tui.flows.round_store import RoundRunner
-from imgen_tui.flows.rounds import Cell, Round
+from imgen_tui.flows.rounds import Cell, Round, RoundHistory
 from imgen_tui.llm.field_refine import FieldRefinement, refine_fields
 from imgen_tui.llm.field_stages import describe_into_fields
 from imgen_tui.llm.ollama_stages import OllamaStages
@@ -41,6 +41,10 @@ class ConceptSession:
     def current(self) -> Round | None:
         return self.builder.current
 
+    @property
+    def history(self) -> RoundHistory:
+        return self.builder.history
+
     # -- rounds ----------------------------------------------------------------------------------
 
     async def generate(self) -> Round:
@@ -56,8 +60,16 @@ class ConceptSession:
         return await self._launch(specs)
 
     async def again(self) -> Round:
+        """New seeds for the round on screen (picked and locked kept); `undo_again` goes back."""
         await self.cancel_round()
         return await self._launch(self.builder.again())
+
+    async def undo_again(self) -> Round | None:
+        undone = self.builder.undo_again()
+        if undone is not None:
+            await self.cancel_round(undone)
+            await self.save()
+        return undone
 
     async def more_like_this(self, cell: Cell, denoise: float) -> Round:
         return await self._launch([self.builder.more_like_this(cell, denoise)])
@@ -97,10 +109,14 @@ class ConceptSession:
         return locked
 
     async def judge(self, cell: Cell, verdict: Verdict) -> Verdict:
-        return await self.runner.judge(cell, verdict)
+        new = await self.runner.judge(cell, verdict)
+        await self.save()
+        return new
 
     async def toggle_seed_lock(self, cell: Cell) -> bool:
-        return await self.runner.toggle_seed_lock(cell)
+        locked = await self.runner.toggle_seed_lock(cell)
+        await self.save()
+        return locked
 
     # -- refinement and description ----------------------------------------------------------------
 
@@ -162,9 +178,13 @@ class ConceptSession:
         await self.runner.save_state(self.builder.state(self.lock_pins))
 
     async def reopen(self, session_id: str) -> None:
-        rounds = await self.runner.reopen(session_id, self.builder.recipe_for)
-        assert self.runner.session is not None
-        self.lock_pins = self.builder.restore(self.runner.session.state, rounds)
+        history, recipe_for = self.builder.history, self.builder.recipe_for
+        state = await self.runner.reopen(session_id, history, recipe_for)
+        self.lock_pins = self.builder.restore(state)
+
+    async def image_arrived(self, cell: Cell) -> None:
+        """A finished image: a verdict or lock given while it was being made goes on its row."""
+        await self.runner.image_arrived(cell)
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current

@@ -93,6 +93,8 @@ class Cell:
     verdict: Verdict = "none"
     locked: bool = False
     error: str | None = None
+    notice: str | None = None  # why it is not moving: its node is down, no node is up
+    upscaled: bool = False  # made by `U`
 
     @property
     def progress(self) -> float:
@@ -140,8 +142,10 @@ def toggle_seed_lock(cell: Cell) -> tuple[str, ...]:
     return (SEED_LOCK,) if cell.locked else ()
 
 
-@dataclass
+@dataclass(eq=False)
 class Round:
+    """One round. Making it again makes a new round that `replaces` it; the old one is kept."""
+
     recipe: Recipe
     prompt: str
     negative: str
@@ -149,10 +153,16 @@ class Round:
     round_id: str | None = None
     sources: list[ImageRecord | None] = field(default_factory=list)  # one per standard slot
     meta: dict[str, Any] = field(default_factory=dict)  # what the flow made it from
+    made_from: tuple[str, ...] = ()  # the picks (image ids) of the round before it
+    replaces: Round | None = field(default=None, repr=False)  # the round `g`/refine superseded
 
     @property
     def picks(self) -> list[ImageRecord]:
         return [c.image for c in self.cells if c.verdict == "picked" and c.image is not None]
+
+    @property
+    def pick_ids(self) -> tuple[str, ...]:
+        return tuple(image.id for image in self.picks)
 
     @property
     def rejects(self) -> list[ImageRecord]:
@@ -170,10 +180,16 @@ class Round:
 
 
 class RoundHistory:
-    """A flow's rounds and which one the operator is looking at."""
+    """A flow's path of rounds, every round ever made, and which one the operator looks at.
+
+    `rounds` is the path (one per step reached); `made` also keeps the rounds
+    that "again" superseded, so their pictures and picks are never lost and
+    events for their jobs still find their cells.
+    """
 
     def __init__(self) -> None:
         self.rounds: list[Round] = []
+        self.made: list[Round] = []
         self.position = 0
 
     @property
@@ -181,11 +197,24 @@ class RoundHistory:
         return self.rounds[self.position] if self.position < len(self.rounds) else None
 
     def push(self, new: Round, *, after_current: bool = False) -> None:
-        """Append a round and look at it; `after_current` first drops the rounds past this one."""
+        """Append a round and look at it; `after_current` first drops the path past this one."""
         if after_current and self.rounds:
             self.rounds = self.rounds[: self.position + 1]
         self.rounds.append(new)
+        self.made.append(new)
         self.position = len(self.rounds) - 1
+
+    def replace_current(self, fresh: Round) -> None:
+        self.rounds[self.position] = fresh
+        self.made.append(fresh)
+
+    def undo_again(self) -> Round | None:
+        """Back to the round "again" replaced; returns the undone round (None: nothing to undo)."""
+        current = self.current
+        if current is None or current.replaces is None:
+            return None
+        self.rounds[self.position] = current.replaces
+        return current
 
     def go_to(self, index: int) -> Round:
         if not 0 <= index < len(self.rounds):
@@ -194,11 +223,14 @@ class RoundHistory:
         return self.rounds[index]
 
     def cell_for(self, job_id: str) -> Cell | None:
-        for each in self.rounds:
+        for each in self.made or self.rounds:
             cell = each.cell_for(job_id)
             if cell is not None:
                 return cell
         return None
+
+    def owner_of(self, cell: Cell) -> Round | None:
+        return next((r for r in self.made or self.rounds if cell in r.cells), None)
 
     def apply(self, event: object) -> Cell | None:
         """The cell a scheduler event is about, updated; None if no round of ours has the job."""
@@ -209,8 +241,34 @@ class RoundHistory:
         return cell
 
     def unfinished_jobs(self, only: Round | None = None) -> list[str]:
-        rounds: Iterable[Round] = [only] if only is not None else self.rounds
+        rounds: Iterable[Round] = [only] if only is not None else (self.made or self.rounds)
         return [job_id for each in rounds for job_id in each.unfinished_jobs()]
+
+    def note_farm(self, nodes: Mapping[str, tuple[str, str]]) -> bool:
+        """Say on each unfinished cell why it is not moving; True if any cell's note changed.
+
+        `nodes` is node id → (state, reason). A cell on a node that is down
+        says so; a waiting cell says so when no node is up at all (the
+        scheduler keeps it until a node comes back or its time limit).
+        """
+        up = [node for node, (state, _) in nodes.items() if state != "down"]
+        waiting = "no node is up: waiting for one"
+        if nodes and not up:
+            first, (_, why) = next(iter(nodes.items()))
+            waiting = f"waiting: all {len(nodes)} nodes are down ({first}: {why})"
+        changed = False
+        for stage_round in self.rounds:
+            for cell in stage_round.cells:
+                notice = None
+                if cell.unfinished:
+                    state, reason = nodes.get(cell.node_id or "", ("", ""))
+                    if cell.node_id and state == "down":
+                        notice = f"{cell.node_id} down" + (f": {reason}" if reason else "")
+                    elif not up:
+                        notice = waiting
+                if notice != cell.notice:
+                    cell.notice, changed = notice, True
+        return changed
 
 
 @dataclass
@@ -265,7 +323,12 @@ class RoundMaker:
         return [self.rng.randint(0, MAX_SEED) for _ in range(max(0, count))]
 
     def fill(
-        self, stage_round: Round, sources: list[ImageRecord | None], seeds: list[int]
+        self,
+        stage_round: Round,
+        sources: list[ImageRecord | None],
+        seeds: list[int],
+        *,
+        locked: bool = False,
     ) -> list[JobSpec]:
         """One new cell per (source, seed), appended to the round; their jobs."""
         template = self.template(stage_round.recipe.workflow)
@@ -273,54 +336,111 @@ class RoundMaker:
             stage_round.sources = list(sources)
         specs = []
         for source, seed in zip(sources, seeds, strict=True):
-            cell = Cell(job_id="", seed=seed, source=source)
+            cell = Cell(job_id="", seed=seed, source=source, locked=locked)
             specs.append(self.spec(stage_round, template, stage_round.recipe.params, cell))
             stage_round.cells.append(cell)
         return specs
 
+    def seeds_for(self, stage_round: Round, sources: list[ImageRecord | None]) -> list[int]:
+        """New seeds, or, for a graph with no seed (an upscale), the seed of each source."""
+        if "seed" in self.template(stage_round.recipe.workflow).placeholders:
+            return self.seeds(len(sources))
+        return [
+            source.seed if source is not None and source.seed is not None else 0
+            for source in sources
+        ]
+
     def first(self, stage_round: Round, seeds: list[int] | None = None) -> list[JobSpec]:
-        """A fresh round's jobs: `seeds` first (locked ones carried over), the rest random."""
+        """A fresh round's jobs: `seeds` first (locked ones carried over), the rest new."""
         count = stage_round.recipe.count
         sources = stage_round.sources or [None] * count
         chosen = list(seeds or [])[:count]
-        return self.fill(stage_round, sources, chosen + self.seeds(count - len(chosen)))
+        rest = sources[len(chosen) :]
+        specs = self.fill(stage_round, sources[: len(chosen)], chosen, locked=bool(chosen))
+        return specs + self.fill(stage_round, rest, self.seeds_for(stage_round, rest))
 
-    def again(self, stage_round: Round, *, prompt_changed: bool = False) -> list[JobSpec]:
-        """The round once more with new seeds; locked seeds survive.
+    def again(
+        self, history: RoundHistory, *, prompt: str | None = None, negative: str | None = None
+    ) -> list[JobSpec]:
+        """The round on screen once more, as a new round; the one it replaces is kept.
 
-        With the same prompt a locked cell is kept as it is (its seed would
-        make the very same picture); after the prompt changed, each locked
-        seed is used again, so the picture keeps its composition.
+        Nothing the operator chose is dropped: with the same prompt, picked and
+        locked cells are kept as they are (a locked seed would make the very
+        same picture) and only the rest is made again. With a new `prompt`,
+        each locked seed is used again, still locked, so the picture keeps its
+        composition; picks made under the old prompt stay in the replaced
+        round (`history.undo_again` brings it back).
         """
-        sources = stage_round.sources or [None] * stage_round.recipe.count
-        locked = [cell for cell in stage_round.cells if cell.locked]
-        if prompt_changed:
-            seeds = [cell.seed for cell in locked][: len(sources)]
-            stage_round.cells = []
-            seeds += self.seeds(len(sources) - len(seeds))
-            return self.fill(stage_round, sources, seeds)
-        stage_round.cells = locked
-        keep = min(len(locked), len(sources))
-        return self.fill(stage_round, sources[keep:], self.seeds(len(sources) - keep))
+        current = history.current
+        if current is None:
+            raise ValueError("there is no round to make again yet")
+        sources = current.sources or [None] * current.recipe.count
+        new_prompt = current.prompt if prompt is None else prompt.strip()
+        fresh = Round(
+            current.recipe,
+            new_prompt,
+            current.negative if negative is None else negative.strip(),
+            sources=list(sources),
+            meta=dict(current.meta),
+            made_from=current.made_from,
+            replaces=current,
+        )
+        history.replace_current(fresh)
+        if new_prompt != current.prompt:
+            locked = [cell for cell in current.cells if cell.locked][: len(sources)]
+            specs = self.fill(
+                fresh,
+                [cell.source for cell in locked],
+                [cell.seed for cell in locked],
+                locked=True,
+            )
+            rest = sources[len(locked) :]
+            return specs + self.fill(fresh, rest, self.seeds_for(fresh, rest))
+        kept = [
+            dataclasses.replace(cell)
+            for cell in current.cells
+            if cell.image is not None and (cell.locked or cell.verdict == "picked")
+        ]
+        fresh.cells.extend(kept)
+        rest = sources[min(len(kept), len(sources)) :]
+        return self.fill(fresh, rest, self.seeds_for(fresh, rest))
 
     def more_like_this(self, stage_round: Round, cell: Cell, denoise: float) -> JobSpec:
         """img2img on the same seed at low denoise: a close variation of one image."""
         if cell.image is None:
             raise ValueError("that image is not finished yet")
-        family = self.family(stage_round)
+        template = self.template(stage_round.recipe.workflow)
+        if template.task == "upscale":
+            raise ValueError(
+                f"{stage_round.recipe.label} is an upscale, so there is nothing to vary: "
+                "b goes back to the stage it came from, where m works"
+            )
+        family = template.family
         workflow = getattr(self.more_config, family, None)
         if not isinstance(workflow, str):
-            raise ValueError(f"no more-like-this workflow for {family} images")
+            raise ValueError(
+                f"{self.config_name} names no more-like-this workflow for {family} images: "
+                f"add '{family}: <an img2img workflow>' under more_like_this"
+            )
         params = {**stage_round.recipe.params, "denoise": round(denoise, 2)}
         new = Cell(job_id="", seed=cell.seed, source=cell.image)
         spec = self.spec(stage_round, self.template(workflow), params, new)
         stage_round.cells.append(new)
         return spec
 
+    def is_upscaled(self, stage_round: Round, cell: Cell) -> bool:
+        """Made by an upscale (an upscale round, or `U`): not something to upscale again."""
+        return self.template(stage_round.recipe.workflow).task == "upscale" or cell.upscaled
+
     def upscale(self, stage_round: Round, cell: Cell) -> JobSpec:
         if cell.image is None:
             raise ValueError("that image is not finished yet")
-        new = Cell(job_id="", seed=cell.seed, source=cell.image)
+        if self.is_upscaled(stage_round, cell):
+            raise ValueError(
+                f"that image is already upscaled ({cell.image.width} px); upscaling it again "
+                f"would make {cell.image.width * 4} px: U works on the images before the final"
+            )
+        new = Cell(job_id="", seed=cell.seed, source=cell.image, upscaled=True)
         spec = self.spec(stage_round, self.template(self.upscale_workflow), {}, new)
         stage_round.cells.append(new)
         return dataclasses.replace(spec, min_tier="premium")

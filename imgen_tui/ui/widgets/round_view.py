@@ -42,7 +42,9 @@ ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("enter", "lightbox", "View", id="round.lightbox"),
     Binding("c", "compare", "Compare", id="round.compare"),
     Binding("g", "again", "Again", id="round.again"),
+    Binding("z", "undo_again", "Undo again", show=False, id="round.undo_again"),
 ]
+FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
 
 
 class CellGrid(ThumbGrid):
@@ -102,6 +104,20 @@ class RoundView(Vertical):
         self.actions: RoundActions | None = None
         self.label = "Round"
 
+    def on_mount(self) -> None:
+        self.set_interval(FARM_CHECK_SECONDS, self._check_farm)
+
+    def _check_farm(self) -> None:
+        """Cells whose node went down (or with no node up at all) say so."""
+        scheduler = getattr(self.app, "engine", None)
+        scheduler = getattr(scheduler, "scheduler", None)
+        if self.actions is None or scheduler is None:
+            return
+        nodes = {node_id: (r.state, r.state_reason) for node_id, r in scheduler.nodes.items()}
+        if self.actions.history.note_farm(nodes) and self.app.screen is self.screen:
+            self.grid.refresh_cells()
+            self.repaint_feedback()
+
     def compose(self) -> ComposeResult:
         yield CellGrid(self.renderer, columns=self.columns, page_size=self.page_size, id="grid")
         yield Static("", id="feedback")
@@ -136,6 +152,8 @@ class RoundView(Vertical):
                 widget.show_preview(event.image)
             return
         self.grid.refresh_job(job_id)
+        if isinstance(event, JobDone) and cell.image is not None and self.actions is not None:
+            self.run_worker(self.actions.image_arrived(cell), group="arrived")
         if isinstance(event, JobDone | JobFailed | JobCancelled):
             self.repaint_feedback()
 
@@ -223,6 +241,16 @@ class RoundView(Vertical):
             self.notify(str(error), severity="warning")
             return
         self.show_round()
+        self.post_message(self.Changed(self))
+
+    async def action_undo_again(self) -> None:
+        if self.actions is None or self.current is None:
+            return
+        if await self.actions.undo_again() is None:
+            self.notify("There is no earlier round here to go back to.")
+            return
+        self.show_round()
+        self.post_message(self.Changed(self))
 
     def action_lightbox(self) -> None:
         ready = [c for c in cast("list[Cell]", self.grid.cells) if c.image is not None]
