@@ -11,13 +11,13 @@ import pytest
 from imgen_tui.comfy.events import ImageRef
 from imgen_tui.config import DEFAULT_MODELS
 from imgen_tui.flows.recorder import SessionRecorder
+from imgen_tui.flows.round_maker import RoundMaker
 from imgen_tui.flows.round_store import RoundRunner, restore_rounds, rounds_state
 from imgen_tui.flows.rounds import (
     Cell,
     Denoise,
     Round,
     RoundHistory,
-    RoundMaker,
     RoundRecipe,
     apply_event,
     judge,

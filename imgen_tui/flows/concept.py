@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from imgen_tui.flows.concept_config import ConceptConfig
+from imgen_tui.flows.round_maker import RoundMaker
 from imgen_tui.flows.round_store import rounds_state
-from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory, RoundMaker, RoundRecipe
+from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory, RoundRecipe
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.llm.field_refine import FieldRefinement, FieldRefineRequest
 from imgen_tui.llm.fields import ConceptField, compose

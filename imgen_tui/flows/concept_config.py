@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from imgen_tui.config import Tier
-from imgen_tui.flows.rounds import MoreLikeThisConfig
+from imgen_tui.flows.round_maker import MoreLikeThisConfig
 from imgen_tui.llm.fields import ConceptField
 from imgen_tui.locations import bundled_dir, user_config_dir
 from imgen_tui.yamlfile import ConfigError, StrictModel, load_yaml_model
