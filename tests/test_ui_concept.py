@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static
 
@@ -27,8 +28,19 @@ FOX = {
 }
 
 
-def demo_app(data_dir: Path) -> ImgenApp:
-    return make_app(None, demo=True, data_dir=data_dir, graphics="halfcell", demo_speed=0.01)
+def demo_app(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ImgenApp:
+    """The demo app, remembering every notification (the toasts expire under a slow machine)."""
+    app = make_app(None, demo=True, data_dir=data_dir, graphics="halfcell", demo_speed=0.01)
+    said: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **options: Any) -> None:
+        said.append(str(message))
+        original(message, **options)
+
+    monkeypatch.setattr(app, "notify", notify)
+    monkeypatch.setattr(app, "said", said, raising=False)
+    return app
 
 
 async def open_concept(pilot: Pilot[Any], resume: str | None = None) -> ConceptScreen:
@@ -52,7 +64,9 @@ def round_done(screen: ConceptScreen) -> bool:
 
 
 def messages(app: ImgenApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    said = getattr(app, "said", [])
+    assert isinstance(said, list)
+    return said
 
 
 async def fill(screen: ConceptScreen, values: dict[str, str]) -> None:
@@ -60,8 +74,11 @@ async def fill(screen: ConceptScreen, values: dict[str, str]) -> None:
         screen.query_one(f"#field-{name}", Input).value = text
 
 
-async def refine(pilot: Pilot[Any], screen: ConceptScreen, feedback: str) -> int:
-    """`r` on the grid, the feedback, enter to run, enter to make the next round."""
+async def refine(pilot: Pilot[Any], screen: ConceptScreen, feedback: str) -> str:
+    """`r` on the grid, the feedback, enter to run, enter to make the next round.
+
+    Returns what the panel showed once the stages had run.
+    """
     before = len(session_of(screen).builder.history.rounds)
     screen.query_one(RoundView).grid.focus()
     await pilot.press("r")
@@ -71,14 +88,16 @@ async def refine(pilot: Pilot[Any], screen: ConceptScreen, feedback: str) -> int
     panel.query_one("#refine-feedback", Input).value = feedback
     await pilot.press("enter")
     await until(pilot, lambda: panel.result is not None)
+    await pilot.pause(0.1)
+    shown = str(panel.query_one("#refine-stages", Static).render())
     await pilot.press("enter")
     await until(pilot, lambda: len(session_of(screen).builder.history.rounds) == before + 1)
     await until(pilot, lambda: round_done(screen))
-    return before + 1
+    return shown
 
 
-async def test_the_concept_builder_by_keys(tmp_path: Path) -> None:
-    app = demo_app(tmp_path)
+async def test_the_concept_builder_by_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = demo_app(tmp_path, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_concept(pilot)
         await fill(screen, {**FOX, "subject": ""})
@@ -107,7 +126,9 @@ async def test_the_concept_builder_by_keys(tmp_path: Path) -> None:
         assert screen.query_one("#lock-subject", Checkbox).value
         await until(pilot, lambda: "a red fox" in str(screen.query_one("#pins", Static).render()))
 
-        await refine(pilot, screen, "make it a cat instead")
+        shown = await refine(pilot, screen, "make it a cat instead")
+        assert "refused: subject is locked: did not apply 'a cat'" in shown  # in the panel
+        assert "passed: locked fields identical and in the prompt" in shown  # the check ran
         assert screen.query_one("#field-subject", Input).value == "a red fox"
         assert "subject is locked: did not apply 'a cat' (unlock it to change it)" in messages(app)
         second = session_of(screen).current
@@ -115,7 +136,8 @@ async def test_the_concept_builder_by_keys(tmp_path: Path) -> None:
 
         await pilot.click("#lock-subject")  # unlock by the checkbox
         await until(pilot, lambda: not session_of(screen).builder.locked)
-        await refine(pilot, screen, "make it a cat instead")
+        shown = await refine(pilot, screen, "make it a cat instead")
+        assert "→ subject: a cat" in shown and "refused" not in shown
         assert screen.query_one("#field-subject", Input).value == "a cat"
 
         screen.query_one(RoundView).grid.focus()
@@ -127,7 +149,7 @@ async def test_the_concept_builder_by_keys(tmp_path: Path) -> None:
         session_id = session_of(screen).session_id
         assert session_id is not None
 
-    app = demo_app(tmp_path)
+    app = demo_app(tmp_path, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_concept(pilot, resume=session_id)
         await until(pilot, lambda: session_of(screen).current is not None)
@@ -140,8 +162,10 @@ async def test_the_concept_builder_by_keys(tmp_path: Path) -> None:
         assert [c.verdict for c in current.cells][:2] == ["picked", "rejected"]
 
 
-async def test_describing_a_pick_offline_says_it_needs_the_vision_model(tmp_path: Path) -> None:
-    app = demo_app(tmp_path)
+async def test_describing_a_pick_offline_says_it_needs_the_vision_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_concept(pilot)
         await fill(screen, {"subject": "a red fox"})
