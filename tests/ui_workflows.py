@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from imgen_tui.graphs.widgets import input_specs, is_widget, widget_slots
+from imgen_tui.graphs.widgets import default_value, input_specs, is_widget, widget_slots
 
 FIXTURES = Path(__file__).parent / "fixtures" / "workflows"
 
@@ -61,7 +61,7 @@ class UiBuilder:
         for slot in widget_slots(info):
             assert isinstance(values, list)
             if slot.kind == "value":
-                values.append(literals.get(slot.input))
+                values.append(literals.get(slot.input, default_value(slot.spec)))
             elif slot.kind == "control":
                 values.append(control)
             elif slot.kind == "filter":
@@ -360,4 +360,16 @@ def renamed(graph: dict[str, Any], old: str, new: str) -> dict[str, Any]:
             for name, value in node["inputs"].items()
         }
         result[new if node_id == old else node_id] = {**node, "inputs": inputs}
+    return result
+
+
+def with_defaults(graph: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
+    """`graph` with every unset literal input at its default, as a frontend-made prompt has it."""
+    result = {}
+    for node_id, node in graph.items():
+        inputs = dict(node["inputs"])
+        for name, spec, _ in input_specs(object_info[node["class_type"]]):
+            if is_widget(spec) and name not in inputs:
+                inputs[name] = default_value(spec)
+        result[node_id] = {**node, "inputs": inputs}
     return result
