@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("session", nargs="?", help="session id (or its first characters)")
     sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
 
+    _add_workflows_parser(commands, [with_config])
+
     bench = commands.add_parser(
         "bench", help="measure the scheduler or the terminal UI against simulated farms"
     )
@@ -136,6 +138,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_workflows_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    workflows = commands.add_parser(
+        "workflows",
+        parents=parents,
+        help="list every workflow with Ready/Missing per node, or show one file's parameters",
+    )
+    workflows.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    workflows.add_argument("file", nargs="?", type=Path, help="show: a workflow file (.json/.png)")
+    workflows.add_argument(
+        "--dir", type=Path, action="append", default=[], metavar="DIR", help="another folder"
+    )
+    workflows.add_argument("--json", action="store_true", help="show: print JSON")
+    workflows.add_argument(
+        "--object-info",
+        type=Path,
+        metavar="DUMP",
+        help="a saved /object_info answer to use instead of asking the nodes",
+    )
+    workflows.add_argument("--demo", action="store_true", help="use the simulated demo farm")
+
+
 def _add_batch_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     parents: list[argparse.ArgumentParser],
@@ -146,7 +172,11 @@ def _add_batch_parser(
         help="generate images without the TUI, into a session",
         description="Run jobs to completion with a progress bar; Ctrl-C leaves it resumable.",
     )
-    batch.add_argument("--workflow", default="sd15_txt2img", help="workflow template name")
+    batch.add_argument(
+        "--workflow",
+        default="sd15_txt2img",
+        help="workflow template name, or any workflow file (UI or API format, .json or .png)",
+    )
     batch.add_argument("--prompt", default="", help="the prompt (with --set: the base prompt)")
     batch.add_argument("--negative", help="negative prompt (default: the workflow's)")
     batch.add_argument("--count", type=int, default=1, help="images per prompt (default 1)")
@@ -246,6 +276,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _batch(args, console)
     if args.command == "sessions":
         return _sessions(args, console)
+    if args.command == "workflows":
+        from imgen_tui.commands.workflows import workflows_command
+
+        return asyncio.run(workflows_command(args, console))
     return _app(args)
 
 

@@ -32,7 +32,7 @@ from rich.progress import (
 from rich.table import Table
 
 from imgen_tui.config import FarmConfig
-from imgen_tui.flows.batch import BatchRequest, plan_jobs
+from imgen_tui.flows.batch import BatchRequest, is_workflow_file, plan_file_batch, plan_jobs
 from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.graphs.templates import load_library
 from imgen_tui.locations import workflow_folders
@@ -87,7 +87,8 @@ async def batch_command(
     dry_run: bool = False,
     thumbnail_side: int = 384,
 ) -> int:
-    if request is not None:
+    from_file = request is not None and is_workflow_file(request.workflow)
+    if request is not None and not from_file:
         library = load_library(workflow_folders())
         models = farm.models if farm is not None else load_demo_farm().models
         specs = plan_jobs(request, library, models)  # every input problem shows up here
@@ -95,6 +96,11 @@ async def batch_command(
             _print_plan(console, request, len(specs))
             return EXIT_OK
     async with _farm(farm, demo) as live_farm:
+        if request is not None and from_file:  # a UI-format file needs the nodes' object_info
+            specs = await plan_file_batch(request, live_farm, live_farm.models)
+            if dry_run:
+                _print_plan(console, request, len(specs))
+                return EXIT_OK
         store = await SessionStore.open(data_dir, thumbnail_side=thumbnail_side)
         try:
             if resume is not None:

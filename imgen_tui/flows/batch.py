@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from imgen_tui.config import FarmConfig
+from imgen_tui.flows.farm_info import farm_object_info
+from imgen_tui.graphs.graph import Graph
+from imgen_tui.graphs.params import extract_parameters, with_values
 from imgen_tui.graphs.templates import WorkflowLibrary
+from imgen_tui.graphs.typed_params import typed_parameters
+from imgen_tui.graphs.workflow_file import (
+    WORKFLOW_SUFFIXES,
+    LoadedWorkflow,
+    load_workflow,
+    read_workflow_file,
+)
 from imgen_tui.scheduler.jobs import JobSpec, Priority
 from imgen_tui.scheduler.variations import SeedStrategy, seeds
 from imgen_tui.yamlfile import ConfigError
@@ -77,3 +91,124 @@ def plan_jobs(
             )
         )
     return specs
+
+
+# -- any workflow file (UI or API format), not a template -------------------------------------
+
+#: names a person uses on the command line -> the params.py kind they mean
+PARAMETER_ALIASES = {
+    "prompt": "positive_prompt",
+    "negative": "negative_prompt",
+    "sampler": "sampler_name",
+    "lora": "lora_name",
+}
+
+
+def is_workflow_file(workflow: str) -> bool:
+    """`--workflow` names a file (a path or a .json/.png name), not a template."""
+    return Path(workflow).suffix.lower() in WORKFLOW_SUFFIXES or "/" in workflow
+
+
+async def plan_file_batch(
+    request: BatchRequest,
+    farm: FarmConfig,
+    models: Mapping[str, str],
+    *,
+    round_id: str | None = None,
+    priority: Priority = Priority.BACKGROUND,
+) -> list[JobSpec]:
+    """Read the file, convert it with the farm's /object_info if it is UI format, plan the jobs."""
+    source = await asyncio.to_thread(read_workflow_file, Path(request.workflow))
+    object_info = (await farm_object_info(farm)).merged()
+    if object_info is None and source.format == "ui":
+        raise ConfigError(
+            f"{source.path}: is a UI-format workflow and no node answered /object_info, "
+            "which converting it needs; check that the nodes are up (imgen-tui nodes)"
+        )
+    loaded = await asyncio.to_thread(load_workflow, source, object_info, models)
+    return plan_loaded_jobs(request, loaded, object_info, round_id=round_id, priority=priority)
+
+
+def plan_loaded_jobs(
+    request: BatchRequest,
+    loaded: LoadedWorkflow,
+    object_info: Mapping[str, Any] | None,
+    *,
+    round_id: str | None = None,
+    priority: Priority = Priority.BACKGROUND,
+) -> list[JobSpec]:
+    """Every job: the file's graph with the batch's prompt, seed and parameters written in.
+
+    Without `--prompt` the workflow keeps its own prompt. Parameters are named
+    by kind (`steps`, `cfg`, `sampler`...) or as `NODE.INPUT`; each value is
+    checked against the node's /object_info spec before anything runs.
+    """
+    loaded.require_runnable()
+    if request.count < 1:
+        raise ConfigError("--count must be at least 1")
+    where = loaded.source.path
+    graph = _with_parameters(loaded, object_info, request.params)
+    kinds = {parameter.kind for parameter in extract_parameters(graph)}
+    prompts = [prompt for prompt in request.prompts if prompt.strip()]
+    if prompts and not kinds & {"positive_prompt", "prompt"}:
+        raise ConfigError(f"{where}: has no prompt text to set; leave out --prompt")
+    has_seed = "seed" in kinds
+    if request.count > 1 and not has_seed:
+        raise ConfigError(
+            f"{where}: has no seed to vary, so --count {request.count} would make the same "
+            "picture again; use --count 1"
+        )
+    if request.seed_strategy == "fixed" and request.count > 1:
+        raise ConfigError(
+            f"--seed fixed with --count {request.count} would make the same picture "
+            f"{request.count} times; use --seed increment or random"
+        )
+    rounds: list[str | None] = [*prompts] or [None]
+    seed_list = seeds(request.seed_strategy, request.count * len(rounds), request.base_seed)
+    specs: list[JobSpec] = []
+    for index, seed in enumerate(seed_list):
+        prompt = rounds[index // request.count]
+        values: dict[str, Any] = {"seed": seed} if has_seed else {}
+        if prompt is not None:
+            values["positive_prompt"] = prompt
+            if "positive_prompt" not in kinds:
+                values["prompt"] = prompt
+        specs.append(
+            JobSpec.from_graph(
+                with_values(graph, values),
+                loaded.info.family,
+                needs=loaded.info.needs,
+                priority=priority,
+                round_id=round_id,
+                time_limit=request.time_limit,
+            )
+        )
+    return specs
+
+
+def _with_parameters(
+    loaded: LoadedWorkflow, object_info: Mapping[str, Any] | None, params: Mapping[str, Any]
+) -> Graph:
+    typed = typed_parameters(loaded.graph, object_info, loaded.controls)
+    graph = copy.deepcopy(loaded.graph)
+    for name, value in params.items():
+        node_id, dot, input_name = name.partition(".")
+        if dot:
+            targets = [p for p in typed if p.node == node_id and p.input == input_name]
+        else:
+            kind = PARAMETER_ALIASES.get(name, name)
+            targets = [p for p in typed if kind in (p.table_kind, p.role)]
+        if not targets:
+            known = sorted(
+                {p.role for p in typed if p.role} | {f"{p.node}.{p.input}" for p in typed}
+            )
+            raise ConfigError(
+                f"{loaded.source.path}: has no parameter {name!r}; "
+                f"it has {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}"
+            )
+        for target in targets:
+            problem = target.check(value)
+            if problem is not None:
+                raise ConfigError(f"{loaded.source.path}: {problem}")
+            graph[target.node]["inputs"][target.input] = value
+    return graph
