@@ -197,6 +197,14 @@ def _add_batch_parser(
         metavar="NAME=VALUE",
         help="any other workflow placeholder, e.g. cfg=6.5 (repeatable)",
     )
+    batch.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=VALUES",
+        help="workflow files: sweep a parameter, e.g. cfg=4..8 step 2, sampler=euler,dpmpp_2m",
+    )
+    batch.add_argument("--zip", action="store_true", help="pair sweep values instead of crossing")
     batch.add_argument("--set", type=Path, metavar="CSV", dest="set_file", help="a CSV set")
     batch.add_argument("--template", help="row template for --set, e.g. '{value} of {suit}'")
     batch.add_argument("--theme", default="", help="with --set: a theme after the base prompt")
@@ -327,6 +335,8 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             base_seed=args.seed_start,
             params=_params(args),
             time_limit=args.timeout,
+            sweeps=_sweeps(args.sweep),
+            sweep_mode="zip" if args.zip else "cartesian",
         )
     return asyncio.run(
         batch_command(
@@ -355,6 +365,16 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             params[name] = value
     return params
+
+
+def _sweeps(pairs: list[str]) -> dict[str, str]:
+    sweeps: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, values = pair.partition("=")
+        if not equals or not name.strip():
+            raise ConfigError(f"--sweep {pair!r} is not NAME=VALUES, e.g. --sweep cfg=4..8 step 2")
+        sweeps[name.strip()] = values
+    return sweeps
 
 
 def _sessions(args: argparse.Namespace, console: Console) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from imgen_tui.flows.variations import (
 from imgen_tui.graphs.typed_params import TypedParameter, typed_parameters
 from imgen_tui.graphs.ui_format import ui_to_api
 from imgen_tui.scheduler.jobs import JobSpec
+from imgen_tui.yamlfile import ConfigError
 from tests.ui_workflows import FIXTURES, full_object_info
 
 SD15 = ui_to_api(
@@ -281,3 +283,45 @@ def test_farm_time_is_estimated_by_earliest_finish() -> None:
     sdxl = JobSpec.from_graph(SD15.graph, "sdxl")
     late = estimate_farm_seconds([*specs, sdxl], two_node_farm())
     assert late.unrunnable == 1 and "fast: no sdxl" in late.reason
+
+
+def test_file_batch_orders_checkpoint_sweeps_for_fewest_switches() -> None:
+    from imgen_tui.flows.batch import BatchRequest, plan_loaded_jobs
+    from imgen_tui.graphs.workflow_file import load_workflow, read_workflow_file
+
+    info = json.loads(json.dumps(full_object_info()))
+    info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = list(CHECKPOINTS)
+    loaded = load_workflow(read_workflow_file(FIXTURES / "sd15_editor_ui.json"), info)
+    request = BatchRequest(
+        workflow="sd15_editor_ui.json",
+        prompts=["a fox", "a wolf"],
+        count=2,
+        seed_strategy="increment",
+        sweeps={"cfg": "5, 7", "checkpoint": "*"},
+    )
+    specs = plan_loaded_jobs(request, loaded, info)
+    assert len(specs) == 2 * 2 * 2 * 2
+    order = [spec.checkpoint for spec in specs]
+    assert sum(1 for a, b in itertools.pairwise(order) if a != b) == 1
+    assert sorted({spec.graph["3"]["inputs"]["seed"] for spec in specs}) == [0, 1, 2, 3]
+
+
+def test_a_sweep_name_matching_several_inputs_asks_for_node_input(tmp_path: Path) -> None:
+    from imgen_tui.flows.batch import BatchRequest, plan_loaded_jobs
+    from imgen_tui.graphs.workflow_file import load_workflow, read_workflow_file
+
+    written = json.loads((FIXTURES / "written_graphs.json").read_text(encoding="utf-8"))
+    path = tmp_path / "flux.json"
+    path.write_text(json.dumps(written["written/flux_schnell_custom_sampler"]))
+    loaded = load_workflow(read_workflow_file(path), full_object_info())
+    request = BatchRequest(workflow=str(path), prompts=[""], sweeps={"prompt": "a, b"})
+    with pytest.raises(
+        ConfigError, match=r"--sweep prompt matches 2 parameters \(4.clip_l, 4.t5xxl\)"
+    ):
+        plan_loaded_jobs(request, loaded, full_object_info())
+    one = BatchRequest(
+        workflow=str(path), prompts=[""], seed_strategy="increment", sweeps={"4.t5xxl": "a, b"}
+    )
+    specs = plan_loaded_jobs(one, loaded, full_object_info())
+    assert [spec.graph["4"]["inputs"]["t5xxl"] for spec in specs] == ["a", "b"]
+    assert specs[0].family == "flux" and specs[0].checkpoint == "flux1-schnell.safetensors"

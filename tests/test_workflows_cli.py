@@ -315,3 +315,71 @@ def test_a_file_needing_a_class_no_node_has_is_refused(tmp_path: Path, env: dict
     assert result.returncode == 2
     assert "needs the custom node classes 'BasicGuider', 'BasicScheduler'" in result.stderr
     assert "which no node has" in result.stderr
+
+
+def test_sweeps_over_a_file_are_counted_estimated_and_grouped_by_model(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    result = run_cli(
+        "batch",
+        "--demo",
+        "--dry-run",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--workflow",
+        str(SD15_UI),
+        "--count",
+        "2",
+        "--seed",
+        "increment",
+        "--sweep",
+        "cfg=4..8 step 2",
+        "--sweep",
+        "sampler=euler, dpmpp_2m",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "12 jobs, about" in result.stdout and "on the farm (" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--sweep", "steps=0..2"), "steps of node 3 is at least 1, not 0"),
+        (("--sweep", "frobnicate=a,b"), "has no parameter 'frobnicate'"),
+        (("--sweep", "cfg=1,2", "--sweep", "steps=3,4,5", "--zip"), "equal length"),
+        (("--sweep", "cfg"), "is not NAME=VALUES"),
+    ],
+)
+def test_bad_sweeps_exit_2(
+    tmp_path: Path, env: dict[str, str], extra: tuple[str, ...], message: str
+) -> None:
+    result = run_cli(
+        "batch",
+        "--demo",
+        "--dry-run",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--workflow",
+        str(SD15_UI),
+        *extra,
+        env=env,
+    )
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+
+
+def test_sweep_with_a_template_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    result = run_cli(
+        "batch",
+        "--demo",
+        "--dry-run",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--prompt",
+        "x",
+        "--sweep",
+        "cfg=1,2",
+        env=env,
+    )
+    assert result.returncode == 2 and "--sweep needs a workflow file" in result.stderr

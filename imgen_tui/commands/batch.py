@@ -34,6 +34,7 @@ from rich.table import Table
 from imgen_tui.config import FarmConfig
 from imgen_tui.flows.batch import BatchRequest, is_workflow_file, plan_file_batch, plan_jobs
 from imgen_tui.flows.recorder import SessionRecorder
+from imgen_tui.flows.variations import describe_estimate, estimate_farm_seconds
 from imgen_tui.graphs.templates import load_library
 from imgen_tui.locations import workflow_folders
 from imgen_tui.scheduler.events import (
@@ -100,6 +101,9 @@ async def batch_command(
             specs = await plan_file_batch(request, live_farm, live_farm.models)
             if dry_run:
                 _print_plan(console, request, len(specs))
+                console.print(
+                    describe_estimate(len(specs), estimate_farm_seconds(specs, live_farm))
+                )
                 return EXIT_OK
         store = await SessionStore.open(data_dir, thumbnail_side=thumbnail_side)
         try:

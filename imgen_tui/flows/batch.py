@@ -5,16 +5,26 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from imgen_tui.config import FarmConfig
 from imgen_tui.flows.farm_info import farm_object_info
+from imgen_tui.flows.variations import (
+    Sweep,
+    SweepMode,
+    Variation,
+    VariationError,
+    VariationPlan,
+    order_for_fewest_switches,
+    plan_variations,
+    sweep_values,
+)
 from imgen_tui.graphs.graph import Graph
 from imgen_tui.graphs.params import extract_parameters, with_values
 from imgen_tui.graphs.templates import WorkflowLibrary
-from imgen_tui.graphs.typed_params import typed_parameters
+from imgen_tui.graphs.typed_params import TypedParameter, typed_parameters
 from imgen_tui.graphs.workflow_file import (
     WORKFLOW_SUFFIXES,
     LoadedWorkflow,
@@ -35,6 +45,9 @@ class BatchRequest:
     base_seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)  # negative, width, steps, ...
     time_limit: float = 300.0
+    #: workflow files only: parameter -> values as typed ("4..8 step 2", "a, b", "*")
+    sweeps: Mapping[str, str] = field(default_factory=dict)
+    sweep_mode: SweepMode = "cartesian"
 
     @property
     def title(self) -> str:
@@ -54,6 +67,11 @@ def plan_jobs(
     """Every job of the batch, in order: each prompt `count` times with its own seed."""
     if request.count < 1:
         raise ConfigError("--count must be at least 1")
+    if request.sweeps:
+        raise ConfigError(
+            f"--sweep needs a workflow file (--workflow path/to/file.json); "
+            f"template {request.workflow} takes --param"
+        )
     if not request.prompts or not all(p.strip() for p in request.prompts):
         raise ConfigError("a batch needs a prompt: give --prompt or a --set with a --template")
     if request.seed_strategy == "fixed" and request.count > 1:
@@ -163,19 +181,39 @@ def plan_loaded_jobs(
             f"--seed fixed with --count {request.count} would make the same picture "
             f"{request.count} times; use --seed increment or random"
         )
-    rounds: list[str | None] = [*prompts] or [None]
-    seed_list = seeds(request.seed_strategy, request.count * len(rounds), request.base_seed)
+    typed = typed_parameters(graph, object_info, loaded.controls)
+    sweeps = tuple(Sweep(_one_target(loaded, typed, name), ()) for name in request.sweeps)
+    try:
+        sweeps = tuple(
+            Sweep(sweep.parameter, sweep_values(sweep.parameter, text))
+            for sweep, text in zip(sweeps, request.sweeps.values(), strict=True)
+        )
+        rounds: list[str | None] = [*prompts] or [None]
+        jobs: list[Variation] = []
+        for index, prompt in enumerate(rounds):
+            plan = VariationPlan(
+                count=request.count,
+                seed=request.seed_strategy,
+                base_seed=request.base_seed + index * request.count,
+                sweeps=sweeps,
+                mode=request.sweep_mode,
+            )
+            jobs += [replace(job, prompt=prompt) for job in plan_variations(plan)]
+    except VariationError as error:
+        raise ConfigError(f"{where}: {error}") from None
     specs: list[JobSpec] = []
-    for index, seed in enumerate(seed_list):
-        prompt = rounds[index // request.count]
-        values: dict[str, Any] = {"seed": seed} if has_seed else {}
-        if prompt is not None:
-            values["positive_prompt"] = prompt
+    for job in order_for_fewest_switches(jobs):
+        swept = copy.deepcopy(graph)
+        for (node_id, input_name), value in job.values.items():
+            swept[node_id]["inputs"][input_name] = value
+        values: dict[str, Any] = {"seed": job.seed} if has_seed else {}
+        if job.prompt is not None:
+            values["positive_prompt"] = job.prompt
             if "positive_prompt" not in kinds:
-                values["prompt"] = prompt
+                values["prompt"] = job.prompt
         specs.append(
             JobSpec.from_graph(
-                with_values(graph, values),
+                with_values(swept, values),
                 loaded.info.family,
                 needs=loaded.info.needs,
                 priority=priority,
@@ -186,29 +224,45 @@ def plan_loaded_jobs(
     return specs
 
 
+def _one_target(loaded: LoadedWorkflow, typed: list[TypedParameter], name: str) -> TypedParameter:
+    targets = {(p.node, p.input): p for p in _targets(loaded, typed, name)}
+    if len(targets) > 1:
+        where = ", ".join(f"{node}.{input_name}" for node, input_name in targets)
+        raise ConfigError(
+            f"{loaded.source.path}: --sweep {name} matches {len(targets)} parameters ({where}); "
+            "name one as NODE.INPUT"
+        )
+    return next(iter(targets.values()))
+
+
 def _with_parameters(
     loaded: LoadedWorkflow, object_info: Mapping[str, Any] | None, params: Mapping[str, Any]
 ) -> Graph:
     typed = typed_parameters(loaded.graph, object_info, loaded.controls)
     graph = copy.deepcopy(loaded.graph)
     for name, value in params.items():
-        node_id, dot, input_name = name.partition(".")
-        if dot:
-            targets = [p for p in typed if p.node == node_id and p.input == input_name]
-        else:
-            kind = PARAMETER_ALIASES.get(name, name)
-            targets = [p for p in typed if kind in (p.table_kind, p.role)]
-        if not targets:
-            known = sorted(
-                {p.role for p in typed if p.role} | {f"{p.node}.{p.input}" for p in typed}
-            )
-            raise ConfigError(
-                f"{loaded.source.path}: has no parameter {name!r}; "
-                f"it has {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}"
-            )
-        for target in targets:
+        for target in _targets(loaded, typed, name):
             problem = target.check(value)
             if problem is not None:
                 raise ConfigError(f"{loaded.source.path}: {problem}")
             graph[target.node]["inputs"][target.input] = value
     return graph
+
+
+def _targets(
+    loaded: LoadedWorkflow, typed: list[TypedParameter], name: str
+) -> list[TypedParameter]:
+    """The parameters a CLI name means: a kind or role (`steps`, `sampler`) or `NODE.INPUT`."""
+    node_id, dot, input_name = name.partition(".")
+    if dot:
+        targets = [p for p in typed if p.node == node_id and p.input == input_name]
+    else:
+        kind = PARAMETER_ALIASES.get(name, name)
+        targets = [p for p in typed if kind in (p.table_kind, p.role)]
+    if not targets:
+        known = sorted({p.role for p in typed if p.role} | {f"{p.node}.{p.input}" for p in typed})
+        raise ConfigError(
+            f"{loaded.source.path}: has no parameter {name!r}; "
+            f"it has {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}"
+        )
+    return targets

@@ -276,3 +276,14 @@ def _typed_value(parameter: TypedParameter, text: str) -> Any:
         if str(option) == text:
             return option
     return text
+
+
+def describe_estimate(jobs: int, estimate: FarmEstimate) -> str:
+    """One line for before a run: how many jobs and how long the farm would take."""
+    minutes, seconds = divmod(round(estimate.seconds), 60)
+    took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    spread = ", ".join(f"{node} {count}" for node, count in estimate.jobs_per_node.items() if count)
+    line = f"{jobs} jobs, about {took} on the farm ({spread or 'no node'})"
+    if estimate.unrunnable:
+        line += f"; {estimate.unrunnable} cannot run: {estimate.reason}"
+    return line
