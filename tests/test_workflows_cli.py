@@ -202,6 +202,8 @@ def test_listing_shows_ready_and_missing_per_demo_node(tmp_path: Path, env: dict
     assert table["sd15_txt2img"][6:] == ["Ready"] * 4
     assert table["sdxl_txt2img"][6:] == ["Ready", "Ready", "Ready", "Missing 1"]
     assert table["editor"][2:6] == ["ui", "sd15", "txt2img", "text → image"]
+    assert table["sd15_lora_editor"][1:3] == ["shipped", "ui"]  # the shipped UI-format example
+    assert table["sd15_lora_editor"][6:] == ["Ready"] * 4
     assert table["face"][6:] == ["Ready", "Missing 1", "Missing 1", "Missing 1"]
     assert (
         "face on gpu-quality, gpu-standard, gpu-draft: missing class IPAdapterAdvanced"

@@ -300,6 +300,10 @@ def _print_show(
     console.print(table)
 
 
+def _number(value: float, kind: str) -> str:
+    return str(int(value)) if kind == "int" else f"{value:g}"
+
+
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -309,8 +313,8 @@ def _range(parameter: Any) -> str:
     if parameter.options:
         return f"{len(parameter.options)} choices"
     if parameter.minimum is not None or parameter.maximum is not None:
-        low = "" if parameter.minimum is None else f"{parameter.minimum:g}"
-        high = "" if parameter.maximum is None else f"{parameter.maximum:g}"
+        low = "" if parameter.minimum is None else _number(parameter.minimum, parameter.kind)
+        high = "" if parameter.maximum is None else _number(parameter.maximum, parameter.kind)
         step = f" step {parameter.step:g}" if parameter.step else ""
         return f"{low}..{high}{step}"
     if parameter.seed and parameter.control:
