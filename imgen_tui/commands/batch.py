@@ -35,8 +35,9 @@ from rich.text import Text
 
 from imgen_tui.commands.preflight import RoutePlan, check_routes
 from imgen_tui.config import FarmConfig
-from imgen_tui.flows.batch import BatchRequest, plan_jobs
+from imgen_tui.flows.batch import BatchRequest, is_workflow_file, plan_file_batch, plan_jobs
 from imgen_tui.flows.recorder import SessionRecorder
+from imgen_tui.flows.variations import describe_estimate, estimate_farm_seconds
 from imgen_tui.graphs.templates import load_library
 from imgen_tui.locations import workflow_folders
 from imgen_tui.scheduler.events import (
@@ -99,15 +100,22 @@ async def batch_command(
             f"--thumbnail-size must be between 16 and 4096 pixels (got {thumbnail_side})"
         )
     specs: list[JobSpec] = []
-    if request is not None:
+    from_file = request is not None and is_workflow_file(request.workflow)
+    if request is not None and not from_file:
         library = load_library(workflow_folders())
         models = farm.models if farm is not None else load_demo_farm().models
         specs = plan_jobs(request, library, models)  # every input problem shows up here
     async with _farm(farm, demo) as live_farm:
+        if request is not None and from_file:  # a UI-format file needs the nodes' object_info
+            specs = await plan_file_batch(request, live_farm, live_farm.models)
         if request is not None:
             routes = await check_routes(live_farm, specs)  # before any session exists
             if dry_run:
                 _print_plan(console, request, len(specs), routes)
+                if from_file:
+                    console.print(
+                        describe_estimate(len(specs), estimate_farm_seconds(specs, live_farm))
+                    )
                 return EXIT_OK
         store = await SessionStore.open(data_dir, thumbnail_side=thumbnail_side)
         lock: SessionLock | None = None
