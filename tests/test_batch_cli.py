@@ -297,3 +297,11 @@ def test_without_a_terminal_a_node_going_down_is_one_line(
     assert down[0].split(" ", 1)[0].count(":") == 2  # a time stamp first, for the log
     assert "(" in down[0]  # with the reason
     assert "gpu-premium: " not in out  # a node that stayed up is not announced
+
+
+def test_a_nodes_note_says_its_bar_counts_steps_and_how_many_images_it_made() -> None:
+    # The node bars read "10/10 9 made": steps of the running job beside a count of images.
+    from imgen_tui.commands.batch import _images_made
+
+    assert _images_made(1) == "steps; 1 image made here"
+    assert _images_made(9) == "steps; 9 images made here"

@@ -276,9 +276,14 @@ async def _follow(
             started[event.job.job_id] = time.monotonic()
             progress.update(per_node[event.node_id], completed=0, total=event.job.spec.steps)
         elif isinstance(event, JobProgress):
-            eta = f"eta {event.eta_seconds:.0f}s" if event.eta_seconds is not None else ""
+            # A node's bar counts the steps of the job it runs; the note says so, so
+            # "10/10" beside the overall bar's images is never read as images.
+            eta = f", eta {event.eta_seconds:.0f}s" if event.eta_seconds is not None else ""
             progress.update(
-                per_node[event.node_id], completed=event.step, total=event.total, note=eta
+                per_node[event.node_id],
+                completed=event.step,
+                total=event.total,
+                note=f"steps{eta}",
             )
         elif isinstance(event, JobDone):
             outcome.done_by_node[event.node_id] += 1
@@ -289,7 +294,7 @@ async def _follow(
             progress.advance(overall)
             progress.update(
                 per_node[event.node_id],
-                note=f"{outcome.done_by_node[event.node_id]} made",
+                note=_images_made(outcome.done_by_node[event.node_id]),
             )
         elif isinstance(event, JobRetrying):
             outcome.retries_by_node[event.node_id] += 1
@@ -300,6 +305,10 @@ async def _follow(
             progress.advance(overall)
         elif isinstance(event, NodeStateChanged):
             node_states.show(event)
+
+
+def _images_made(count: int) -> str:
+    return f"steps; {count} image{'s' if count != 1 else ''} made here"
 
 
 def _say_which_nodes_are_down(console: Console, scheduler: Scheduler, waiting: bool) -> None:
