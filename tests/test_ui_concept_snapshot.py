@@ -26,7 +26,7 @@ def pinned_concept(monkeypatch: pytest.MonkeyPatch) -> ImgenApp:
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=_spread(next(counter))))
     real_random = random.Random
     monkeypatch.setattr(
-        "imgen_tui.flows.rounds.random.Random",
+        "imgen_tui.flows.round_maker.random.Random",
         lambda seed=None: real_random(20261201 if seed is None else seed),
     )
     monkeypatch.setattr("imgen_tui.store.database.time", _StoppedClock)

@@ -77,6 +77,7 @@ class Cell:
     error: str | None = None
     notice: str | None = None  # why it is not moving: its node is down, no node is up
     upscaled: bool = False  # made by `U`
+    compare: str | None = None  # "A" or "B": marked to be compared
 
     @property
     def progress(self) -> float:
