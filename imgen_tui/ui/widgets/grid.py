@@ -24,6 +24,7 @@ from textual.widgets import Static
 from textual_image._terminal import get_cell_size
 
 from imgen_tui.flows.funnel import Cell
+from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.graphics import image_widget
 from imgen_tui.ui.widgets.thumbs import decode_preview, load_picture
 
@@ -56,7 +57,9 @@ class ThumbCell(Vertical):
         self.query_one(".caption", Static).update(_caption(cell, number), layout=False)  # one line
         if cell.image is not None and self._shown != cell.image.thumb_path:
             self._shown = cell.image.thumb_path
-            self.run_worker(self._load_thumb(cell.image.thumb_path), group="thumb", exclusive=True)
+            self.run_worker(
+                deferred(self._load_thumb, cell.image.thumb_path), group="thumb", exclusive=True
+            )
         elif cell.image is None and isinstance(self._shown, Path):  # a new job in this slot
             self._shown = None
             self._set_picture(None)
@@ -75,7 +78,7 @@ class ThumbCell(Vertical):
             return
         self._preview_at = now
         self._shown = data
-        self.run_worker(self._load_preview(data), group="thumb", exclusive=True)
+        self.run_worker(deferred(self._load_preview, data), group="thumb", exclusive=True)
 
     async def _load_thumb(self, path: Path) -> None:
         picture = await load_picture(path)

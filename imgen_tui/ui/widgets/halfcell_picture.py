@@ -25,6 +25,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual_image._terminal import get_cell_size
 
+from imgen_tui.ui.deferred import deferred
+
 UPPER_HALF = "▀"
 
 
@@ -126,7 +128,8 @@ class HalfcellPicture(Widget, can_focus=False):
             return
         wanted = (self._generation, self.size)
         if self._drawn_for != wanted:
-            self.run_worker(self._prepare_in_thread(self._picture, wanted), exclusive=True)
+            work = deferred(self._prepare_in_thread, self._picture, wanted)
+            self.run_worker(work, exclusive=True)
 
     async def _prepare_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
         background = self.background_colors[1].rgb

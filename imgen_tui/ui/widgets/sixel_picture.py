@@ -28,6 +28,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual_image._terminal import get_cell_size
 
+from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.passthrough import for_terminal
 from imgen_tui.ui.sixel_encoder import BAND, encode_sixel
 
@@ -195,7 +196,7 @@ class SixelPicture(Widget, can_focus=False):
             return
         wanted = (self._generation, self.size)
         if self._encoded_for != wanted:
-            self.run_worker(self._encode_in_thread(self._picture, wanted), exclusive=True)
+            self.run_worker(deferred(self._encode_in_thread, self._picture, wanted), exclusive=True)
 
     async def _encode_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
         background = self.background_colors[1].rgb

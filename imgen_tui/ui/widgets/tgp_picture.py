@@ -32,6 +32,7 @@ from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC, _PLACEHOLDER
 from textual_image.renderable.tgp import Image as TGPRenderable
 from textual_image.widget._base import Image as BaseImage
 
+from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.passthrough import for_terminal
 
 CHUNK = 4096  # the protocol's largest payload per escape sequence
@@ -98,7 +99,7 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
         if not isinstance(picture, PILImage.Image) or not self.is_mounted:
             BaseImage.image.fset(self, picture)  # type: ignore[attr-defined]
             return
-        self.run_worker(self._prepare(picture), group="tgp-upload", exclusive=True)
+        self.run_worker(deferred(self._prepare, picture), group="tgp-upload", exclusive=True)
 
     image = property(BaseImage.image.fget, _set_image)  # type: ignore[attr-defined]
 
