@@ -14,11 +14,12 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from imgen_tui.config import Tier
+from imgen_tui.flows.rounds import CellState
 from imgen_tui.graphs.templates import WorkflowLibrary, WorkflowTemplate
 from imgen_tui.locations import bundled_dir, user_config_dir
 from imgen_tui.scheduler.jobs import JobSpec, Priority
@@ -26,7 +27,6 @@ from imgen_tui.scheduler.variations import MAX_SEED
 from imgen_tui.store.records import ImageRecord, Verdict
 from imgen_tui.yamlfile import ConfigError, StrictModel, load_yaml_model
 
-CellState = Literal["queued", "running", "done", "failed", "cancelled"]
 SOURCE_PLACEHOLDER = "source.png"  # replaced by the uploaded name on whichever node runs it
 
 

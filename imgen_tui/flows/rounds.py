@@ -88,7 +88,19 @@ class Cell:
         return self.state in ("queued", "running")
 
 
-def apply_event(cell: Cell, event: object) -> None:
+class LiveCell(Protocol):
+    """What a scheduler event changes on a cell, in any flow's model."""
+
+    state: CellState
+    node_id: str | None
+    step: int
+    total: int
+    eta: float | None
+    image: ImageRecord | None
+    error: str | None
+
+
+def apply_event(cell: LiveCell, event: object) -> None:
     """Bring a cell up to date with one scheduler event (previews only repaint: no state)."""
     if isinstance(event, JobAssigned):
         cell.node_id = event.node_id

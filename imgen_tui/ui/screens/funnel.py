@@ -23,20 +23,17 @@ from imgen_tui.flows.final import export_final, export_folder, final_story, writ
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
 from imgen_tui.flows.funnel_state import funnel_state, restore_funnel
 from imgen_tui.flows.recorder import SessionRecorder
+from imgen_tui.flows.rounds import apply_event
 from imgen_tui.llm.config import EnhancementStyle
 from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, StageListener, refine
 from imgen_tui.scheduler.events import (
-    JobAssigned,
     JobCancelled,
     JobDone,
     JobFailed,
     JobPreview,
-    JobProgress,
-    JobRetrying,
-    JobStarted,
 )
 from imgen_tui.scheduler.jobs import JobSpec
-from imgen_tui.store import ImageRecord, SessionInfo, StoreError
+from imgen_tui.store import SessionInfo, StoreError
 from imgen_tui.store.records import IN_PROGRESS_STATES, Verdict
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.intent import IntentScreen
@@ -222,7 +219,7 @@ go: reopen the session from Home.
             return
         if isinstance(event, JobFailed):
             self.notify(f"A job failed: {event.reason}", severity="error", timeout=8)
-        self._apply(cell, event)
+        apply_event(cell, event)
         if isinstance(event, JobDone) and cell.image is not None:
             self.run_worker(self._image_arrived(cell), group="arrived")
         if self.app.screen is not self:
@@ -261,31 +258,6 @@ go: reopen the session from Home.
         if self.funnel is not None and self.funnel.current is not None:
             self.query_one(ThumbGrid).refresh_cells()
             self._repaint_feedback()
-
-    @staticmethod
-    def _apply(cell: Cell, event: object) -> None:
-        """Bring the cell's model up to date with one scheduler event."""
-        if isinstance(event, JobAssigned):
-            cell.node_id = event.node_id
-        elif isinstance(event, JobStarted):
-            cell.state, cell.node_id = "running", event.node_id
-        elif isinstance(event, JobProgress):
-            cell.state, cell.step, cell.total, cell.eta = (
-                "running",
-                event.step,
-                event.total,
-                event.eta_seconds,
-            )
-        elif isinstance(event, JobRetrying):
-            cell.state, cell.node_id, cell.step = "queued", None, 0
-        elif isinstance(event, JobDone):
-            cell.state = "done"
-            kept = [record for record in event.kept if isinstance(record, ImageRecord)]
-            cell.image = kept[0] if kept else None
-        elif isinstance(event, JobFailed):
-            cell.state, cell.error = "failed", event.reason
-        elif isinstance(event, JobCancelled):
-            cell.state = "cancelled"
 
     # -- keys -------------------------------------------------------------------------------------
 
