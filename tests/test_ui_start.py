@@ -180,3 +180,28 @@ def test_the_session_list_counts_in_words(tmp_path: Path) -> None:
     assert _describe(one).endswith("(1 image)")
     two = SessionInfo("s", "funnel", "a fox", time.time(), time.time(), {}, image_count=2)
     assert _describe(two).endswith("(2 images)")
+
+
+async def footer_actions(tmp_path: Path, name: str) -> list[tuple[str, str]]:
+    """(action, key shown) of each footer key of the funnel, left to right."""
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(None, demo=True, data_dir=tmp_path / name, graphics="halfcell")
+    async with app.run_test(size=(240, 48)) as pilot:
+        screen = await start_drafts(pilot)
+        await pilot.press("escape")
+        await until(pilot, lambda: bool(screen.query(FooterKey)))
+        await pilot.pause(0.2)
+        keys = sorted(screen.query(FooterKey), key=lambda key: key.region.x)
+        return [(key.action, key.key) for key in keys]
+
+
+async def test_a_remapped_key_keeps_its_place_in_the_footer(
+    config_home: Path, tmp_path: Path
+) -> None:
+    before = await footer_actions(tmp_path, "before")
+    (config_home / "keys.yaml").write_text("funnel.pick: y\nfunnel.refine: R\n")
+    after = await footer_actions(tmp_path, "after")
+    assert [action for action, _ in after] == [action for action, _ in before]
+    shown = dict(after)
+    assert shown["verdict('picked')"] == "y" and shown["refine"] == "R"

@@ -27,6 +27,7 @@ from imgen_tui.store.files import write_json_atomic
 from imgen_tui.ui.commands import ScreenActions
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
+from imgen_tui.ui.keymap_order import keep_remapped_keys_in_place
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.passthrough import use_tmux_passthrough
 from imgen_tui.ui.screens.home import HomeScreen
@@ -137,6 +138,7 @@ class ImgenApp(App[int]):
             keymap, found = check_keymap(wanted, binding_scopes(), self._keymap_file)
             problems += found
             if keymap:
+                keep_remapped_keys_in_place()
                 self.set_keymap(keymap)
         for each in problems:
             self.notify(each, severity="warning", timeout=12)
