@@ -83,15 +83,25 @@ async def test_f2_and_f3_replace_each_other_and_long_states_fit(tmp_path: Path) 
         assert scheduler is not None
         runtime = scheduler.nodes["gpu-draft"]
         reason = "unreachable: connection refused by 127.0.0.1:1 after three tries " * 2
-        runtime.state, runtime.state_reason = "down", reason
+
+        def draft_row_with_long_state() -> list[str] | None:
+            # The health check may set the node's real state (it does answer) at any
+            # moment; the long reason is set again until a refresh has drawn it.
+            runtime.state, runtime.state_reason = "down", reason
+            if not isinstance(app.screen, NodesScreen):
+                return None
+            table = top(app).query_one(DataTable)
+            if table.row_count != 4:
+                return None
+            row = [str(cell) for cell in table.get_row("gpu-draft")]
+            return row if row[2].startswith("down") else None
+
         await pilot.press("f2")
-        await until(pilot, lambda: isinstance(app.screen, NodesScreen))
+        await until(pilot, lambda: draft_row_with_long_state() is not None)
         table = top(app).query_one(DataTable)
-        await until(pilot, lambda: table.row_count == 4)
-        await pilot.pause(0.6)  # the next refresh
         assert table.virtual_size.width <= 100  # every column on screen
-        row = [str(cell) for cell in table.get_row("gpu-draft")]
-        assert reason not in " ".join(row) and row[2].endswith("…")
+        row = draft_row_with_long_state()
+        assert row is not None and reason not in " ".join(row) and row[2].endswith("…")
         table.move_cursor(row=table.get_row_index("gpu-draft"))
         detail = top(app).query_one("#row-detail", Static)
         await until(pilot, lambda: reason.strip() in str(detail.render()))
