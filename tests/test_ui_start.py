@@ -91,7 +91,7 @@ async def test_the_app_says_what_is_wrong_and_keeps_the_defaults(
         jobs = len(current_cells(screen))
         await pilot.press("G")  # the good line applies
         assert screen.funnel is not None and screen.funnel.current is not None
-        assert len(screen.funnel.history) == 2 and jobs == 20
+        assert len(screen.funnel.history.made) == 2 and jobs == 20
 
 
 async def palette_options(pilot: Pilot[Any], query: str) -> list[str]:
@@ -127,7 +127,9 @@ async def test_the_palette_lists_every_action_of_the_screen_with_its_key(
         assert any("Again (G)" in option for option in options)  # the remapped key
         await pilot.press("enter")  # runs it, as G would
         await until(pilot, lambda: app.screen is screen)
-        await until(pilot, lambda: screen.funnel is not None and len(screen.funnel.history) == 2)
+        await until(
+            pilot, lambda: screen.funnel is not None and len(screen.funnel.history.made) == 2
+        )
 
 
 def help_text(screen: Any) -> str:

@@ -195,8 +195,7 @@ class ConceptScreen(Screen[None]):
             return
         if isinstance(message.event, JobFailed):
             self.notify(f"A job failed: {message.event.reason}", severity="error", timeout=8)
-        if self.app.screen is self:  # a covered screen catches up when it is back
-            self.query_one(RoundView).job_changed(message.event, cell)
+        self.query_one(RoundView).job_changed(message.event, cell)
 
     def on_screen_resume(self) -> None:
         if self.session is not None:
