@@ -124,4 +124,5 @@ class FunnelSession:
         current = self.current
         assert current is not None
         await self.runner.launch(current, specs, title=current.prompt, state=self.funnel.state())
+        await self.save()  # now with the new round's id: the state above could not name it
         return current
