@@ -12,8 +12,8 @@ from textual.widgets import Checkbox, Input, Static
 from imgen_tui.flows.concept_session import ConceptSession
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.concept import ConceptScreen
-from imgen_tui.ui.screens.concept_refine import ConceptRefineScreen
 from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.refine import RefineScreen
 from imgen_tui.ui.widgets.round_view import RoundView
 from tests.pilot_helpers import until
 
@@ -82,9 +82,9 @@ async def refine(pilot: Pilot[Any], screen: ConceptScreen, feedback: str) -> str
     before = len(session_of(screen).builder.history.rounds)
     screen.query_one(RoundView).grid.focus()
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(pilot.app.screen, ConceptRefineScreen))
+    await until(pilot, lambda: isinstance(pilot.app.screen, RefineScreen))
     panel = pilot.app.screen
-    assert isinstance(panel, ConceptRefineScreen)
+    assert isinstance(panel, RefineScreen)
     panel.query_one("#refine-feedback", Input).value = feedback
     await pilot.press("enter")
     await until(pilot, lambda: panel.result is not None)

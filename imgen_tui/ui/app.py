@@ -202,7 +202,6 @@ def binding_scopes() -> Scopes:
     A screen that composes the round view has its `round.*` bindings too.
     """
     from imgen_tui.ui.screens.concept import ConceptScreen
-    from imgen_tui.ui.screens.concept_refine import ConceptRefineScreen
     from imgen_tui.ui.screens.funnel import FunnelScreen
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
@@ -219,7 +218,6 @@ def binding_scopes() -> Scopes:
         RefineScreen,
         IntentScreen,
         ConceptScreen,
-        ConceptRefineScreen,
     ]
     with_round_view = (FunnelScreen, ConceptScreen)
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]

@@ -31,7 +31,10 @@ MOVED_TO_ROUND = (  # the keys every flow shares, once `funnel.*`
     *("left", "right", "up", "down", "pick", "reject", "clear", "lightbox", "compare", "mark"),
     *("more", "nudge_up", "nudge_down", "refine", "lock", "upscale", "again", "undo_again"),
 )
-RENAMED = {f"funnel.{name}": f"round.{name}" for name in MOVED_TO_ROUND}  # old id → new id
+RENAMED = {  # old id → new id
+    **{f"funnel.{name}": f"round.{name}" for name in MOVED_TO_ROUND},
+    "concept_refine.cancel": "refine.cancel",  # one refine panel for every flow
+}
 
 
 def rename_old_ids(wanted: Mapping[str, str], path: Path) -> tuple[dict[str, str], list[str]]:

@@ -31,7 +31,7 @@ from imgen_tui.store import SessionInfo, StoreError
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.intent import IntentScreen
 from imgen_tui.ui.screens.modals import ConfirmScreen
-from imgen_tui.ui.screens.refine import RefinedPrompt, RefineScreen
+from imgen_tui.ui.screens.refine import PromptPart, RefinedPrompt, RefineScreen
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.round_view import RoundView
 
@@ -246,6 +246,7 @@ go: reopen the session from Home.
             RefineScreen(
                 run,
                 self.imgen.enhancement_styles,
+                PromptPart(),
                 title=title,
                 looking_at=looking_at,
                 feedback="more like this" if more_like is not None else "",
