@@ -15,31 +15,21 @@ from collections.abc import Sequence
 
 from imgen_tui.flows.final import final_story, write_story
 from imgen_tui.flows.funnel import FLOW, Funnel
-from imgen_tui.flows.round_store import RoundRunner
-from imgen_tui.flows.rounds import Cell, Round, RoundHistory
+from imgen_tui.flows.round_session import RoundSession
+from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import SessionInfo, SessionStore
-from imgen_tui.store.records import Verdict
 
 
-class FunnelSession:
+class FunnelSession(RoundSession):
     def __init__(self, funnel: Funnel, store: SessionStore, scheduler: Scheduler) -> None:
+        super().__init__(funnel, store, scheduler, FLOW)
         self.funnel = funnel
-        self.store = store
-        self.runner = RoundRunner(store, scheduler, FLOW)
 
     @property
     def session(self) -> SessionInfo | None:
         return self.runner.session
-
-    @property
-    def current(self) -> Round | None:
-        return self.funnel.current
-
-    @property
-    def history(self) -> RoundHistory:
-        return self.funnel.history
 
     # -- rounds ----------------------------------------------------------------------------------
 
@@ -71,43 +61,9 @@ class FunnelSession:
         await self.cancel_round()
         return await self._launch(self.funnel.again(prompt=prompt, negative=negative))
 
-    async def undo_again(self) -> Round | None:
-        undone = self.funnel.undo_again()
-        if undone is not None:
-            await self.cancel_round(undone)
-            await self.save()
-        return undone
-
-    async def more_like_this(self, cell: Cell, denoise: float) -> Round:
-        return await self._launch([self.funnel.more_like_this(cell, denoise)])
-
-    async def upscale(self, cell: Cell) -> Round:
-        return await self._launch([self.funnel.upscale(cell)])
-
-    async def cancel_round(self, only: Round | None = None) -> None:
-        """Cancel what is still running in a round (the one on screen by default)."""
-        target = only or self.current
-        if target is not None:
-            await self.runner.cancel(target.unfinished_jobs())
-
-    async def cancel_all(self) -> None:
-        await self.runner.cancel(self.history.unfinished_jobs())
-
-    # -- verdicts and locks ------------------------------------------------------------------------
-
-    async def judge(self, cell: Cell, verdict: Verdict) -> Verdict:
-        new = await self.runner.judge(cell, verdict)
-        await self.save()
-        return new
-
-    async def toggle_seed_lock(self, cell: Cell) -> bool:
-        locked = await self.runner.toggle_seed_lock(cell)
-        await self.save()
-        return locked
-
     async def image_arrived(self, cell: Cell) -> None:
         """A verdict or lock given before the image existed goes on its row; a final, its story."""
-        await self.runner.image_arrived(cell)
+        await super().image_arrived(cell)
         owner = self.history.owner_of(cell)
         if cell.image is not None and owner is not None and self.funnel.is_final(owner):
             await asyncio.to_thread(write_story, cell.image, final_story(self.funnel, owner, cell))

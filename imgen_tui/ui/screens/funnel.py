@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, Input, Static
 from imgen_tui.flows.final import export_final, export_folder, final_story
 from imgen_tui.flows.funnel import Funnel
 from imgen_tui.flows.funnel_session import FunnelSession
+from imgen_tui.flows.round_session import read_pictures
 from imgen_tui.flows.rounds import Cell, Denoise
 from imgen_tui.llm.config import EnhancementStyle
 from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, StageListener, refine
@@ -369,12 +370,3 @@ go: reopen the session from Home.
         self.view.label = funnel.stage.label if funnel and funnel.current else "Round"
         self.view.show_round()
         self.refresh_bindings()
-
-
-def read_pictures(picked: Cell | None, rejected: Cell | None) -> tuple[bytes | None, bytes | None]:
-    """The two pictures the vision stage compares (read in a thread: files can be large)."""
-
-    def read(cell: Cell | None) -> bytes | None:
-        return cell.image.path.read_bytes() if cell is not None and cell.image else None
-
-    return read(picked), read(rejected)
