@@ -247,7 +247,9 @@ async def test_the_panel_shows_each_stage_while_the_local_llm_works(tmp_path: Pa
     async with fake_ollama() as fake, app.run_test(size=SIZE) as pilot:
         app.llm_stages = OllamaStages(config_for(fake))
         fake.answer({"keep": ["a fox"], "add": ["fog"]})
-        fake.answer({"prompt": "a fox, forest background, fog"}, delay=1.0)  # a slow engineer
+        fake.answer(
+            {"prompt": "a fox, forest background, fog"}, delay=3.0
+        )  # slow: a loaded box takes 2 s per key
         screen = await start_drafts(pilot, "a fox, forest background")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, RefineScreen))
