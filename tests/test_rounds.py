@@ -21,6 +21,7 @@ from imgen_tui.flows.rounds import (
     RoundRecipe,
     apply_event,
     judge,
+    mark_for_compare,
     toggle_seed_lock,
 )
 from imgen_tui.graphs import load_library
@@ -190,6 +191,40 @@ def fake_image(job_id: str) -> ImageRecord:
         (),
         0.0,
     )
+
+
+def test_a_new_negative_alone_remakes_the_round_with_locked_seeds_only() -> None:
+    make = maker()
+    history = RoundHistory()
+    first = Round(DRAFTS, "a fox", "blurry")
+    history.push(first)
+    make.first(first)
+    for cell in first.cells:
+        cell.state, cell.image = "done", fake_image(cell.job_id)
+    first.cells[2].verdict = "picked"  # made under the old negative: it stays in `first`
+    specs = make.again(history, prompt="a fox", negative="blurry, text")
+    fresh = history.current
+    assert fresh is not None and fresh.negative == "blurry, text"
+    assert len(specs) == 4 and not any(c.verdict == "picked" for c in fresh.cells)
+
+
+def test_compare_marks_a_then_b_and_falls_back_to_the_first_two_picks() -> None:
+    stage_round = Round(DRAFTS, "a fox", "")
+    maker().first(stage_round)
+    cells = stage_round.cells
+    for cell in cells:
+        cell.state, cell.image = "done", fake_image(cell.job_id)
+    assert stage_round.compare_pair() is None
+    cells[3].verdict = cells[1].verdict = "picked"
+    assert stage_round.compare_pair() == (cells[1].image, cells[3].image)
+    mark_for_compare(cells, cells[0])
+    mark_for_compare(cells, cells[2])
+    assert [c.compare for c in cells] == ["A", None, "B", None]
+    assert stage_round.compare_pair() == (cells[0].image, cells[2].image)
+    mark_for_compare(cells, cells[3])  # a third mark: B becomes A, the new one B
+    assert [c.compare for c in cells] == [None, None, "A", "B"]
+    mark_for_compare(cells, cells[2])  # unmarking A moves B up
+    assert [c.compare for c in cells] == [None, None, None, "A"]
 
 
 def test_carried_seeds_start_a_new_round_and_the_rest_are_random() -> None:

@@ -12,8 +12,8 @@ from textual.widgets import Checkbox, Input, Static
 from imgen_tui.flows.concept_session import ConceptSession
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.concept import ConceptScreen
-from imgen_tui.ui.screens.concept_refine import ConceptRefineScreen
 from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.refine import RefineScreen
 from imgen_tui.ui.widgets.round_view import RoundView
 from tests.pilot_helpers import until
 
@@ -82,9 +82,9 @@ async def refine(pilot: Pilot[Any], screen: ConceptScreen, feedback: str) -> str
     before = len(session_of(screen).builder.history.rounds)
     screen.query_one(RoundView).grid.focus()
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(pilot.app.screen, ConceptRefineScreen))
+    await until(pilot, lambda: isinstance(pilot.app.screen, RefineScreen))
     panel = pilot.app.screen
-    assert isinstance(panel, ConceptRefineScreen)
+    assert isinstance(panel, RefineScreen)
     panel.query_one("#refine-feedback", Input).value = feedback
     await pilot.press("enter")
     await until(pilot, lambda: panel.result is not None)
@@ -175,3 +175,83 @@ async def test_describing_a_pick_offline_says_it_needs_the_vision_model(
         await pilot.press("d")
         await until(pilot, lambda: any("vision model" in m for m in messages(app)))
         assert screen.query_one("#field-pose", Input).value == ""
+
+
+async def test_the_concept_builder_from_home_end_to_end_and_reopened_from_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home lists it; the demo farm makes, refines (offline) and keeps it; Home reopens it."""
+    from textual.widgets import OptionList
+
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        flows = app.screen.query_one("#flows", OptionList)
+        assert any(
+            "Concept builder" in str(flows.get_option_at_index(i).prompt)
+            for i in range(flows.option_count)
+        )
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConceptScreen))
+        screen = app.screen
+        assert isinstance(screen, ConceptScreen)
+        await until(pilot, lambda: screen.session is not None)
+        await fill(screen, FOX)
+        screen.query_one("#field-subject", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: round_done(screen))
+        await pilot.press("space", "right", "l")  # pick #1, lock #2's seed
+        await refine(pilot, screen, "make it a cat instead")
+        assert screen.query_one("#field-subject", Input).value == "a cat"
+        session = session_of(screen)
+        assert len(session.history.rounds) == 2
+        second = session.current
+        assert second is not None and second.cells[0].locked  # the locked seed carried
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+
+    again = demo_app(tmp_path, monkeypatch)
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(again.screen, HomeScreen))
+        sessions = again.screen.query_one("#sessions", OptionList)
+        await until(pilot, lambda: sessions.option_count == 1 and sessions.highlighted == 0)
+        assert "concept · a red fox" in str(sessions.get_option_at_index(0).prompt)
+        await pilot.press("tab", "enter")
+        await until(pilot, lambda: isinstance(again.screen, ConceptScreen))
+        reopened = again.screen
+        assert isinstance(reopened, ConceptScreen)
+        await until(pilot, lambda: reopened.session is not None and round_done(reopened))
+        assert len(session_of(reopened).history.rounds) == 2
+        assert reopened.query_one("#field-subject", Input).value == "a cat"
+
+
+async def test_a_pick_given_while_running_reaches_the_store_when_the_screen_is_covered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image finishes under a modal: its verdict still goes on its row."""
+    app = make_app(None, demo=True, data_dir=tmp_path, graphics="halfcell", demo_speed=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_concept(pilot)
+        await fill(screen, {"subject": "a red fox"})
+        screen.query_one("#field-subject", Input).focus()
+        await pilot.press("enter")
+        session = session_of(screen)
+        await until(pilot, lambda: session.current is not None)
+        current = session.current
+        assert current is not None
+        first = current.cells[0]
+        assert [first.image] == [None]
+        await pilot.press("space")  # picked before its image exists
+        assert first.verdict == "picked"
+        await pilot.press("i")  # the intent editor covers the screen until the round is done
+        await until(pilot, lambda: app.screen is not screen)
+        await until(pilot, lambda: current.done == len(current.cells), seconds=60)
+        store = app.engine.store
+        assert store is not None and session.session_id is not None and first.image is not None
+        rows = {}
+        for _ in range(40):
+            rows = {i.job_id: i for i in await store.images(session_id=session.session_id)}
+            if rows[first.job_id].verdict == "picked":
+                break
+            await pilot.pause(0.05)
+        assert rows[first.job_id].verdict == "picked"

@@ -10,7 +10,8 @@ from PIL import Image
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, OptionList, Select, Static, TextArea
 
-from imgen_tui.flows.funnel import Cell, Funnel, StageRound
+from imgen_tui.flows.funnel import Funnel
+from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.store import ImageRecord
 from imgen_tui.ui.app import ImgenApp, make_app
@@ -54,7 +55,7 @@ def top(app: ImgenApp) -> Screen[Any]:
     return app.screen
 
 
-def current_round(screen: FunnelScreen) -> StageRound:
+def current_round(screen: FunnelScreen) -> Round:
     current = funnel_of(screen).current
     assert current is not None
     return current
@@ -155,7 +156,7 @@ async def test_lightbox_compare_more_like_this_lock_again_upscale(tmp_path: Path
         await pilot.press("escape")
 
         await pilot.press("plus", "plus", "minus")
-        assert screen.denoise == 0.4
+        assert screen.denoise.value == 0.4
         await pilot.press("m")  # more like #2: same seed, img2img at denoise 0.40
         more = cells[-1]
         assert len(cells) == 21 and more.seed == cells[1].seed
@@ -246,7 +247,9 @@ async def test_the_panel_shows_each_stage_while_the_local_llm_works(tmp_path: Pa
     async with fake_ollama() as fake, app.run_test(size=SIZE) as pilot:
         app.llm_stages = OllamaStages(config_for(fake))
         fake.answer({"keep": ["a fox"], "add": ["fog"]})
-        fake.answer({"prompt": "a fox, forest background, fog"}, delay=1.0)  # a slow engineer
+        fake.answer(
+            {"prompt": "a fox, forest background, fog"}, delay=3.0
+        )  # slow: a loaded box takes 2 s per key
         screen = await start_drafts(pilot, "a fox, forest background")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, RefineScreen))

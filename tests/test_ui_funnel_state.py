@@ -7,7 +7,6 @@ from pathlib import Path
 
 from textual.widgets import Input, OptionList
 
-from imgen_tui.flows.funnel_state import funnel_state
 from imgen_tui.ui.screens.funnel import FunnelScreen
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.lightbox import LightboxScreen
@@ -154,12 +153,12 @@ async def test_a_session_reopens_exactly_as_it_was_left(tmp_path: Path) -> None:
         screen = await start_drafts(pilot, "a fox, forest background")
         await walk_to_the_final(pilot, screen)
         funnel = funnel_of(screen)
-        left = funnel_state(funnel)
+        left = funnel.state()
         prompt = current_round(screen).prompt
         assert "fog" in prompt
         draft_picks = [c.job_id for c in funnel.rounds[0].cells if c.verdict == "picked"]
         polished_id = funnel.rounds[2].round_id
-        assert len(draft_picks) == 2 and len(funnel.history) == 6  # 3 drafts, 1 each after
+        assert len(draft_picks) == 2 and len(funnel.history.made) == 6  # 3 drafts, 1 each after
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, HomeScreen))
 
@@ -176,7 +175,7 @@ async def test_a_session_reopens_exactly_as_it_was_left(tmp_path: Path) -> None:
             pilot, lambda: reopened.funnel is not None and reopened.funnel.current is not None
         )
         funnel = funnel_of(reopened)
-        assert funnel_state(funnel) == left
+        assert funnel.state() == left
         assert funnel.position == 3
         (final,) = current_cells(reopened)
         assert final.image is not None

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList
 
 from imgen_tui.ui.app import binding_scopes, make_app
 from imgen_tui.ui.keymap import check_keymap
@@ -27,15 +27,15 @@ def config_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_a_key_taken_from_another_binding_is_refused_and_named() -> None:
-    accepted, problems = check_keymap({"funnel.pick": "x"}, binding_scopes(), KEYS)
+    accepted, problems = check_keymap({"round.pick": "x"}, binding_scopes(), KEYS)
     assert accepted == {}
     (problem,) = problems
-    assert "keys.yaml" in problem and "funnel.pick" in problem and "funnel.reject" in problem
+    assert "keys.yaml" in problem and "round.pick" in problem and "round.reject" in problem
     assert "'x'" in problem and "default" in problem
 
 
 def test_swapping_two_keys_is_no_clash() -> None:
-    wanted = {"funnel.pick": "x", "funnel.reject": "space,p"}
+    wanted = {"round.pick": "x", "round.reject": "space,p"}
     accepted, problems = check_keymap(wanted, binding_scopes(), KEYS)
     assert accepted == wanted and problems == []
 
@@ -43,10 +43,12 @@ def test_swapping_two_keys_is_no_clash() -> None:
 @pytest.mark.parametrize(
     ("wanted", "expected"),
     [
-        ({"funnel.pik": "y"}, "no key binding 'funnel.pik' (did you mean 'funnel.pick'?)"),
-        ({"funnel.pick": "not a key!!"}, "'not a key!!' for funnel.pick is not a key"),
-        ({"funnel.pick": "space,ctrl+"}, "'ctrl+' for funnel.pick is not a key"),
-        ({"funnel.pick": "hyperspace"}, "'hyperspace' for funnel.pick is not a key"),
+        ({"round.pik": "y"}, "no key binding 'round.pik' (did you mean 'round.pick'?)"),
+        ({"funnel.pik": "y"}, "no key binding 'funnel.pik' (did you mean 'round.pick'?)"),
+        ({"round.pick": "not a key!!"}, "'not a key!!' for round.pick is not a key"),
+        ({"round.pick": "space,ctrl+"}, "'ctrl+' for round.pick is not a key"),
+        ({"round.pick": "hyperspace"}, "'hyperspace' for round.pick is not a key"),
+        ({"funnel.advance": "x"}, "funnel.advance takes 'x', which round.reject"),
     ],
 )
 def test_bad_lines_get_one_sentence_each(wanted: dict[str, str], expected: str) -> None:
@@ -58,15 +60,33 @@ def test_bad_lines_get_one_sentence_each(wanted: dict[str, str], expected: str) 
 
 @pytest.mark.parametrize("keys", ["y", "Y", "f5", "ctrl+r", "exclamation_mark", "!", "space,y"])
 def test_real_keys_are_accepted(keys: str) -> None:
-    accepted, problems = check_keymap({"funnel.pick": keys}, binding_scopes(), KEYS)
-    assert problems == [] and accepted == {"funnel.pick": keys}
+    accepted, problems = check_keymap({"round.pick": keys}, binding_scopes(), KEYS)
+    assert problems == [] and accepted == {"round.pick": keys}
+
+
+def test_an_old_funnel_id_is_applied_as_its_round_id_with_one_notice() -> None:
+    wanted = {"funnel.pick": "y", "funnel.again": "G", "funnel.advance": "N"}
+    accepted, problems = check_keymap(wanted, binding_scopes(), KEYS)
+    assert accepted == {"round.pick": "y", "round.again": "G", "funnel.advance": "N"}
+    assert problems == [
+        "keys.yaml: 'funnel.pick' is now 'round.pick', 'funnel.again' is now 'round.again'; "
+        "rename those lines."
+    ]
+
+
+def test_a_line_with_the_new_id_wins_over_the_old_one() -> None:
+    accepted, problems = check_keymap(
+        {"funnel.pick": "y", "round.pick": "t"}, binding_scopes(), KEYS
+    )
+    assert accepted == {"round.pick": "t"}
+    assert problems == ["keys.yaml: 'funnel.pick' is now 'round.pick'; rename that line."]
 
 
 async def test_the_app_says_what_is_wrong_and_keeps_the_defaults(
     config_home: Path, tmp_path: Path
 ) -> None:
     (config_home / "keys.yaml").write_text(
-        "funnel.pick: x\nfunnel.pik: y\nfunnel.lock: 'not a key!!'\nfunnel.again: G\n"
+        "round.pick: x\nround.pik: y\nround.lock: 'not a key!!'\nround.again: G\n"
     )
     workflows = config_home / "workflows"
     workflows.mkdir()
@@ -91,7 +111,7 @@ async def test_the_app_says_what_is_wrong_and_keeps_the_defaults(
         jobs = len(current_cells(screen))
         await pilot.press("G")  # the good line applies
         assert screen.funnel is not None and screen.funnel.current is not None
-        assert len(screen.funnel.history) == 2 and jobs == 20
+        assert len(screen.funnel.history.made) == 2 and jobs == 20
 
 
 async def palette_options(pilot: Pilot[Any], query: str) -> list[str]:
@@ -127,7 +147,9 @@ async def test_the_palette_lists_every_action_of_the_screen_with_its_key(
         assert any("Again (G)" in option for option in options)  # the remapped key
         await pilot.press("enter")  # runs it, as G would
         await until(pilot, lambda: app.screen is screen)
-        await until(pilot, lambda: screen.funnel is not None and len(screen.funnel.history) == 2)
+        await until(
+            pilot, lambda: screen.funnel is not None and len(screen.funnel.history.made) == 2
+        )
 
 
 def help_text(screen: Any) -> str:
@@ -205,3 +227,46 @@ async def test_a_remapped_key_keeps_its_place_in_the_footer(
     assert [action for action, _ in after] == [action for action, _ in before]
     shown = dict(after)
     assert shown["verdict('picked')"] == "y" and shown["refine"] == "R"
+
+
+async def test_round_pick_remapped_once_picks_in_the_funnel_and_the_concept_builder(
+    config_home: Path, tmp_path: Path
+) -> None:
+    """One line in keys.yaml (`round.pick: y`) moves pick for every flow that composes RoundView."""
+    from imgen_tui.ui.screens.concept import ConceptScreen
+    from imgen_tui.ui.screens.home import HomeScreen
+    from imgen_tui.ui.widgets.round_view import RoundView
+
+    (config_home / "keys.yaml").write_text("round.pick: y\n")
+    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    async with app.run_test(size=SIZE) as pilot:
+        assert not any("keys.yaml" in text for text in notices(app))
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        await pilot.press("space")  # space no longer picks
+        assert current_cells(screen)[0].verdict == "none"
+        await pilot.press("y")
+        assert current_cells(screen)[0].verdict == "picked"
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+
+        await pilot.press("c")  # Home lists the concept builder: c opens it
+        await until(pilot, lambda: isinstance(app.screen, ConceptScreen))
+        concept = app.screen
+        assert isinstance(concept, ConceptScreen)
+        await until(pilot, lambda: concept.session is not None)
+        concept.query_one("#field-subject", Input).value = "a red fox"
+        concept.query_one("#field-subject", Input).focus()
+        await pilot.press("enter")
+        session = concept.session
+        assert session is not None
+        await until(pilot, lambda: session.current is not None and session.current.done == 4)
+        concept.query_one(RoundView).grid.focus()
+        first = session.current.cells[0] if session.current else None
+        assert first is not None
+        await pilot.press("space")
+        assert [first.verdict] == ["none"]
+        await pilot.press("y")
+        assert [first.verdict] == ["picked"]
+        shown = concept.active_bindings.values()
+        assert [b.binding.key for b in shown if b.binding.id == "round.pick"] == ["y"]

@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Sequence
 
 from imgen_tui.flows.concept import FLOW, ConceptBuilder, ConceptError
-from imgen_tui.flows.round_store import RoundRunner
-from imgen_tui.flows.rounds import Cell, Round, RoundHistory
+from imgen_tui.flows.round_session import RoundSession, read_pictures
+from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.llm.field_refine import FieldRefinement, refine_fields
 from imgen_tui.llm.field_stages import describe_into_fields
 from imgen_tui.llm.ollama_stages import OllamaStages
@@ -23,27 +23,17 @@ from imgen_tui.llm.pipeline import Intent, StageListener
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import SessionStore
-from imgen_tui.store.records import Verdict
 
 
-class ConceptSession:
+class ConceptSession(RoundSession):
     def __init__(self, builder: ConceptBuilder, store: SessionStore, scheduler: Scheduler) -> None:
+        super().__init__(builder, store, scheduler, FLOW)
         self.builder = builder
-        self.store = store
-        self.runner = RoundRunner(store, scheduler, FLOW)
         self.lock_pins: list[str] = []  # what the locks have pinned in the intent document
 
     @property
     def session_id(self) -> str | None:
         return self.runner.session.id if self.runner.session else None
-
-    @property
-    def current(self) -> Round | None:
-        return self.builder.current
-
-    @property
-    def history(self) -> RoundHistory:
-        return self.builder.history
 
     # -- rounds ----------------------------------------------------------------------------------
 
@@ -64,19 +54,6 @@ class ConceptSession:
         await self.cancel_round()
         return await self._launch(self.builder.again())
 
-    async def undo_again(self) -> Round | None:
-        undone = self.builder.undo_again()
-        if undone is not None:
-            await self.cancel_round(undone)
-            await self.save()
-        return undone
-
-    async def more_like_this(self, cell: Cell, denoise: float) -> Round:
-        return await self._launch([self.builder.more_like_this(cell, denoise)])
-
-    async def upscale(self, cell: Cell) -> Round:
-        return await self._launch([self.builder.upscale(cell)])
-
     async def go_to(self, index: int) -> Round:
         chosen = self.builder.go_to(index)
         await self._pins_changed()
@@ -88,15 +65,6 @@ class ConceptSession:
             await self._pins_changed()
         return chosen
 
-    async def cancel_round(self, only: Round | None = None) -> None:
-        """Cancel what is still running in a round (the one on screen by default)."""
-        target = only or self.current
-        if target is not None:
-            await self.runner.cancel(target.unfinished_jobs())
-
-    async def cancel_all(self) -> None:
-        await self.runner.cancel(self.builder.history.unfinished_jobs())
-
     # -- fields, verdicts, locks -------------------------------------------------------------------
 
     async def set_field(self, name: str, text: str) -> None:
@@ -106,16 +74,6 @@ class ConceptSession:
     async def toggle_lock(self, name: str) -> bool:
         locked = self.builder.toggle_lock(name)
         await self._pins_changed()
-        return locked
-
-    async def judge(self, cell: Cell, verdict: Verdict) -> Verdict:
-        new = await self.runner.judge(cell, verdict)
-        await self.save()
-        return new
-
-    async def toggle_seed_lock(self, cell: Cell) -> bool:
-        locked = await self.runner.toggle_seed_lock(cell)
-        await self.save()
         return locked
 
     # -- refinement and description ----------------------------------------------------------------
@@ -144,7 +102,7 @@ class ConceptSession:
             next((c for c in current.cells if c.verdict == "rejected"), None) if current else None
         )
         request.picture, request.rejected_picture = await asyncio.to_thread(
-            _read_pictures, picked, rejected
+            read_pictures, picked, rejected
         )
         result = await refine_fields(request, intent, stages, listener)
         if self.session_id is not None:
@@ -182,10 +140,6 @@ class ConceptSession:
         state = await self.runner.reopen(session_id, history, recipe_for)
         self.lock_pins = self.builder.restore(state)
 
-    async def image_arrived(self, cell: Cell) -> None:
-        """A finished image: a verdict or lock given while it was being made goes on its row."""
-        await self.runner.image_arrived(cell)
-
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current
         assert current is not None
@@ -201,10 +155,3 @@ class ConceptSession:
             self.lock_pins = self.builder.pin_into(intent, self.lock_pins)
             await self.store.set_intent(self.session_id, intent.model_dump())
         await self.save()
-
-
-def _read_pictures(picked: Cell | None, rejected: Cell | None) -> tuple[bytes | None, bytes | None]:
-    def read(cell: Cell | None) -> bytes | None:
-        return cell.image.path.read_bytes() if cell is not None and cell.image else None
-
-    return read(picked), read(rejected)

@@ -14,15 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from imgen_tui.flows.funnel import Cell, Funnel, StageRound
+from imgen_tui.flows.funnel import Funnel
+from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.store.files import safe_name, write_atomic, write_json_atomic
 from imgen_tui.store.records import ImageRecord
 
 
 def lineage(funnel: Funnel, cell: Cell) -> list[dict[str, Any]]:
     """Oldest first: each image this one was made from, with its stage, prompt and seed."""
-    owners: dict[str, tuple[StageRound, Cell]] = {}
-    for stage_round in funnel.history:
+    owners: dict[str, tuple[Round, Cell]] = {}
+    for stage_round in funnel.history.made:
         for each in stage_round.cells:
             if each.image is not None:
                 owners[each.image.id] = (stage_round, each)
@@ -36,7 +37,7 @@ def lineage(funnel: Funnel, cell: Cell) -> list[dict[str, Any]]:
         parent = found[1] if found else None
         chain.append(
             {
-                "stage": owner.stage.name if owner else None,
+                "stage": owner.recipe.name if owner else None,
                 "image": source.id,
                 "file": source.path.name,
                 "seed": source.seed,
@@ -49,28 +50,28 @@ def lineage(funnel: Funnel, cell: Cell) -> list[dict[str, Any]]:
     return chain
 
 
-def final_story(funnel: Funnel, stage_round: StageRound, cell: Cell) -> dict[str, Any]:
+def final_story(funnel: Funnel, stage_round: Round, cell: Cell) -> dict[str, Any]:
     """What the final's sidecar gains: its prompt, seed and lineage, and the picks of each stage."""
     prompt_round = _last_prompted(funnel, cell) or stage_round
     return {
         "prompt": prompt_round.prompt,
         "negative": prompt_round.negative,
         "seed": cell.seed,
-        "stage": stage_round.stage.name,
+        "stage": stage_round.recipe.name,
         "lineage": lineage(funnel, cell),
         "picks": {
-            r.stage.name: [image.path.name for image in r.picks]
+            r.recipe.name: [image.path.name for image in r.picks]
             for r in funnel.rounds
             if r is not stage_round
         },
     }
 
 
-def _last_prompted(funnel: Funnel, cell: Cell) -> StageRound | None:
+def _last_prompted(funnel: Funnel, cell: Cell) -> Round | None:
     """The round the prompt really came from: the last one in the lineage (an upscale has none)."""
     chain = lineage(funnel, cell)
     for link in reversed(chain):
-        for stage_round in funnel.history:
+        for stage_round in funnel.history.made:
             if any(c.image is not None and c.image.id == link["image"] for c in stage_round.cells):
                 return stage_round
     return None

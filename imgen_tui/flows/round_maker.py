@@ -116,8 +116,8 @@ class RoundMaker:
 
         Nothing the operator chose is dropped: with the same prompt, picked and
         locked cells are kept as they are (a locked seed would make the very
-        same picture) and only the rest is made again. With a new `prompt`,
-        each locked seed is used again, still locked, so the picture keeps its
+        same picture) and only the rest is made again. With a new `prompt`
+        (or negative), each locked seed is used again, still locked, so the picture keeps its
         composition; picks made under the old prompt stay in the replaced
         round (`history.undo_again` brings it back).
         """
@@ -126,17 +126,18 @@ class RoundMaker:
             raise ValueError("there is no round to make again yet")
         sources = current.sources or [None] * current.recipe.count
         new_prompt = current.prompt if prompt is None else prompt.strip()
+        new_negative = current.negative if negative is None else negative.strip()
         fresh = Round(
             current.recipe,
             new_prompt,
-            current.negative if negative is None else negative.strip(),
+            new_negative,
             sources=list(sources),
             meta=dict(current.meta),
             made_from=current.made_from,
             replaces=current,
         )
         history.replace_current(fresh)
-        if new_prompt != current.prompt:
+        if (new_prompt, new_negative) != (current.prompt, current.negative):
             locked = [cell for cell in current.cells if cell.locked][: len(sources)]
             specs = self.fill(
                 fresh,

@@ -137,6 +137,26 @@ def toggle_seed_lock(cell: Cell) -> tuple[str, ...]:
     return (SEED_LOCK,) if cell.locked else ()
 
 
+def mark_for_compare(cells: Iterable[Cell], cell: Cell) -> None:
+    """Mark A, then B; a third mark moves B to A; marking a marked cell unmarks it."""
+    cells = list(cells)
+    if cell.compare is not None:
+        cell.compare = None
+        for other in cells:
+            if other.compare == "B":
+                other.compare = "A"
+        return
+    marked = {c.compare: c for c in cells if c.compare is not None}
+    if "A" in marked and "B" in marked:
+        marked["A"].compare = None
+        marked["B"].compare = "A"
+        cell.compare = "B"
+    elif "A" in marked:
+        cell.compare = "B"
+    else:
+        cell.compare = "A"
+
+
 @dataclass(eq=False)
 class Round:
     """One round. Making it again makes a new round that `replaces` it; the old one is kept."""
@@ -169,6 +189,15 @@ class Round:
 
     def cell_for(self, job_id: str) -> Cell | None:
         return next((cell for cell in self.cells if cell.job_id == job_id), None)
+
+    def compare_pair(self) -> tuple[ImageRecord, ImageRecord] | None:
+        """The cells marked A and B, or else the first two picks; None if there are not two."""
+        marked = {c.compare: c.image for c in self.cells if c.compare and c.image is not None}
+        a, b = marked.get("A"), marked.get("B")
+        if a is not None and b is not None:
+            return a, b
+        picks = self.picks
+        return (picks[0], picks[1]) if len(picks) >= 2 else None
 
     def unfinished_jobs(self) -> list[str]:
         return [cell.job_id for cell in self.cells if cell.unfinished]

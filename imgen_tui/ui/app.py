@@ -34,6 +34,7 @@ from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.modals import ConfirmScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
+from imgen_tui.ui.widgets.round_view import ROUND_BINDINGS
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,11 @@ class ImgenApp(App[int]):
 
 
 def binding_scopes() -> Scopes:
-    """Every screen's bindings with the app's (active everywhere): what keys.yaml may remap."""
+    """Every screen's bindings with the app's (active everywhere): what keys.yaml may remap.
+
+    A screen that composes the round view has its `round.*` bindings too.
+    """
+    from imgen_tui.ui.screens.concept import ConceptScreen
     from imgen_tui.ui.screens.funnel import FunnelScreen
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
@@ -212,11 +217,18 @@ def binding_scopes() -> Scopes:
         ConfirmScreen,
         RefineScreen,
         IntentScreen,
+        ConceptScreen,
     ]
+    with_round_view = (FunnelScreen, ConceptScreen)
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
     return {
         screen.__name__: app
         + [b for b in getattr(screen, "BINDINGS", []) if isinstance(b, Binding)]
+        + (
+            [b for b in ROUND_BINDINGS if isinstance(b, Binding)]
+            if screen in with_round_view
+            else []
+        )
         for screen in screens
     }
 

@@ -1,10 +1,14 @@
-"""Remapped keys from the user's keys.yaml: `binding id: keys`, e.g. `funnel.pick: space,y`.
+"""Remapped keys from the user's keys.yaml: `binding id: keys`, e.g. `round.pick: space,y`.
 
 Textual's keymap takes whatever it is given: an unknown id is ignored, a
 string that is no key leaves the binding with no key, and a key another
 binding of the same screen has is silently taken from it. So every line is
 checked first against the app's own bindings; a line that fails is left
 out (that binding keeps its default keys) and gets one sentence.
+
+The keys every flow shares moved from `funnel.*` to `round.*`; a keys.yaml
+written before still works: its old ids are applied as the new ones, with
+one sentence saying what to rename.
 """
 
 from __future__ import annotations
@@ -23,6 +27,29 @@ KEY_NAMES = frozenset(
     {key.value for key in Keys} | set(KEY_NAME_REPLACEMENTS.values()) | set(KEY_ALIASES)
 )
 Scopes = Mapping[str, Sequence[Binding]]  # a screen's name → its bindings (and the app's)
+MOVED_TO_ROUND = (  # the keys every flow shares, once `funnel.*`
+    *("left", "right", "up", "down", "pick", "reject", "clear", "lightbox", "compare", "mark"),
+    *("more", "nudge_up", "nudge_down", "refine", "lock", "upscale", "again", "undo_again"),
+)
+RENAMED = {  # old id → new id
+    **{f"funnel.{name}": f"round.{name}" for name in MOVED_TO_ROUND},
+    "concept_refine.cancel": "refine.cancel",  # one refine panel for every flow
+}
+
+
+def rename_old_ids(wanted: Mapping[str, str], path: Path) -> tuple[dict[str, str], list[str]]:
+    """Old ids applied as their new ones (a line with the new id wins), and one sentence."""
+    renamed: dict[str, str] = {}
+    old = [binding_id for binding_id in wanted if binding_id in RENAMED]
+    for binding_id, keys in wanted.items():
+        new = RENAMED.get(binding_id, binding_id)
+        if binding_id == new or new not in wanted:
+            renamed[new] = keys
+    if not old:
+        return renamed, []
+    moves = ", ".join(f"'{binding_id}' is now '{RENAMED[binding_id]}'" for binding_id in old)
+    lines = "that line" if len(old) == 1 else "those lines"
+    return renamed, [f"{path}: {moves}; rename {lines}."]
 
 
 def load_keymap(path: Path | None) -> tuple[dict[str, str], str | None]:
@@ -36,7 +63,7 @@ def load_keymap(path: Path | None) -> tuple[dict[str, str], str | None]:
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
-        return {}, f"{path}: must map binding ids to keys, e.g. 'funnel.pick: space,y'"
+        return {}, f"{path}: must map binding ids to keys, e.g. 'round.pick: space,y'"
     return dict(data), None
 
 
@@ -65,14 +92,19 @@ def normal_key(text: str) -> str:
 def check_keymap(
     wanted: Mapping[str, str], scopes: Scopes, path: Path
 ) -> tuple[dict[str, str], list[str]]:
-    """The lines that can be applied, and one sentence for each line that cannot."""
+    """The lines that can be applied, and one sentence for each line that cannot.
+
+    An old id (`funnel.pick`) is applied as its new one (`round.pick`), with
+    one sentence naming the lines to rename.
+    """
     known = {b.id for bindings in scopes.values() for b in bindings if b.id}
     accepted: dict[str, str] = {}
-    problems: list[str] = []
+    wanted, problems = rename_old_ids(wanted, path)
     for binding_id, keys in wanted.items():
         if binding_id not in known:
-            close = difflib.get_close_matches(binding_id, sorted(known), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "F1 on each screen lists its keys"
+            close = difflib.get_close_matches(binding_id, sorted(known | set(RENAMED)), n=1)
+            guess = RENAMED.get(close[0], close[0]) if close else None
+            hint = f"did you mean '{guess}'?" if guess else "F1 on each screen lists its keys"
             problems.append(
                 f"{path}: there is no key binding '{binding_id}' ({hint}); fix or remove that line."
             )

@@ -22,14 +22,16 @@ from imgen_tui.flows.concept import ConceptBuilder, ConceptError
 from imgen_tui.flows.concept_config import ConceptConfig, load_concept_config
 from imgen_tui.flows.concept_session import ConceptSession
 from imgen_tui.flows.rounds import Cell, Denoise, Round
+from imgen_tui.llm.config import EnhancementStyle
 from imgen_tui.llm.field_refine import FieldRefinement
 from imgen_tui.llm.ollama_stages import LlmError
 from imgen_tui.llm.pipeline import Intent, StageListener
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
-from imgen_tui.ui.screens.concept_refine import ConceptRefineScreen
+from imgen_tui.ui.screens.concept_refine import PLACEHOLDER, TITLE, FieldsPart
 from imgen_tui.ui.screens.intent import IntentScreen
 from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.refine import RefineScreen
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.round_view import RoundView
 
@@ -195,8 +197,7 @@ class ConceptScreen(Screen[None]):
             return
         if isinstance(message.event, JobFailed):
             self.notify(f"A job failed: {message.event.reason}", severity="error", timeout=8)
-        if self.app.screen is self:  # a covered screen catches up when it is back
-            self.query_one(RoundView).job_changed(message.event, cell)
+        self.query_one(RoundView).job_changed(message.event, cell)
 
     def on_screen_resume(self) -> None:
         if self.session is not None:
@@ -212,7 +213,9 @@ class ConceptScreen(Screen[None]):
             return
         self._pull_form()
 
-        async def run(feedback: str, listener: StageListener) -> FieldRefinement:
+        async def run(
+            feedback: str, style: EnhancementStyle | None, listener: StageListener
+        ) -> FieldRefinement:
             return await session.refine(feedback, self.imgen.llm_stages, listener)
 
         async def chosen(result: FieldRefinement | None) -> None:
@@ -228,7 +231,15 @@ class ConceptScreen(Screen[None]):
             self.query_one(RoundView).grid.cursor = 0
             await self._repaint()
 
-        self.app.push_screen(ConceptRefineScreen(run, looking_at=self._looking_at()), chosen)
+        panel = RefineScreen(
+            run,
+            {},  # the fields are the style here
+            FieldsPart(),
+            title=TITLE,
+            looking_at=self._looking_at(),
+            placeholder=PLACEHOLDER,
+        )
+        self.app.push_screen(panel, chosen)
 
     def _looking_at(self) -> str:
         current = self.session.current if self.session else None

@@ -19,16 +19,34 @@ from imgen_tui.ui.widgets.node_strip import NodeStrip
 if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
-FLOWS = [("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final")]
+FLOWS = [
+    ("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final"),
+    ("concept", "Concept builder — fields with locks → 4 SDXL variations, refine the unlocked"),
+]
+
+
+def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
+    """The screen that runs a flow (a new session, or `resume` one); None: not a flow here."""
+    if flow == "funnel":
+        from imgen_tui.ui.screens.funnel import FunnelScreen
+
+        return FunnelScreen(resume=resume)
+    if flow == "concept":
+        from imgen_tui.ui.screens.concept import ConceptScreen
+
+        return ConceptScreen(resume=resume)
+    return None
 
 
 class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
+        Binding("c", "new_flow('concept')", "New concept", id="home.concept"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
-        "**Home.** Start a flow (**f** the draft funnel) or reopen a recent session "
+        "**Home.** Start a flow (**f** the draft funnel, **c** the concept builder) or "
+        "reopen a recent session "
         "exactly as you left it (**tab** to the list, **enter**). The strip at the "
         "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "
         "every action."
@@ -55,7 +73,8 @@ class HomeScreen(Screen[None]):
         store = self.imgen.engine.store
         if store is None:
             return
-        sessions = [s for s in await store.sessions(disk_use=False) if s.flow == "funnel"][:10]
+        flows = {name for name, _ in FLOWS}
+        sessions = [s for s in await store.sessions(disk_use=False) if s.flow in flows][:10]
         options = self.query_one("#sessions", OptionList)
         options.clear_options()
         options.add_options([Option(_describe(s), id=f"session:{s.id}") for s in sessions])
@@ -67,20 +86,27 @@ class HomeScreen(Screen[None]):
     @on(OptionList.OptionSelected)
     async def _chosen(self, event: OptionList.OptionSelected) -> None:
         option_id = event.option.id or ""
-        if option_id == "flow:funnel":
-            self.action_new_funnel()
+        if option_id.startswith("flow:"):
+            self.action_new_flow(option_id.removeprefix("flow:"))
         elif option_id.startswith("session:"):
-            from imgen_tui.ui.screens.funnel import FunnelScreen
-
-            await self.app.push_screen(FunnelScreen(resume=option_id.removeprefix("session:")))
+            session_id = option_id.removeprefix("session:")
+            store = self.imgen.engine.store
+            flow = (await store.session(session_id)).flow if store is not None else "funnel"
+            screen = flow_screen(flow, resume=session_id)
+            if screen is not None:
+                await self.app.push_screen(screen)
 
     def action_new_funnel(self) -> None:
-        from imgen_tui.ui.screens.funnel import FunnelScreen
+        self.action_new_flow("funnel")
 
-        self.app.push_screen(FunnelScreen())
+    def action_new_flow(self, flow: str) -> None:
+        screen = flow_screen(flow)
+        if screen is not None:
+            self.app.push_screen(screen)
 
 
 def _describe(session: SessionInfo) -> str:
     when = time.strftime("%d %b %H:%M", time.localtime(session.updated_at))
     count = session.image_count
-    return f"{when}  {session.title[:50]}  ({count} image{'' if count == 1 else 's'})"
+    flow = "" if session.flow == "funnel" else f"{session.flow} · "  # the funnel is the default
+    return f"{when}  {flow}{session.title[:50]}  ({count} image{'' if count == 1 else 's'})"

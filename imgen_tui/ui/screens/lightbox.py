@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from imgen_tui.flows.funnel import Cell
+from imgen_tui.flows.rounds import Cell
 from imgen_tui.store import ImageRecord
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.graphics import image_widget

@@ -23,7 +23,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_image._terminal import get_cell_size
 
-from imgen_tui.flows.funnel import Cell
+from imgen_tui.flows.rounds import Cell
 from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.graphics import image_widget
 from imgen_tui.ui.widgets.thumbs import decode_preview, load_picture

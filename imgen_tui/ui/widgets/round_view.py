@@ -10,7 +10,7 @@ message (`RefineAsked`), and the flow screen answers it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from imgen_tui.flows.round_store import RoundActions
-from imgen_tui.flows.rounds import Cell, Denoise, Round
+from imgen_tui.flows.rounds import Cell, Denoise, Round, mark_for_compare
 from imgen_tui.scheduler.events import JobCancelled, JobDone, JobFailed, JobPreview
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.widgets.grid import ThumbGrid
@@ -34,13 +34,14 @@ ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("x", "verdict('rejected')", "Reject", id="round.reject"),
     Binding("u", "verdict('none')", "Clear", show=False, id="round.clear"),
     Binding("l", "lock", "Lock seed", id="round.lock"),
-    Binding("m", "more_like_this", "More like this", id="round.more"),
+    Binding("m", "more_like_this", "More like", id="round.more"),
     Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="round.nudge_up"),
     Binding("minus", "nudge(-1)", "Denoise -", show=False, id="round.nudge_down"),
     Binding("r", "refine", "Refine", id="round.refine"),
-    Binding("U", "upscale", "Upscale", id="round.upscale"),
-    Binding("enter", "lightbox", "View", id="round.lightbox"),
-    Binding("c", "compare", "Compare", id="round.compare"),
+    Binding("U", "upscale", "Upscale", show=False, id="round.upscale"),
+    Binding("enter", "lightbox", "View", show=False, id="round.lightbox"),
+    Binding("c", "compare", "Compare", show=False, id="round.compare"),
+    Binding("a", "mark", "Mark A/B", show=False, id="round.mark"),
     Binding("g", "again", "Again", id="round.again"),
     Binding("z", "undo_again", "Undo again", show=False, id="round.undo_again"),
 ]
@@ -48,7 +49,7 @@ FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait 
 
 
 class CellGrid(ThumbGrid):
-    """The thumbnail grid with as many columns as the view's CSS gives it."""
+    """The thumbnail grid with a fixed number of columns (beside a form: the concept builder)."""
 
     def __init__(self, renderer: str, *, columns: int, page_size: int, **kwargs: Any) -> None:
         super().__init__(renderer, page_size=page_size, **kwargs)
@@ -91,7 +92,7 @@ class RoundView(Vertical):
         renderer: str,
         *,
         denoise: Denoise,
-        columns: int = 5,
+        columns: int | None = None,
         page_size: int = 20,
         hint: str = "",
         **kwargs: Any,
@@ -119,41 +120,51 @@ class RoundView(Vertical):
             self.repaint_feedback()
 
     def compose(self) -> ComposeResult:
-        yield CellGrid(self.renderer, columns=self.columns, page_size=self.page_size, id="grid")
+        """`columns=None`: the grid fits its columns to the space and the images (the funnel)."""
+        if self.columns is None:
+            yield ThumbGrid(self.renderer, page_size=self.page_size, id="grid")
+        else:
+            yield CellGrid(self.renderer, columns=self.columns, page_size=self.page_size, id="grid")
         yield Static("", id="feedback")
 
     @property
-    def grid(self) -> CellGrid:
-        return self.query_one(CellGrid)
+    def grid(self) -> ThumbGrid:
+        return self.query_one(ThumbGrid)
 
     @property
     def current(self) -> Round | None:
         return self.actions.current if self.actions is not None else None
 
     def cell(self) -> Cell | None:
-        return cast("Cell | None", self.grid.current)
+        return self.grid.current
 
     def number(self, cell: Cell) -> int:
-        return self.grid.cells.index(cast(Any, cell)) + 1
+        return self.grid.cells.index(cell) + 1
 
     # -- painting ---------------------------------------------------------------------------------
 
     def show_round(self) -> None:
         current = self.current
-        self.grid.set_cells(cast(Any, current.cells if current else []))
+        self.grid.set_cells(current.cells if current else [])
         self.repaint_feedback()
 
     def job_changed(self, event: object, cell: Cell) -> None:
-        """A scheduler event already applied to `cell`: repaint what shows it."""
+        """A scheduler event already applied to `cell`: store what came, repaint what shows it.
+
+        A covered screen is not painted (that repaints the whole top one); it
+        catches up when it is back on top.
+        """
         job_id = cell.job_id
+        if isinstance(event, JobDone) and cell.image is not None and self.actions is not None:
+            self.run_worker(self.actions.image_arrived(cell), group="arrived")
+        if self.app.screen is not self.screen:
+            return
         if isinstance(event, JobPreview):
             widget = self.grid.refresh_job(job_id)
             if widget is not None:
                 widget.show_preview(event.image)
             return
         self.grid.refresh_job(job_id)
-        if isinstance(event, JobDone) and cell.image is not None and self.actions is not None:
-            self.run_worker(self.actions.image_arrived(cell), group="arrived")
         if isinstance(event, JobDone | JobFailed | JobCancelled):
             self.repaint_feedback()
 
@@ -161,13 +172,18 @@ class RoundView(Vertical):
         current = self.current
         bar = Text()
         if current is None:
-            bar.append(self.hint)
+            bar.append(f"{self.hint[:1].upper()}{self.hint[1:]}." if self.hint else "")
         else:
             cells = current.cells
             picked = sum(c.verdict == "picked" for c in cells)
             bar.append(f"{self.label}: {current.done}/{len(cells)} done", style="bold")
             bar.append(f"   picked {picked}", style="green" if picked else "dim")
             bar.append(f"   denoise {self.denoise.value:.2f}", style="dim")
+            if self.grid.pages > 1:
+                bar.append(f"   page {self.grid.page + 1}/{self.grid.pages}", style="bold")
+            stuck = next((c.notice for c in cells if c.notice), None)
+            if stuck:
+                bar.append(f"   {stuck}", style="bold red")
             cell = self.cell()
             if cell is not None:
                 bar.append(f"   #{self.number(cell)} seed {cell.seed}", style="dim")
@@ -185,13 +201,25 @@ class RoundView(Vertical):
         self.grid.move(delta * self.grid.columns)
         self.repaint_feedback()
 
+    def on_thumb_grid_moved(self) -> None:
+        self.repaint_feedback()
+
+    def on_thumb_grid_opened(self) -> None:
+        self.action_lightbox()
+
     async def action_verdict(self, verdict: Verdict) -> None:
         cell = self._cell_or_say()
-        if cell is None or self.actions is None:
+        if cell is not None:
+            await self.judge(cell, verdict)
+
+    async def judge(self, cell: Cell, verdict: Verdict) -> None:
+        """Pick, reject or clear a cell (the same verdict again clears it), also in the lightbox."""
+        if self.actions is None:
             return
         await self.actions.judge(cell, verdict)
-        self.grid.refresh_job(cell.job_id)
-        self.repaint_feedback()
+        if self.app.screen is self.screen:  # under the lightbox: repainted on resume
+            self.grid.refresh_job(cell.job_id)
+            self.repaint_feedback()
         self.post_message(self.Changed(self))
 
     async def action_lock(self) -> None:
@@ -206,13 +234,16 @@ class RoundView(Vertical):
         cell = self._cell_or_say()
         if cell is None or self.actions is None:
             return
+        number = self.number(cell)
         try:
             await self.actions.more_like_this(cell, self.denoise.value)
         except ValueError as error:
             self.notify(str(error), severity="warning")
             return
-        self.show_round()
-        self.notify(f"More like #{self.number(cell)} at denoise {self.denoise.value:.2f}")
+        self.show_newest()
+        self.notify(
+            f"More like #{number} at denoise {self.denoise.value:.2f}: #{len(self.grid.cells)}"
+        )
 
     def action_nudge(self, direction: int) -> None:
         self.denoise.nudge(direction)
@@ -230,18 +261,24 @@ class RoundView(Vertical):
         except ValueError as error:
             self.notify(str(error), severity="warning")
             return
-        self.show_round()
+        self.show_newest()
 
     async def action_again(self) -> None:
         if self.actions is None or self.current is None:
             return
         try:
-            await self.actions.again()
+            fresh = await self.actions.again()
         except ValueError as error:
             self.notify(str(error), severity="warning")
             return
         self.show_round()
         self.post_message(self.Changed(self))
+        kept = sum(cell.image is not None for cell in fresh.cells)
+        self.notify(
+            f"{self.label} again: {len(fresh.cells) - kept} new"
+            + (f", {kept} picked or locked kept" if kept else "")
+            + "; z brings back the round before."
+        )
 
     async def action_undo_again(self) -> None:
         if self.actions is None or self.current is None:
@@ -251,25 +288,50 @@ class RoundView(Vertical):
             return
         self.show_round()
         self.post_message(self.Changed(self))
+        self.notify(f"{self.label}: back to the round before (its picks and locks).")
 
     def action_lightbox(self) -> None:
-        ready = [c for c in cast("list[Cell]", self.grid.cells) if c.image is not None]
+        """The image large; judging there is judging here, and the cursor follows it back."""
+        grid = self.grid
+        ready = [c for c in grid.cells if c.image is not None]
         cell = self.cell()
         if cell is None or cell.image is None:
             self.notify("That image is not finished yet.")
             return
         from imgen_tui.ui.screens.lightbox import LightboxScreen
 
-        self.app.push_screen(LightboxScreen(cast(Any, ready), ready.index(cell), self.renderer))
+        def closed(shown: Cell | None) -> None:
+            if shown is not None and shown in grid.cells:
+                grid.cursor = grid.cells.index(shown)
+                self.repaint_feedback()
+
+        self.app.push_screen(
+            LightboxScreen(ready, ready.index(cell), self.renderer, self.judge), closed
+        )
 
     def action_compare(self) -> None:
-        picks = self.current.picks if self.current else []
-        if len(picks) < 2:
-            self.notify("Pick two images (space) to compare them.")
+        pair = self.current.compare_pair() if self.current else None
+        if pair is None:
+            self.notify("Mark two images with a (A, then B), or pick two, to compare them.")
             return
         from imgen_tui.ui.screens.lightbox import CompareScreen
 
-        self.app.push_screen(CompareScreen(picks[0], picks[1], self.renderer))
+        self.app.push_screen(CompareScreen(pair[0], pair[1], self.renderer))
+
+    def action_mark(self) -> None:
+        cell = self._cell_or_say()
+        if cell is None or self.current is None:
+            return
+        mark_for_compare(self.current.cells, cell)
+        self.grid.refresh_cells()
+        if sum(c.compare is not None for c in self.current.cells) == 2:
+            self.notify("A and B marked: c compares them (f flips).")
+
+    def show_newest(self) -> None:
+        """The cursor jumps to a result just asked for, on whatever page it lands."""
+        self.show_round()
+        self.grid.cursor = max(0, len(self.grid.cells) - 1)
+        self.repaint_feedback()
 
     def _cell_or_say(self) -> Cell | None:
         cell = self.cell()
