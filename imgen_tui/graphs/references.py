@@ -1,0 +1,247 @@
+"""Reference controls (pose, depth, edges, style, face) injected into ANY API-format graph.
+
+The model path and the conditioning pair are found by following the samplers'
+links, never by titles, so a graph exported from anyone's ComfyUI takes them.
+Every inserted node carries `_meta.title` starting with `imgen ref`, so the
+sidecar shows what ran and `strip_references` can undo the change exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from imgen_tui.graphs.graph import Graph, GraphError, is_link, iter_nodes, next_node_id
+from imgen_tui.graphs.params import SAMPLERS
+
+Kind = Literal["pose", "depth", "edges", "style", "face"]
+KINDS: tuple[Kind, ...] = ("pose", "depth", "edges", "style", "face")
+CONTROLNET_KINDS = frozenset({"pose", "depth", "edges"})
+REF_TITLE = "imgen ref"
+
+#: words a ControlNet file name carries for each kind, first the most specific
+KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "pose": ("openpose", "pose"),
+    "depth": ("depth",),
+    "edges": ("canny", "edge", "lineart"),
+}
+FAMILY_WORDS: dict[str, tuple[str, ...]] = {
+    "sd15": ("sd15", "sd1.5", "v11", "sd_15", "sd-15"),
+    "sdxl": ("sdxl", "_xl", "xl_", "-xl"),
+    "flux": ("flux",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    kind: Kind
+    image: str  # the name LoadImage reads on the node (an uploaded file)
+    strength: float = 0.8
+    start: float = 0.0
+    end: float = 1.0
+
+
+def capability_for(kind: str) -> str:
+    """The node capability a reference kind needs."""
+    return (
+        "controlnet" if kind in CONTROLNET_KINDS else ("faceid" if kind == "face" else "ipadapter")
+    )
+
+
+def choose_controlnet(kind: str, family: str, options: Iterable[str]) -> str | None:
+    """The ControlNet file for `kind` and `family` among a node's files, or None."""
+    family_words = FAMILY_WORDS.get(family, (family,))
+    for word in KIND_WORDS[kind]:
+        for name in sorted(options):
+            low = name.lower()
+            if word in low and any(f in low for f in family_words):
+                return name
+    return None
+
+
+def inject_references(
+    graph: Graph,
+    references: Sequence[Reference],
+    controlnets: dict[str, str],
+    *,
+    preprocessors: frozenset[str] = frozenset(),
+) -> Graph:
+    """A copy with each reference's nodes inserted on the model or conditioning path.
+
+    `controlnets` maps a kind to the ControlNet file chosen for the node
+    (`choose_controlnet`); `preprocessors` names the aux classes the node has:
+    pose uses DWPreprocessor or OpenposePreprocessor, depth
+    DepthAnythingV2Preprocessor, and without them the image is taken as a
+    ready pose or depth map. Edges always use core `Canny`.
+    """
+    result = copy.deepcopy(graph)
+    samplers = [(nid, inputs) for nid, ct, inputs in iter_nodes(result) if ct in SAMPLERS]
+    if not samplers and references:
+        raise GraphError("the workflow has no KSampler, so there is nowhere to apply a reference")
+    next_id = next_node_id(result)
+
+    def add(class_type: str, inputs: dict[str, Any], what: str) -> str:
+        nonlocal next_id
+        node_id = str(next_id)
+        next_id += 1
+        result[node_id] = {
+            "class_type": class_type,
+            "inputs": inputs,
+            "_meta": {"title": f"{REF_TITLE} {what}"},
+        }
+        return node_id
+
+    for ref in references:
+        load = add("LoadImage", {"image": ref.image}, ref.kind)
+        image: list[Any] = [load, 0]
+        if ref.kind in CONTROLNET_KINDS:
+            if ref.kind not in controlnets:
+                raise GraphError(f"no ControlNet model was chosen for {ref.kind}")
+            image = _preprocess(add, ref.kind, image, preprocessors)
+            loader = add("ControlNetLoader", {"control_net_name": controlnets[ref.kind]}, ref.kind)
+            pairs = {
+                (tuple(_link(inputs, "positive")), tuple(_link(inputs, "negative")))
+                for _, inputs in samplers
+            }
+            vae = _find_vae(result)
+            for positive, negative in sorted(pairs, key=repr):
+                apply_inputs: dict[str, Any] = {
+                    "positive": list(positive),
+                    "negative": list(negative),
+                    "control_net": [loader, 0],
+                    "image": image,
+                    "strength": ref.strength,
+                    "start_percent": ref.start,
+                    "end_percent": ref.end,
+                }
+                if vae is not None:
+                    apply_inputs["vae"] = vae
+                apply = add("ControlNetApplyAdvanced", apply_inputs, ref.kind)
+                for _, inputs in samplers:
+                    if inputs.get("positive") == list(positive) and inputs.get("negative") == list(
+                        negative
+                    ):
+                        inputs["positive"], inputs["negative"] = [apply, 0], [apply, 1]
+        else:
+            models = {tuple(_link(inputs, "model")) for _, inputs in samplers}
+            for model in sorted(models):
+                if ref.kind == "style":
+                    unified = add(
+                        "IPAdapterUnifiedLoader",
+                        {"model": list(model), "preset": "PLUS (high strength)"},
+                        ref.kind,
+                    )
+                    apply = add(
+                        "IPAdapterAdvanced",
+                        {
+                            "model": [unified, 0],
+                            "ipadapter": [unified, 1],
+                            "image": image,
+                            "weight": ref.strength,
+                            "weight_type": "style transfer",
+                            "combine_embeds": "concat",
+                            "start_at": ref.start,
+                            "end_at": ref.end,
+                            "embeds_scaling": "V only",
+                        },
+                        ref.kind,
+                    )
+                else:
+                    unified = add(
+                        "IPAdapterUnifiedLoaderFaceID",
+                        {
+                            "model": list(model),
+                            "preset": "FACEID PLUS V2",
+                            "lora_strength": 0.6,
+                            "provider": "CPU",
+                        },
+                        ref.kind,
+                    )
+                    apply = add(
+                        "IPAdapterFaceID",
+                        {
+                            "model": [unified, 0],
+                            "ipadapter": [unified, 1],
+                            "image": image,
+                            "weight": ref.strength,
+                            "weight_faceidv2": ref.strength,
+                            "weight_type": "linear",
+                            "combine_embeds": "concat",
+                            "start_at": ref.start,
+                            "end_at": ref.end,
+                            "embeds_scaling": "V only",
+                        },
+                        ref.kind,
+                    )
+                for _, inputs in samplers:
+                    if inputs.get("model") == list(model):
+                        inputs["model"] = [apply, 0]
+    return result
+
+
+def _preprocess(add: Any, kind: str, image: list[Any], preprocessors: frozenset[str]) -> list[Any]:
+    if kind == "edges":
+        node = add("Canny", {"image": image, "low_threshold": 0.4, "high_threshold": 0.8}, kind)
+        return [node, 0]
+    wanted = (
+        ("DWPreprocessor", "OpenposePreprocessor")
+        if kind == "pose"
+        else ("DepthAnythingV2Preprocessor",)
+    )
+    for class_type in wanted:
+        if class_type in preprocessors:
+            return [add(class_type, {"image": image, "resolution": 512}, kind), 0]
+    return image
+
+
+def _link(inputs: dict[str, Any], name: str) -> list[Any]:
+    value = inputs.get(name)
+    if not is_link(value):
+        raise GraphError(f"a sampler's {name} input is not linked, so a reference cannot join it")
+    return value
+
+
+def _find_vae(graph: Graph) -> list[Any] | None:
+    """The VAE the graph decodes with: ControlNetApplyAdvanced's optional `vae`."""
+    for _, class_type, inputs in iter_nodes(graph):
+        if class_type == "VAEDecode" and is_link(inputs.get("vae")):
+            return list(inputs["vae"])
+    return None
+
+
+def reference_nodes(graph: Graph) -> list[str]:
+    """Ids of the nodes `inject_references` inserted."""
+    return [
+        node_id
+        for node_id, node in graph.items()
+        if isinstance(node, dict)
+        and str((node.get("_meta") or {}).get("title", "")).startswith(REF_TITLE)
+    ]
+
+
+def strip_references(graph: Graph) -> Graph:
+    """A copy with the inserted nodes removed and their users wired back past them."""
+    result = copy.deepcopy(graph)
+    inserted = set(reference_nodes(result))
+
+    def resolve(link: list[Any]) -> list[Any]:
+        while link[0] in inserted:
+            node = result[link[0]]
+            inputs = node["inputs"]
+            if node["class_type"] == "ControlNetApplyAdvanced":
+                link = inputs["positive"] if link[1] == 0 else inputs["negative"]
+            else:
+                link = inputs["model"]
+        return list(link)
+
+    for node_id, _, inputs in iter_nodes(result):
+        if node_id in inserted:
+            continue
+        for name, value in inputs.items():
+            if is_link(value) and value[0] in inserted:
+                inputs[name] = resolve(value)
+    for node_id in inserted:
+        del result[node_id]
+    return result

@@ -1,0 +1,138 @@
+"""Reference injection over the shipped templates and a recorded graph (issue 17, step 1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imgen_tui.graphs.graph import is_link
+from imgen_tui.graphs.references import (
+    KINDS,
+    Reference,
+    choose_controlnet,
+    inject_references,
+    reference_nodes,
+    strip_references,
+)
+from imgen_tui.sim.object_info import recorded_classes
+
+ROOT = Path(__file__).parent.parent
+FIXTURES = Path(__file__).parent / "fixtures" / "comfyui_v2"
+OBJECT_INFO: dict[str, Any] = {
+    **recorded_classes(),
+    **json.loads((FIXTURES / "object_info_references.json").read_text()),
+}
+GRAPHS: dict[str, dict[str, Any]] = {
+    path.stem: json.loads(path.read_text())
+    for path in sorted((ROOT / "workflows").glob("*.json"))
+    if "upscale" not in path.stem
+}
+GRAPHS["recorded_controlnet_txt2img"] = json.loads(
+    (FIXTURES / "controlnet_txt2img_graph.json").read_text()
+)
+CONTROLNETS = {
+    "pose": "control_v11p_sd15_openpose.pth",
+    "depth": "diffusers_xl_depth_full.safetensors",
+    "edges": "control_v11p_sd15_canny.pth",
+}
+PREPROCESSORS = frozenset({"DWPreprocessor", "DepthAnythingV2Preprocessor"})
+
+
+def problems(graph: dict[str, Any]) -> list[str]:
+    """Every required input present, every link pointing at an output of the right type."""
+    found = []
+    for node_id, node in graph.items():
+        spec = OBJECT_INFO[node["class_type"]]["input"]
+        declared = {**spec.get("required", {}), **spec.get("optional", {})}
+        for name in spec.get("required", {}):
+            if name not in node["inputs"]:
+                found.append(f"{node_id}.{name} missing")
+        for name, value in node["inputs"].items():
+            if name not in declared:
+                found.append(f"{node_id}.{name} unknown")
+            elif is_link(value):
+                source = graph.get(value[0])
+                if source is None:
+                    found.append(f"{node_id}.{name} dangles")
+                    continue
+                outputs = OBJECT_INFO[source["class_type"]]["output"]
+                wanted = declared[name][0]
+                if value[1] >= len(outputs) or outputs[value[1]] != wanted:
+                    found.append(f"{node_id}.{name} gets the wrong type")
+            elif (
+                (
+                    isinstance(declared[name][0], list)
+                    and declared[name][0]
+                    and "ref" in str(node.get("_meta"))
+                )
+                and value not in declared[name][0]
+                and name not in ("image", "control_net_name")
+            ):
+                found.append(f"{node_id}.{name}={value!r} not an option")
+    return found
+
+
+references = st.lists(
+    st.builds(
+        Reference,
+        kind=st.sampled_from(KINDS),
+        image=st.just("ref.png"),
+        strength=st.floats(0, 2),
+        start=st.floats(0, 0.5),
+        end=st.floats(0.5, 1),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(GRAPHS)), refs=references, aux=st.booleans())
+def test_injection_validates_and_strips_back_to_the_original(
+    name: str, refs: list[Reference], aux: bool
+) -> None:
+    original = GRAPHS[name]
+    assert problems(original) == []
+    injected = inject_references(
+        original, refs, CONTROLNETS, preprocessors=PREPROCESSORS if aux else frozenset()
+    )
+    assert problems(injected) == []
+    assert strip_references(injected) == original
+    classes = {injected[n]["class_type"] for n in reference_nodes(injected)}
+    for ref in refs:
+        assert {
+            "pose": "ControlNetApplyAdvanced",
+            "depth": "ControlNetApplyAdvanced",
+            "edges": "Canny",
+            "style": "IPAdapterAdvanced",
+            "face": "IPAdapterFaceID",
+        }[ref.kind] in classes
+
+
+def test_stacked_pose_and_face_reach_the_sampler() -> None:
+    graph = GRAPHS["recorded_controlnet_txt2img"]
+    injected = inject_references(
+        graph, [Reference("pose", "a.png"), Reference("face", "b.png")], CONTROLNETS
+    )
+    sampler = next(n for n in injected.values() if n["class_type"] == "KSampler")
+    assert injected[sampler["inputs"]["model"][0]]["class_type"] == "IPAdapterFaceID"
+    assert injected[sampler["inputs"]["positive"][0]]["class_type"] == "ControlNetApplyAdvanced"
+    # the recorded graph's own ControlNet stays upstream of ours, untouched
+    assert strip_references(injected) == graph
+
+
+def test_controlnet_files_match_kind_and_family() -> None:
+    files = [
+        "control_v11p_sd15_openpose.pth",
+        "diffusers_xl_depth_full.safetensors",
+        "control_v11p_sd15_canny.pth",
+        "tiny-controlnet-sd15.safetensors",
+    ]
+    assert choose_controlnet("pose", "sd15", files) == "control_v11p_sd15_openpose.pth"
+    assert choose_controlnet("depth", "sdxl", files) == "diffusers_xl_depth_full.safetensors"
+    assert choose_controlnet("depth", "sd15", files) is None
+    assert choose_controlnet("edges", "sd15", files) == "control_v11p_sd15_canny.pth"
