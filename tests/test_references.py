@@ -136,3 +136,56 @@ def test_controlnet_files_match_kind_and_family() -> None:
     assert choose_controlnet("depth", "sdxl", files) == "diffusers_xl_depth_full.safetensors"
     assert choose_controlnet("depth", "sd15", files) is None
     assert choose_controlnet("edges", "sd15", files) == "control_v11p_sd15_canny.pth"
+
+
+def _info(ipadapter_files: list[str], clip_vision: list[str]) -> Any:
+    from imgen_tui.comfy.responses import ObjectInfo
+
+    classes = json.loads(json.dumps(OBJECT_INFO))
+    classes["IPAdapterModelLoader"] = {
+        "input": {"required": {"ipadapter_file": [ipadapter_files]}},
+        "output": ["IPADAPTER"],
+    }
+    classes["CLIPVisionLoader"]["input"]["required"]["clip_name"] = [clip_vision]
+    return ObjectInfo.from_json(classes)
+
+
+def test_ipadapter_capabilities_need_the_model_files_not_just_the_classes() -> None:
+    from imgen_tui.comfy.capabilities import check_capabilities
+
+    def verdicts(info: Any) -> dict[str, str]:
+        checks = check_capabilities(info, ["ipadapter", "faceid"], {})
+        return {c.capability: c.verdict for c in checks}
+
+    # the recorded pack install: classes present, no files -> run-time "ClipVision model not found."
+    assert verdicts(_info([], [])) == {"ipadapter": "missing", "faceid": "missing"}
+    assert verdicts(_info(["ip-adapter-plus_sd15.safetensors"], [])) == {
+        "ipadapter": "missing",
+        "faceid": "missing",
+    }
+    assert verdicts(_info(["ip-adapter-plus_sd15.safetensors"], ["vit-h.safetensors"])) == {
+        "ipadapter": "confirmed",
+        "faceid": "missing",
+    }
+    both = ["ip-adapter-plus_sd15.safetensors", "ip-adapter-faceid-plusv2_sd15.bin"]
+    assert verdicts(_info(both, ["vit-h.safetensors"])) == {
+        "ipadapter": "confirmed",
+        "faceid": "confirmed",
+    }
+
+
+def test_routing_refuses_a_node_without_the_reference_capability() -> None:
+    from imgen_tui.graphs.references import reference_needs
+    from imgen_tui.scheduler.jobs import JobSpec
+    from imgen_tui.scheduler.routing import NodeView, route
+
+    graph = GRAPHS["recorded_controlnet_txt2img"]
+    needs = reference_needs([Reference("style", "a.png"), Reference("pose", "b.png")])
+    job = JobSpec.from_graph(graph, "sd15", needs=needs)
+    draft = NodeView("gpu-draft", "draft", "up", frozenset({"sd15", "controlnet"}), 2048)
+    full = NodeView(
+        "gpu-full", "quality", "up", frozenset({"sd15", "controlnet", "ipadapter"}), 2048
+    )
+    routing = route(job, [draft, full])
+    assert routing.refused == {"gpu-draft": "gpu-draft: no ipadapter"}
+    assert routing.best is not None and routing.best.node_id == "gpu-full"

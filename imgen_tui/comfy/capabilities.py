@@ -22,9 +22,11 @@ FAMILY_CAPABILITIES = {
     "flux": "flux",
     "flux_fp8": "flux",
 }
+IPADAPTER_CLASSES = {
+    "ipadapter": ("IPAdapterUnifiedLoader", "IPAdapterAdvanced"),
+    "faceid": ("IPAdapterUnifiedLoaderFaceID", "IPAdapterFaceID"),
+}
 CLASS_CAPABILITIES = {
-    "ipadapter": ("IPAdapterModelLoader", "IPAdapterUnifiedLoader"),
-    "faceid": ("IPAdapterModelLoader", "IPAdapterUnifiedLoaderFaceID"),
     "animatediff": ("ADE_AnimateDiffLoaderGen1", "ADE_AnimateDiffLoaderWithContext"),
 }
 
@@ -66,9 +68,32 @@ def _check(info: ObjectInfo, capability: str, models: Mapping[str, str]) -> Capa
                 capability, "confirmed", f"{len(info.controlnets)} ControlNet models"
             )
         return CapabilityCheck(capability, "missing", "no ControlNet models are installed")
+    if capability in ("ipadapter", "faceid"):
+        return _check_ipadapter(info, capability)
     if capability in CLASS_CAPABILITIES:
         classes = CLASS_CAPABILITIES[capability]
         if any(info.has_class(name) for name in classes):
             return CapabilityCheck(capability, "confirmed", "its custom nodes are installed")
         return CapabilityCheck(capability, "missing", f"custom node {classes[0]} is not installed")
     return CapabilityCheck(capability, "unchecked", "nothing to check it against")
+
+
+def _check_ipadapter(info: ObjectInfo, capability: str) -> CapabilityCheck:
+    """The pack's classes and its model files: presets fail only at run time without them.
+
+    IPAdapterUnifiedLoader's presets are not a file list, so a node without
+    IP-Adapter or CLIP-vision files still validates the graph and then fails
+    with "ClipVision model not found."; routing must know before it sends.
+    """
+    absent = [name for name in IPADAPTER_CLASSES[capability] if not info.has_class(name)]
+    if absent:
+        return CapabilityCheck(capability, "missing", f"custom node {absent[0]} is not installed")
+    files = info.options("IPAdapterModelLoader", "ipadapter_file")
+    if capability == "faceid":
+        files = tuple(name for name in files if "faceid" in name.lower())
+    if not files:
+        kind = "FaceID " if capability == "faceid" else ""
+        return CapabilityCheck(capability, "missing", f"no {kind}IP-Adapter models are installed")
+    if not info.options("CLIPVisionLoader", "clip_name"):
+        return CapabilityCheck(capability, "missing", "no CLIP-vision models are installed")
+    return CapabilityCheck(capability, "confirmed", f"{len(files)} IP-Adapter models")

@@ -50,6 +50,11 @@ def capability_for(kind: str) -> str:
     )
 
 
+def reference_needs(references: Iterable[Reference]) -> frozenset[str]:
+    """What a job with these references needs of a node: routing refuses the others."""
+    return frozenset(capability_for(ref.kind) for ref in references)
+
+
 def choose_controlnet(kind: str, family: str, options: Iterable[str]) -> str | None:
     """The ControlNet file for `kind` and `family` among a node's files, or None."""
     family_words = FAMILY_WORDS.get(family, (family,))
