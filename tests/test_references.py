@@ -189,3 +189,57 @@ def test_routing_refuses_a_node_without_the_reference_capability() -> None:
     routing = route(job, [draft, full])
     assert routing.refused == {"gpu-draft": "gpu-draft: no ipadapter"}
     assert routing.best is not None and routing.best.node_id == "gpu-full"
+
+
+async def test_reference_image_is_uploaded_once_per_node_and_the_job_runs(tmp_path: Path) -> None:
+    from imgen_tui.config import DEFAULT_MODELS
+    from imgen_tui.scheduler.jobs import JobSpec, JobState
+    from imgen_tui.sim.farm import SimFarm
+    from imgen_tui.sim.spec import SimNodeSpec
+    from tests.test_scheduler_farm import LIBRARY, make_scheduler
+
+    picture = tmp_path / "pose.png"
+    picture.write_bytes((FIXTURES.parent / "comfyui" / "sample_output.png").read_bytes())
+    spec = SimNodeSpec(
+        id="gpu-ref",
+        tier="draft",
+        capabilities=("sd15", "controlnet"),
+        seconds_per_step={"sd15": 0.002},
+        load_seconds=0.0,
+        models={
+            "checkpoints": [DEFAULT_MODELS["sd15"]],
+            "controlnet": ["control_v11p_sd15_openpose.pth"],
+        },
+    )
+    farm = SimFarm([spec], farm_models=dict(DEFAULT_MODELS), previews=False)
+    await farm.start()
+    try:
+        scheduler = make_scheduler(farm)
+        await scheduler.start()
+        specs = []
+        for seed in (1, 2):
+            graph = LIBRARY["sd15_txt2img"].render(
+                {"prompt": "a fox", "seed": seed, "steps": 2}, DEFAULT_MODELS
+            )
+            injected = inject_references(graph, [Reference("pose", "placeholder.png")], CONTROLNETS)
+            load = next(
+                n for n in reference_nodes(injected) if injected[n]["class_type"] == "LoadImage"
+            )
+            specs.append(
+                JobSpec.from_graph(
+                    injected,
+                    "sd15",
+                    needs=frozenset({"controlnet"}),
+                    reference_images=((load, str(picture)),),
+                )
+            )
+        jobs = scheduler.submit_many(specs)
+        await scheduler.wait_idle()
+        runtime = next(iter(scheduler.nodes.values()))
+        assert [job.state for job in jobs] == [JobState.DONE, JobState.DONE], [
+            job.last_error for job in jobs
+        ]
+        assert list(runtime.uploads) == [str(picture)]
+        await scheduler.stop()
+    finally:
+        await farm.stop()

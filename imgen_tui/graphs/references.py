@@ -250,3 +250,13 @@ def strip_references(graph: Graph) -> Graph:
     for node_id in inserted:
         del result[node_id]
     return result
+
+
+def set_reference_image(graph: Graph, load_id: str, image_name: str) -> Graph:
+    """A copy whose reference LoadImage `load_id` reads `image_name` (its upload on the node)."""
+    node = graph.get(load_id)
+    if not isinstance(node, dict) or node.get("class_type") != "LoadImage":
+        raise GraphError(f"node {load_id} is not the LoadImage of a reference")
+    result = copy.deepcopy(graph)
+    result[load_id]["inputs"]["image"] = image_name
+    return result
