@@ -240,6 +240,30 @@ async def test_reference_image_is_uploaded_once_per_node_and_the_job_runs(tmp_pa
             job.last_error for job in jobs
         ]
         assert list(runtime.uploads) == [str(picture)]
+        # the file chosen on the node for pose and sd15
+        assert runtime.controlnets == ("control_v11p_sd15_openpose.pth",)
         await scheduler.stop()
     finally:
         await farm.stop()
+
+
+def test_placeholder_controlnets_bind_to_the_nodes_files_or_say_what_is_missing() -> None:
+    import pytest
+
+    from imgen_tui.graphs.graph import GraphError
+    from imgen_tui.graphs.references import auto_controlnets, bind_controlnets
+
+    graph = inject_references(
+        GRAPHS["sdxl_txt2img"], [Reference("depth", "a.png")], auto_controlnets("sdxl")
+    )
+    bound = bind_controlnets(
+        graph, ["control_v11p_sd15_canny.pth", "diffusers_xl_depth_full.safetensors"]
+    )
+    names = [
+        n["inputs"]["control_net_name"]
+        for n in bound.values()
+        if n["class_type"] == "ControlNetLoader"
+    ]
+    assert names == ["diffusers_xl_depth_full.safetensors"]
+    with pytest.raises(GraphError, match="no sdxl ControlNet model for depth"):
+        bind_controlnets(graph, ["control_v11p_sd15_canny.pth"])

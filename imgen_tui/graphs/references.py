@@ -260,3 +260,33 @@ def set_reference_image(graph: Graph, load_id: str, image_name: str) -> Graph:
     result = copy.deepcopy(graph)
     result[load_id]["inputs"]["image"] = image_name
     return result
+
+
+AUTO_PREFIX = "auto:"
+
+
+def auto_controlnets(family: str) -> dict[str, str]:
+    """Placeholder file names, bound per node by `bind_controlnets` once it is chosen."""
+    return {kind: f"{AUTO_PREFIX}{kind}:{family}" for kind in sorted(CONTROLNET_KINDS)}
+
+
+def bind_controlnets(graph: Graph, files: Iterable[str]) -> Graph:
+    """A copy whose placeholder ControlNet names are this node's matching files.
+
+    Raises GraphError naming the kind and family when the node has no such file.
+    """
+    options = list(files)
+    result = copy.deepcopy(graph)
+    for node_id, class_type, inputs in iter_nodes(result):
+        name = inputs.get("control_net_name")
+        if class_type != "ControlNetLoader" or not str(name).startswith(AUTO_PREFIX):
+            continue
+        kind, _, family = str(name)[len(AUTO_PREFIX) :].partition(":")
+        chosen = choose_controlnet(kind, family, options)
+        if chosen is None:
+            raise GraphError(
+                f"node {node_id}: no {family} ControlNet model for {kind} is installed "
+                f"(have: {', '.join(options) or 'none'})"
+            )
+        inputs["control_net_name"] = chosen
+    return result

@@ -36,6 +36,7 @@ class NodeRuntime:
     state_reason: str = "not checked yet"
     capabilities: frozenset[str] = frozenset()
     checkpoints: frozenset[str] | None = None
+    controlnets: tuple[str, ...] = ()  # ControlNet files, from /object_info
     loaded_checkpoint: str | None = None
     in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
     slot_freed_at: float = 0.0
@@ -172,6 +173,7 @@ class NodeRuntime:
         checks = check_capabilities(info, self.config.capabilities, models)
         self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
+        self.controlnets = info.controlnets
         self.confirmed = True
 
     def mark_slot_freed(self) -> None:

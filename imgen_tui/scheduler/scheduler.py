@@ -49,7 +49,7 @@ from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEv
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import GraphError
 from imgen_tui.graphs.inject import set_source_image
-from imgen_tui.graphs.references import set_reference_image
+from imgen_tui.graphs.references import bind_controlnets, set_reference_image
 from imgen_tui.scheduler.events import (
     JobAssigned,
     JobCancelled,
@@ -534,6 +534,8 @@ class Scheduler:
                 graph = set_source_image(graph, name)
             for load_id, path in job.spec.reference_images:
                 graph = set_reference_image(graph, load_id, await runtime.upload_source(path))
+            if job.spec.reference_images:
+                graph = bind_controlnets(graph, runtime.controlnets)
             await runtime.client.submit(graph, prompt_id=prompt_id)
             job.accepted = True
         except GraphRejected as rejected:
