@@ -167,6 +167,13 @@ def _add_batch_parser(
         metavar="NAME=VALUE",
         help="any other workflow placeholder, e.g. cfg=6.5 (repeatable)",
     )
+    batch.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        metavar="KIND:IMAGE[:STRENGTH]",
+        help="keep the pose, depth, edges, style or face of an image (repeatable)",
+    )
     batch.add_argument("--set", type=Path, metavar="CSV", dest="set_file", help="a CSV set")
     batch.add_argument("--template", help="row template for --set, e.g. '{value} of {suit}'")
     batch.add_argument("--theme", default="", help="with --set: a theme after the base prompt")
@@ -303,6 +310,7 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             base_seed=args.seed_start,
             params=_params(args),
             time_limit=args.timeout,
+            references=_references(args.ref),
         )
     return asyncio.run(
         batch_command(
@@ -317,6 +325,30 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             wait_for_nodes=args.wait_for_nodes,
         )
     )
+
+
+def _references(values: list[str]) -> tuple[tuple[str, str, float], ...]:
+    """--ref KIND:IMAGE[:STRENGTH] values, checked before anything runs."""
+    from imgen_tui.graphs.references import KINDS
+
+    found = []
+    for value in values:
+        kind, _, rest = value.partition(":")
+        path, strength = rest, 0.8
+        head, colon, tail = rest.rpartition(":")
+        if colon and head:
+            try:
+                path, strength = head, float(tail)
+            except ValueError:
+                path = rest
+        if kind not in KINDS or not path:
+            raise ConfigError(
+                f"--ref {value!r} is not KIND:IMAGE[:STRENGTH] with KIND one of {', '.join(KINDS)}"
+            )
+        if not Path(path).is_file():
+            raise ConfigError(f"--ref {value!r}: {path} is not a file; give an image to keep")
+        found.append((kind, str(Path(path).resolve()), strength))
+    return tuple(found)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

@@ -267,3 +267,32 @@ def test_placeholder_controlnets_bind_to_the_nodes_files_or_say_what_is_missing(
     assert names == ["diffusers_xl_depth_full.safetensors"]
     with pytest.raises(GraphError, match="no sdxl ControlNet model for depth"):
         bind_controlnets(graph, ["control_v11p_sd15_canny.pth"])
+
+
+def test_batch_plan_injects_refs_and_needs_their_capability(tmp_path: Path) -> None:
+    from imgen_tui.config import DEFAULT_MODELS
+    from imgen_tui.flows.batch import BatchRequest, plan_jobs
+    from tests.test_scheduler_farm import LIBRARY
+
+    request = BatchRequest(
+        workflow="sd15_txt2img",
+        prompts=["a fox"],
+        count=2,
+        references=[("pose", str(tmp_path / "p.png"), 0.7), ("face", str(tmp_path / "f.png"), 1.0)],
+    )
+    specs = plan_jobs(request, LIBRARY, DEFAULT_MODELS)
+    assert {"controlnet", "faceid"} <= specs[0].needs
+    assert [path for _, path in specs[0].reference_images] == [
+        str(tmp_path / "p.png"),
+        str(tmp_path / "f.png"),
+    ]
+    assert problems(specs[0].graph) == []
+
+
+def test_cli_refuses_a_bad_ref_before_running(tmp_path: Path, capsys: Any) -> None:
+    from imgen_tui.cli import main
+
+    assert main(["batch", "--demo", "--prompt", "a", "--ref", "hat:x.png"]) != 0
+    assert "--ref 'hat:x.png' is not KIND:IMAGE" in capsys.readouterr().err
+    assert main(["batch", "--demo", "--prompt", "a", "--ref", f"pose:{tmp_path}/none.png"]) != 0
+    assert "is not a file" in capsys.readouterr().err

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from imgen_tui.graphs.graph import Graph, GraphError
+from imgen_tui.graphs.references import (
+    Reference,
+    auto_controlnets,
+    capability_for,
+    inject_references,
+)
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.scheduler.jobs import JobSpec, Priority
 from imgen_tui.scheduler.variations import SeedStrategy, seeds
@@ -21,6 +29,8 @@ class BatchRequest:
     base_seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)  # negative, width, steps, ...
     time_limit: float = 300.0
+    #: (kind, local image file, strength) of each --ref, applied to every job
+    references: Sequence[tuple[str, str, float]] = ()
 
     @property
     def title(self) -> str:
@@ -66,14 +76,42 @@ def plan_jobs(
     for index, seed in enumerate(seed_list):
         prompt = request.prompts[index // request.count]
         graph = template.render({**request.params, "prompt": prompt, "seed": seed}, models)
+        graph, images = _with_references(graph, template.family, request.references)
         specs.append(
             JobSpec.from_graph(
                 graph,
                 template.family,
-                needs=frozenset(template.requires),
+                needs=frozenset(template.requires)
+                | frozenset(capability_for(kind) for kind, _, _ in request.references),
+                reference_images=images,
                 priority=priority,
                 round_id=round_id,
                 time_limit=request.time_limit,
             )
         )
     return specs
+
+
+def _with_references(
+    graph: Graph, family: str, references: Sequence[tuple[str, str, float]]
+) -> tuple[Graph, tuple[tuple[str, str], ...]]:
+    """The graph with every --ref injected, and which LoadImage reads which local file."""
+    if not references:
+        return graph, ()
+    refs = [
+        Reference(kind, Path(path).name, strength)  # type: ignore[arg-type]
+        for kind, path, strength in references
+    ]
+    before = set(graph)
+    try:
+        injected = inject_references(graph, refs, auto_controlnets(family))
+    except GraphError as error:
+        raise ConfigError(f"--ref: {error}") from None
+    loads = [
+        node_id
+        for node_id in sorted(set(injected) - before, key=int)
+        if injected[node_id]["class_type"] == "LoadImage"
+    ]
+    return injected, tuple(
+        (node_id, path) for node_id, (_, path, _) in zip(loads, references, strict=True)
+    )
