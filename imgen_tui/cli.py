@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--graphics",
-        choices=["auto", "tgp", "sixel", "halfcell", "unicode"],
+        choices=["auto", "tgp", "sixel", "iterm", "halfcell", "unicode"],
         default="auto",
         help="how thumbnails are drawn (default: detect the terminal)",
     )
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("session", nargs="?", help="session id (or its first characters)")
     sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
 
+    _add_workflows_parser(commands, [with_config])
+
     bench = commands.add_parser(
         "bench", help="measure the scheduler or the terminal UI against simulated farms"
     )
@@ -136,6 +138,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_workflows_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    workflows = commands.add_parser(
+        "workflows",
+        parents=parents,
+        help="list every workflow with Ready/Missing per node, or show one file's parameters",
+    )
+    workflows.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    workflows.add_argument("file", nargs="?", type=Path, help="show: a workflow file (.json/.png)")
+    workflows.add_argument(
+        "--dir", type=Path, action="append", default=[], metavar="DIR", help="another folder"
+    )
+    workflows.add_argument("--json", action="store_true", help="show: print JSON")
+    workflows.add_argument(
+        "--object-info",
+        type=Path,
+        metavar="DUMP",
+        help="a saved /object_info answer to use instead of asking the nodes",
+    )
+    workflows.add_argument("--demo", action="store_true", help="use the simulated demo farm")
+
+
 def _add_batch_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     parents: list[argparse.ArgumentParser],
@@ -146,7 +172,11 @@ def _add_batch_parser(
         help="generate images without the TUI, into a session",
         description="Run jobs to completion with a progress bar; Ctrl-C leaves it resumable.",
     )
-    batch.add_argument("--workflow", default="sd15_txt2img", help="workflow template name")
+    batch.add_argument(
+        "--workflow",
+        default="sd15_txt2img",
+        help="workflow template name, or any workflow file (UI or API format, .json or .png)",
+    )
     batch.add_argument("--prompt", default="", help="the prompt (with --set: the base prompt)")
     batch.add_argument("--negative", help="negative prompt (default: the workflow's)")
     batch.add_argument("--count", type=int, default=1, help="images per prompt (default 1)")
@@ -174,6 +204,21 @@ def _add_batch_parser(
         metavar="KIND:IMAGE[:STRENGTH]",
         help="keep the pose, depth, edges, style or face of an image (repeatable)",
     )
+    batch.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME[:STRENGTH]",
+        help="chain a LoRA into the graph, e.g. detail.safetensors:0.8 (repeatable)",
+    )
+    batch.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=VALUES",
+        help="workflow files: sweep a parameter, e.g. cfg=4..8 step 2, sampler=euler,dpmpp_2m",
+    )
+    batch.add_argument("--zip", action="store_true", help="pair sweep values instead of crossing")
     batch.add_argument("--set", type=Path, metavar="CSV", dest="set_file", help="a CSV set")
     batch.add_argument("--template", help="row template for --set, e.g. '{value} of {suit}'")
     batch.add_argument("--theme", default="", help="with --set: a theme after the base prompt")
@@ -263,6 +308,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _batch(args, console)
     if args.command == "sessions":
         return _sessions(args, console)
+    if args.command == "workflows":
+        from imgen_tui.commands.workflows import workflows_command
+
+        return asyncio.run(workflows_command(args, console))
     return _app(args)
 
 
@@ -284,7 +333,7 @@ def _app(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace, console: Console) -> int:
     from imgen_tui.commands.batch import batch_command
-    from imgen_tui.flows.batch import BatchRequest
+    from imgen_tui.flows.batch import BatchRequest, parse_lora
     from imgen_tui.flows.csvsets import set_prompts
 
     farm = None if args.demo else load_config(args.config).farm
@@ -311,6 +360,9 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             params=_params(args),
             time_limit=args.timeout,
             references=_references(args.ref),
+            loras=tuple(parse_lora(text) for text in args.lora),
+            sweeps=_sweeps(args.sweep),
+            sweep_mode="zip" if args.zip else "cartesian",
         )
     return asyncio.run(
         batch_command(
@@ -364,6 +416,16 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             params[name] = value
     return params
+
+
+def _sweeps(pairs: list[str]) -> dict[str, str]:
+    sweeps: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, values = pair.partition("=")
+        if not equals or not name.strip():
+            raise ConfigError(f"--sweep {pair!r} is not NAME=VALUES, e.g. --sweep cfg=4..8 step 2")
+        sweeps[name.strip()] = values
+    return sweeps
 
 
 def _sessions(args: argparse.Namespace, console: Console) -> int:

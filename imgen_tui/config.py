@@ -7,11 +7,15 @@ that file in another terminal, not reading a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import math
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from imgen_tui.locations import CONFIG_ENV_VAR, farm_config_candidates
 from imgen_tui.yamlfile import (
@@ -59,22 +63,77 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """YAML's `true` is an int to pydantic (`port: true` would be port 1): refuse it."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    return value
+
+
+def _non_negative_finite(value: Any) -> Any:
+    value = _not_a_boolean(value)
+    if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"must be zero or a positive number of seconds (got {value})")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+SecondsOrZero = Annotated[float, BeforeValidator(_non_negative_finite)]
+
+#: RFC 9110 token: what a header name may be (no spaces, colons, CR or LF)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$"
+)
+_ENV_REFERENCE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand_environment(value: str) -> str:
+    """`${VAR}` and `$VAR` from the environment; an unset one is an error, never sent as text."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) if match.group(1) is not None else match.group(2)
+        if name not in os.environ:
+            raise ValueError(
+                f"uses ${{{name}}}, which is not set in the environment; export {name} "
+                "before starting imgen-tui"
+            )
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(replace, value)
+
+
 class NodeConfig(StrictModel):
     """One ComfyUI server as the operator declared it."""
 
     id: str = Field(min_length=1)
     name: str = ""
-    vram_gb: float = Field(gt=0)
+    vram_gb: Number = Field(gt=0, allow_inf_nan=False)
     tier: Tier
     host: str = Field(min_length=1)
-    port: int
+    port: WholeNumber
     scheme: Literal["http", "https"] = "http"
     headers: dict[str, str] = Field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
-    max_resolution: int = 1024
-    max_batch: int = Field(default=1, ge=1)
-    seconds_per_step: dict[str, float] = Field(default_factory=dict)
-    load_seconds: float = Field(default=5.0, ge=0)
+    max_resolution: WholeNumber = 1024
+    max_batch: WholeNumber = Field(default=1, ge=1)
+    seconds_per_step: dict[str, SecondsOrZero] = Field(default_factory=dict)  # 0: a simulated node
+    load_seconds: SecondsOrZero = 5.0
+
+    @field_validator("host")
+    @classmethod
+    def _a_host_name_or_address(cls, host: str) -> str:
+        # Only a name or an address: "127.0.0.1/evil?x=" would smuggle a path into every URL.
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(host)
+            return host
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError(
+                f"must be a host name or an IP address, without scheme, port or path (got {host!r})"
+            )
+        return host
 
     @field_validator("port")
     @classmethod
@@ -103,7 +162,21 @@ class NodeConfig(StrictModel):
     @classmethod
     def _expand_header_variables(cls, headers: dict[str, str]) -> dict[str, str]:
         # Secrets such as "Bearer ${COMFY_TOKEN}" stay out of the file.
-        return {key: os.path.expandvars(value) for key, value in headers.items()}
+        expanded: dict[str, str] = {}
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"has a header name {name!r} that is not a valid HTTP header name "
+                    "(letters, digits and -, no spaces or line breaks)"
+                )
+            try:
+                text = expand_environment(value)
+            except ValueError as error:
+                raise ValueError(f"{name} {error}") from None
+            if any(character in text for character in "\r\n\0"):
+                raise ValueError(f"{name} has a line break in its value; headers are one line")
+            expanded[name] = text
+        return expanded
 
     @property
     def base_url(self) -> str:
@@ -119,7 +192,8 @@ class FarmConfig(StrictModel):
     """The whole farm: its nodes and the model file each family uses."""
 
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
-    models: dict[str, str] = Field(default_factory=dict)
+    # A farm config without `models:` gets the default models, as one with a partial list does.
+    models: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
 
     @field_validator("models")
     @classmethod

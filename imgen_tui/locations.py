@@ -44,6 +44,11 @@ def user_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+def user_state_dir() -> Path:
+    """Small things the app remembers between runs (the chosen theme)."""
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
 def user_log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
 

@@ -94,3 +94,11 @@ async def stream(sim_node: SimulatedNode, client: ComfyClient) -> AsyncIterator[
     events.start()
     yield events
     await events.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """What the app remembers between runs (its theme) never comes from or goes to your home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

@@ -20,6 +20,11 @@ async def until(pilot: Pilot[Any], check: Callable[[], bool], seconds: float = 3
     raise AssertionError("the app never got there")
 
 
+def notices(app: Any) -> list[str]:
+    """The notifications on screen now (each stays a few seconds)."""
+    return [notification.message for notification in app._notifications]
+
+
 async def start_drafts(pilot: Pilot[Any], prompt: str = "a red fox in the snow") -> FunnelScreen:
     """From Home: open the funnel, type the prompt (no cursor blink), wait for the round."""
     await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))

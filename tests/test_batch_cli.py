@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cli_helpers import CLI, farm_ports, home_dirs, run_cli, start_sim
 
@@ -209,7 +210,7 @@ def test_bad_batch_input_is_one_line_and_exit_2(tmp_path: Path, env: dict[str, s
     cases = [
         (["--set", str(cards), "--template", "{value} of {colour}"], "no column 'colour'"),
         (["--prompt", "fox", "--count", "3", "--seed", "fixed"], "same picture 3 times"),
-        (["--prompt", "fox", "--workflow", "sd15_img2img"], "needs image"),
+        (["--prompt", "fox", "--workflow", "sd15_img2img"], "needs a source image"),
         (["--prompt", "fox", "--workflow", "nope"], "no workflow named 'nope'"),
         (["--prompt", "fox", "--param", "cfg"], "is not NAME=VALUE"),
         (["--set", str(cards)], "--set needs a --template"),
@@ -231,3 +232,76 @@ def test_a_ten_thousand_row_set_plans_in_a_dry_run(tmp_path: Path, env: dict[str
     assert result.returncode == 0, result.stderr
     assert "10000 jobs with workflow sd15_txt2img" in result.stdout
     assert "a playing card, 0 of Spades" in result.stdout
+
+
+def test_two_resumes_of_one_session_run_it_once(
+    tmp_path: Path, farm: Path, env: dict[str, str]
+) -> None:
+    """Issue 12, item 16: both used to run (31 executions for 24 jobs)."""
+    data_dir = tmp_path / "data"
+    batch = start_batch(farm, data_dir, env)
+    wait_for_images(batch, data_dir, 3)
+    batch.kill()  # kill -9: its lock goes with it
+    batch.communicate(timeout=10)
+
+    resumes = [
+        subprocess.Popen(
+            batch_args(farm, data_dir, "--resume"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env, "COLUMNS": "200"},
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in resumes]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, _, err in results if code == 1)
+    assert "is being run by another imgen-tui (pid " in refused
+    assert "wait for it to finish or stop it, then try again" in refused
+    assert refused.count("\n") == 1
+    assert len(image_rows(data_dir)) == COUNT == len(pictures_on_disk(data_dir))
+    assert prompts_run_by_the_farm(farm) == COUNT  # no prompt ran twice
+
+
+def test_without_a_terminal_a_node_going_down_is_one_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Issue 12, item 8: piped to a log, a batch never said that a node went down."""
+    farms = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    sims = [start_sim(path, env, speed=0.25, nodes=1) for path in farms]
+    try:
+        config = yaml.safe_load(farms[0].read_text())
+        second = yaml.safe_load(farms[1].read_text())["nodes"][0]
+        config["nodes"].append({**second, "id": "gpu-second"})
+        farm_file = tmp_path / "farm.yaml"
+        farm_file.write_text(yaml.safe_dump(config))
+        batch = subprocess.Popen(
+            batch_args(farm_file, tmp_path / "data", *TWENTY_FOXES),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env, "COLUMNS": "200"},
+        )
+        wait_for_images(batch, tmp_path / "data", 3)
+        sims[1].kill()  # the second node's ComfyUI dies mid-batch
+        out, err = batch.communicate(timeout=120)
+    finally:
+        for sim in sims:
+            sim.kill()
+            sim.communicate(timeout=20)
+    assert batch.returncode == 0, out + err  # the first node finished the batch
+    down = [line for line in out.splitlines() if "gpu-second: down" in line]
+    assert len(down) == 1, out
+    assert down[0].split(" ", 1)[0].count(":") == 2  # a time stamp first, for the log
+    assert "(" in down[0]  # with the reason
+    assert "gpu-premium: " not in out  # a node that stayed up is not announced
+
+
+def test_a_nodes_note_says_its_bar_counts_steps_and_how_many_images_it_made() -> None:
+    # The node bars read "10/10 9 made": steps of the running job beside a count of images.
+    from imgen_tui.commands.batch import _images_made
+
+    assert _images_made(1) == "steps; 1 image made here"
+    assert _images_made(9) == "steps; 9 images made here"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cli_helpers import home_dirs, run_cli, start_sim
+from tests.cli_helpers import CLI, home_dirs, run_cli, start_sim
 
 
 @pytest.fixture
@@ -46,6 +49,22 @@ def test_nodes_demo_shows_the_whole_simulated_farm(isolated_home: dict[str, str]
     assert result.returncode == 0, result.stderr
     assert "gpu-premium" in result.stdout and "gpu-draft" in result.stdout
     assert "flux✓" in result.stdout
+
+
+def test_nodes_is_readable_at_80_columns(isolated_home: dict[str, str]) -> None:
+    """Issue 12, item 8: at 80 columns the table cut versions and states to 'Comf…'."""
+    result = run_cli("nodes", "--demo", env={**isolated_home, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "…" not in result.stdout
+    assert result.stdout.count("up, ComfyUI 0.3.64") == 4
+    for node in ("gpu-premium", "gpu-quality", "gpu-standard", "gpu-draft"):
+        assert any(line.startswith(node) for line in lines)
+    words = result.stdout.split()
+    for capability in ("flux_fp8✓", "controlnet✓", "ipadapter✓", "faceid✓"):
+        assert capability in words  # whole, never split across lines
+    assert "queue 0 running, 0 waiting" in result.stdout
 
 
 def _free_port() -> int:
@@ -89,3 +108,47 @@ def test_sim_on_a_busy_port_says_so(isolated_home: dict[str, str]) -> None:
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "--port 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("when", ["starting", "mid-batch"])
+def test_sim_stopped_with_sigterm_removes_its_node_folders(
+    tmp_path: Path, isolated_home: dict[str, str], when: str
+) -> None:
+    """Issue 12, item 24: a SIGTERM left the nodes' temporary folders behind."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**isolated_home, "TMPDIR": str(temp)}
+    farm_file = tmp_path / "farm.yaml"
+    if when == "starting":
+        sim = subprocess.Popen(
+            [*CLI, "sim", "--nodes", "4", "--port", "0", "--write-config", str(farm_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
+        deadline = time.monotonic() + 30
+        while not any(temp.iterdir()):  # the first node folder exists: it is starting
+            assert time.monotonic() < deadline and sim.poll() is None
+            time.sleep(0.005)
+    else:
+        sim = start_sim(farm_file, env, speed=0.05)
+        batch = subprocess.Popen(
+            [*CLI, "batch", "--config", str(farm_file), "--data-dir", str(tmp_path / "d"),
+             "--prompt", "fox", "--count", "40", "--seed", "increment"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **isolated_home},
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not list(temp.glob("*/output/*.png")):  # pictures are being written
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)
+    sim.send_signal(signal.SIGTERM)
+    _, errors = sim.communicate(timeout=30)
+    if when != "starting":
+        batch.send_signal(signal.SIGINT)
+        batch.communicate(timeout=30)
+    assert sim.returncode == 0, errors
+    time.sleep(0.5)  # a write still in flight would recreate a folder by now
+    assert list(temp.iterdir()) == []

@@ -96,6 +96,36 @@ BAD_CASES = {
         GOOD_NODE.replace("port: 8188", "port: eighty"),
         "farm.yaml, line 6: nodes[0].port must be a whole number (got 'eighty').",
     ),
+    # issue 12, item 20: values that used to be accepted and failed later (or never)
+    "header from an unset variable": (
+        GOOD_NODE + '    headers: {Authorization: "Bearer ${IMGEN_TEST_NEVER_SET}"}\n',
+        "farm.yaml, line 9: nodes[0].headers Authorization uses ${IMGEN_TEST_NEVER_SET}, "
+        "which is not set in the environment; export IMGEN_TEST_NEVER_SET",
+    ),
+    "a boolean port": (
+        GOOD_NODE.replace("port: 8188", "port: true"),
+        "farm.yaml, line 6: nodes[0].port must be a number, not true.",
+    ),
+    "a path in the host": (
+        GOOD_NODE.replace("host: 127.0.0.1", 'host: "127.0.0.1/evil?x="'),
+        "farm.yaml, line 5: nodes[0].host must be a host name or an IP address, without "
+        "scheme, port or path (got '127.0.0.1/evil?x=').",
+    ),
+    "a header name with a line break": (
+        GOOD_NODE + '    headers: {"X-A\\r\\nX-B": "1"}\n',
+        "farm.yaml, line 9: nodes[0].headers has a header name 'X-A\\r\\nX-B' that is not a "
+        "valid HTTP header name",
+    ),
+    "a negative speed": (
+        GOOD_NODE + "    seconds_per_step: {sd15: -1}\n",
+        "farm.yaml, line 9: nodes[0].seconds_per_step.sd15 must be zero or a positive number "
+        "of seconds (got -1).",
+    ),
+    "an infinite load time": (
+        GOOD_NODE + "    load_seconds: .inf\n",
+        "farm.yaml, line 9: nodes[0].load_seconds must be zero or a positive number of "
+        "seconds (got inf).",
+    ),
     "no nodes": ("nodes: []\n", "farm.yaml, line 1: nodes must not be empty."),
     "not yaml": ("nodes: [\n  - id: x\n", "farm.yaml, line 2: is not valid YAML"),
     "empty file": ("", "farm.yaml: is empty; it needs a 'nodes:' list"),
@@ -112,6 +142,18 @@ def test_bad_config_is_one_sentence_naming_file_line_and_key(tmp_path: Path, cas
     assert message.startswith(str(tmp_path))
     assert expected in message
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_a_farm_without_models_gets_the_default_models(tmp_path: Path) -> None:
+    """Issue 12, item 17: no `models:` section used to leave the farm with no models at all."""
+    farm = parse_farm_config(GOOD_NODE, tmp_path / "farm.yaml")
+    assert farm.models == DEFAULT_MODELS
+
+
+def test_host_names_and_addresses_that_are_fine(tmp_path: Path) -> None:
+    for host in ("gpu-premium.lan", "::1", "10.0.0.7", "my_box", "comfy.example.com."):
+        text = GOOD_NODE.replace("host: 127.0.0.1", f'host: "{host}"')
+        assert parse_farm_config(text, tmp_path / "farm.yaml").nodes[0].host == host
 
 
 def test_explicit_path_beats_environment_beats_user_beats_sample(

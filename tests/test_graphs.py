@@ -26,7 +26,6 @@ from imgen_tui.graphs.params import read_values
 from imgen_tui.locations import bundled_dir
 from imgen_tui.sim.object_info import build_object_info
 from imgen_tui.sim.validation import validate_prompt
-from imgen_tui.yamlfile import ConfigError
 from tests.conftest import FAST_NODE, recorded_json
 
 LIBRARY = load_library([bundled_dir("workflows")])
@@ -327,11 +326,26 @@ def test_user_folder_overrides_and_extends_the_bundled_one(tmp_path: Path) -> No
         ),
     ],
 )
-def test_bad_workflow_folders_are_explained(
+def test_bad_workflow_folders_are_explained_and_skipped(
     tmp_path: Path, entry: str, graph: str | None, expected: str
 ) -> None:
     folder = _manifest(tmp_path, entry, graph)
-    with pytest.raises(ConfigError) as caught:
-        load_library([folder])
-    assert expected in str(caught.value)
-    assert "\n" not in str(caught.value)
+    library = load_library([bundled_dir("workflows"), folder])
+    (problem,) = library.problems
+    assert expected in problem and "skipped" in problem
+    assert "\n" not in problem
+    assert "mine" not in library and "sd15_txt2img" in library  # the rest goes on
+
+
+def test_one_bad_graph_skips_only_its_template(tmp_path: Path) -> None:
+    (tmp_path / "manifest.yaml").write_text(
+        "workflows:\n"
+        "  good:\n    file: good.json\n    family: sd15\n    task: txt2img\n"
+        "  bad:\n    file: bad.json\n    family: sd15\n    task: txt2img\n"
+    )
+    (tmp_path / "good.json").write_text('{"1": {"class_type": "SaveImage", "inputs": {}}}')
+    (tmp_path / "bad.json").write_text("{not json")
+    library = load_library([bundled_dir("workflows"), tmp_path])
+    assert "good" in library and "bad" not in library
+    (problem,) = library.problems
+    assert "bad.json" in problem and "Workflow bad is skipped" in problem

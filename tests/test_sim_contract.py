@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -299,3 +300,34 @@ async def test_model_folders_answer_like_comfyui(recording_node: SimulatedNode) 
             "json"
         ]
         assert (await http.get("/models/nonexistent")).status_code == 404
+
+
+async def test_upload_and_view_stay_inside_their_folder(
+    recording_node: SimulatedNode, tmp_path: Path
+) -> None:
+    """Issue 12, item 23: an absolute `subfolder` used to write wherever it named."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (recording_node.root / "input" / "out").symlink_to(elsewhere)
+    async with httpx.AsyncClient(base_url=recording_node.url) as http:
+        for subfolder in (str(elsewhere), "../../elsewhere", "out", "a/../../.."):
+            answer = await http.post(
+                "/upload/image",
+                files={"image": ("evil.sh", b"#!/bin/sh\n")},
+                data={"subfolder": subfolder},
+            )
+            assert answer.status_code == 400, subfolder
+            view = await http.get(
+                "/view", params={"filename": "x.png", "subfolder": subfolder, "type": "input"}
+            )
+            assert view.status_code == 400, subfolder
+        assert list(elsewhere.iterdir()) == []
+        inside = await http.post(
+            "/upload/image", files={"image": ("ok.png", b"png")}, data={"subfolder": "mine"}
+        )
+        assert inside.json() == {"name": "ok.png", "subfolder": "mine", "type": "input"}
+        assert (recording_node.root / "input" / "mine" / "ok.png").read_bytes() == b"png"
+        view = await http.get(
+            "/view", params={"filename": "ok.png", "subfolder": "mine", "type": "input"}
+        )
+        assert view.content == b"png"

@@ -6,6 +6,8 @@ terminal would receive (Textual's output and textual-image's TGP uploads).
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import sys
 from collections.abc import Callable
@@ -13,19 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from textual.pilot import Pilot
+from textual_image._terminal import get_cell_size
 
 from imgen_tui.ui.app import make_app
 from imgen_tui.ui.bench import CountingStdout, Tap, tap_driver
 from imgen_tui.ui.screens.funnel import FunnelScreen
 from imgen_tui.ui.screens.lightbox import LightboxScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
+from imgen_tui.ui.widgets.iterm_picture import ItermPicture
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.tgp_picture import placeholder_rows
 from tests.pilot_helpers import start_drafts, until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIXEL = re.compile(r"\x1bP[0-9;]*q.*?\x1b\\", re.S)
+ITERM = re.compile(r"\x1b\]1337;File=([^:\x07]*):([A-Za-z0-9+/=]*)\x07")
+PICTURE = {"sixel": SIXEL, "iterm": re.compile(ITERM.pattern)}
 TGP_UPLOAD = re.compile(r"\x1b_G[^;\x1b]*f=100[^;\x1b]*;")
 PLACEHOLDER = "\U0010eeee"
 
@@ -68,7 +75,11 @@ def run_app(tmp_path: Path, renderer: str, scenario: Callable[[Pilot[Any], Tap],
         raise failure[0]
 
 
-def test_sixel_pictures_go_out_once_and_again_only_after_a_modal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("renderer", ["sixel", "iterm"])
+def test_pictures_go_out_once_and_again_only_after_a_modal(tmp_path: Path, renderer: str) -> None:
+    """Sixel and iTerm2 inline images: each picture, size and place reaches the terminal once."""
+    pattern = PICTURE[renderer]
+
     async def scenario(pilot: Pilot[Any], tap: Tap) -> None:
         screen = await grid_of_twenty(pilot)
         pictures = [cell.query_one(".picture", SixelPicture) for cell in screen.query(ThumbCell)]
@@ -82,13 +93,13 @@ def test_sixel_pictures_go_out_once_and_again_only_after_a_modal(tmp_path: Path)
         await pilot.press("right", "right", "down", "left")
         await pilot.pause(0.3)
         moves = written_since(tap, mark)
-        assert grid.cursor == 6
-        assert not SIXEL.findall(moves)  # borders moved, no picture was sent
+        assert grid.cursor == 1 + grid.columns  # two right, a row down, one left
+        assert not pattern.findall(moves)  # borders moved, no picture was sent
         assert 0 < len(moves.encode()) < 4 * 5000
 
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, LightboxScreen))
-        large = pilot.app.screen.query_one("#large", SixelPicture)
+        large = pilot.app.screen.query_one("#large", SixelPicture)  # ItermPicture is one
         await until(pilot, lambda: large.delivered)
         mark = len(tap.written)
         await pilot.press("escape")
@@ -96,9 +107,9 @@ def test_sixel_pictures_go_out_once_and_again_only_after_a_modal(tmp_path: Path)
         await until(pilot, lambda: all(picture.delivered for picture in pictures))
         await pilot.pause(0.3)
         # The lightbox covered the grid, so each thumbnail is drawn again, once.
-        assert len(SIXEL.findall(written_since(tap, mark))) == 20
+        assert len(pattern.findall(written_since(tap, mark))) == 20
 
-    run_app(tmp_path, "sixel", scenario)
+    run_app(tmp_path, renderer, scenario)
 
 
 def test_tgp_uploads_each_picture_once_then_draws_compact_placeholders(
@@ -142,3 +153,28 @@ def test_compact_placeholders_name_row_and_column_once_per_row() -> None:
         assert first[0] == PLACEHOLDER and len(first) == 4  # row, column and id-byte diacritics
         assert rest == PLACEHOLDER * 5  # the terminal counts the columns on
     assert rows[0][1] != rows[1][1] != rows[2][1]  # each row names its own row
+
+
+def test_iterm_inline_images_are_pngs_the_size_of_their_cells(tmp_path: Path) -> None:
+    async def scenario(pilot: Pilot[Any], tap: Tap) -> None:
+        screen = await grid_of_twenty(pilot)
+        pictures = [cell.query_one(".picture", ItermPicture) for cell in screen.query(ThumbCell)]
+        await until(pilot, lambda: all(picture.delivered for picture in pictures))
+        await pilot.pause(0.3)
+        sent = ITERM.findall(written_since(tap, 0))
+        finished = {picture.sixel for picture in pictures}
+        mine = [(a, d) for a, d in sent if f"{a}:{d}" in "".join(finished)]
+        assert len(mine) == 20  # every thumbnail once (earlier ones were live previews)
+        cell_width, cell_height = get_cell_size()
+        for arguments, data in mine:
+            keys = dict(kv.split("=") for kv in arguments.split(";"))
+            png = base64.b64decode(data)
+            assert keys["inline"] == "1" and int(keys["size"]) == len(png)
+            with Image.open(io.BytesIO(png)) as shown:
+                assert shown.format == "PNG"
+                assert shown.size == (
+                    int(keys["width"]) * cell_width,
+                    int(keys["height"]) * cell_height,
+                )
+
+    run_app(tmp_path, "iterm", scenario)

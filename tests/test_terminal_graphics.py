@@ -19,7 +19,8 @@ from textual_image._terminal import get_cell_size
 from textual_image.renderable.sixel import Image as SixelRenderable
 from textual_image.renderable.tgp import Image as TGPRenderable
 
-from imgen_tui.ui.graphics import choose
+from imgen_tui.ui.graphics import TerminalFacts, TmuxFacts, choose, decide
+from imgen_tui.ui.passthrough import for_terminal, use_tmux_passthrough
 
 TGP_MESSAGE = re.compile(r"\x1b_G([^;\x1b]*)(?:;([^\x1b]*))?\x1b\\")
 SIXEL = re.compile(r"\x1bP([0-9;]*)q(.*?)\x1b\\", re.S)
@@ -102,9 +103,100 @@ def test_sixel_output_is_a_well_formed_picture_of_the_right_size() -> None:
     assert cells.count("\x1b7") == 1 and cells.count("\x1b8") == 1
 
 
-def test_inside_tmux_graphics_fall_back_with_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inside_tmux_without_passthrough_graphics_fall_back_naming_the_tmux_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
     monkeypatch.setattr("imgen_tui.ui.graphics.detected", lambda: "tgp")
-    renderer, notice = choose("auto")
-    assert renderer == "halfcell" and notice is not None and "tmux" in notice
-    assert choose("sixel") == ("sixel", None)  # an explicit choice is obeyed
+    monkeypatch.setattr(
+        "imgen_tui.ui.graphics.tmux_facts", lambda: TmuxFacts((3, 3), False, "kitty(0.35.2)")
+    )
+    renderer, notice, passthrough = choose("auto")
+    assert renderer == "halfcell" and not passthrough
+    assert notice is not None and "tmux" in notice and "`set -g allow-passthrough on`" in notice
+
+
+def facts(found: str, version: str | None = None, **environment: str) -> TerminalFacts:
+    return TerminalFacts(found=found, version=version, environment=environment)
+
+
+@pytest.mark.parametrize(
+    ("version", "renderer"),
+    [
+        ("kitty(0.26.5)", "halfcell"),  # Debian 12's: no Unicode placeholders
+        ("kitty(0.27.1)", "halfcell"),
+        ("kitty(0.28.0)", "tgp"),
+        ("kitty(0.35.2)", "tgp"),
+        ("ghostty 1.1.0", "tgp"),
+        ("WezTerm 20240203-110809-5046fc22", "halfcell"),  # answers TGP, placeholders broken
+        (None, "halfcell"),  # said nothing: placeholders are not assumed
+    ],
+)
+def test_tgp_placeholders_only_where_the_terminal_has_them(
+    version: str | None, renderer: str
+) -> None:
+    choice = decide("auto", facts("tgp", version))
+    assert choice.renderer == renderer
+    if renderer == "halfcell":  # one line, naming what is used and why
+        assert choice.notice is not None and "half-cell" in choice.notice
+        assert "placeholders" in choice.notice and "\n" not in choice.notice
+        if version:
+            assert version.split("(")[0].split(" ")[0] in choice.notice
+    else:
+        assert choice.notice is None
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{"TERM_PROGRAM": "iTerm.app"}, {"LC_TERMINAL": "iTerm2"}, {"TERM_PROGRAM": "WezTerm"},
+     {"TERM_PROGRAM": "vscode"}],
+)  # fmt: skip
+def test_iterm2_inline_images_where_the_environment_says_so(environment: dict[str, str]) -> None:
+    assert decide("auto", facts("sixel", None, **environment)) == ("iterm", None, False)
+
+
+def test_an_explicit_choice_is_obeyed_and_sixel_stays_sixel() -> None:
+    assert decide("sixel", facts("tgp", "kitty(0.26.5)")) == ("sixel", None, False)
+    assert decide("auto", facts("sixel", "XTerm(379)")) == ("sixel", None, False)
+
+
+@pytest.mark.parametrize(
+    ("tmux", "expected", "in_notice"),
+    [
+        (TmuxFacts((3, 4), True, "kitty(0.35.2)"), ("tgp", True), None),
+        (TmuxFacts((3, 3), True, "XTerm(379)"), ("sixel", True), None),
+        (TmuxFacts((3, 3), True, "WezTerm 20240203"), ("iterm", True), None),
+        (TmuxFacts((3, 3), True, "kitty(0.26.5)"), ("halfcell", False), "no graphics"),
+        (TmuxFacts((3, 2), True, "XTerm(379)"), ("halfcell", False), "tmux 3.3 or newer"),
+        (TmuxFacts((3, 3), False, "XTerm(379)"), ("halfcell", False), "allow-passthrough on"),
+        (TmuxFacts((3, 3), True, None), ("halfcell", False), "half-cell"),
+    ],
+)
+def test_inside_tmux_graphics_pass_through_when_tmux_allows(
+    tmux: TmuxFacts, expected: tuple[str, bool], in_notice: str | None
+) -> None:
+    choice = decide("auto", TerminalFacts(found="sixel", environment={}, tmux=tmux))
+    assert (choice.renderer, choice.passthrough) == expected
+    if in_notice is None:
+        assert choice.notice is None
+    else:
+        assert choice.notice is not None and in_notice in choice.notice
+
+
+def test_inside_tmux_an_explicit_choice_is_obeyed_and_wrapped_when_it_can_be() -> None:
+    on = TerminalFacts(found="halfcell", environment={}, tmux=TmuxFacts((3, 4), True, None))
+    assert decide("sixel", on) == ("sixel", None, True)
+    off = TerminalFacts(found="halfcell", environment={}, tmux=TmuxFacts((3, 4), False, None))
+    choice = decide("sixel", off)
+    assert choice[:1] == ("sixel",) and not choice.passthrough
+    assert choice.notice is not None and "allow-passthrough on" in choice.notice
+    assert decide("halfcell", off) == ("halfcell", None, False)
+
+
+def test_passthrough_wraps_escapes_for_tmux() -> None:
+    try:
+        use_tmux_passthrough(True)
+        assert for_terminal("\x1bPq#0!6~\x1b\\") == "\x1bPtmux;\x1b\x1bPq#0!6~\x1b\x1b\\\x1b\\"
+    finally:
+        use_tmux_passthrough(False)
+    assert for_terminal("\x1bPq\x1b\\") == "\x1bPq\x1b\\"

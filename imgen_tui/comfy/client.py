@@ -7,10 +7,12 @@ sends a bare `POST /interrupt`: that would stop another user's prompt.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self, TypeVar
 
 import httpx
 
@@ -23,6 +25,7 @@ from imgen_tui.comfy.errors import (
     graph_rejected,
 )
 from imgen_tui.comfy.events import ImageRef
+from imgen_tui.comfy.outputs import require_saved_output
 from imgen_tui.comfy.responses import (
     HistoryEntry,
     ObjectInfo,
@@ -34,6 +37,15 @@ from imgen_tui.comfy.responses import (
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 DEFAULT_DOWNLOAD_CAP = 256 * 1024 * 1024
+#: the longest one request may take in all: httpx's timeouts are per read, so a node
+#: trickling a byte every few seconds would otherwise hold a request open for ever
+REQUEST_DEADLINE = 30.0
+OBJECT_INFO_DEADLINE = 60.0  # a full object_info is megabytes
+DOWNLOAD_DEADLINE = 300.0
+#: downloads are written to disk in pieces this big (from a worker thread)
+WRITE_PIECE = 1024 * 1024
+
+T = TypeVar("T")
 
 
 def new_prompt_id() -> str:
@@ -90,7 +102,9 @@ class ComfyClient:
         A 200 can still carry `node_errors` (one output invalid, another valid);
         such a half-accepted prompt is taken back off the queue and reported as
         rejected, because a partial run is never what the caller asked for.
+        A graph that saves no picture is refused before it is sent (`GraphError`).
         """
+        require_saved_output(graph)
         body: dict[str, Any] = {
             "prompt": dict(graph),
             "client_id": self.client_id,
@@ -109,7 +123,11 @@ class ComfyClient:
         if data.get("node_errors"):
             await self.delete_queued([str(data["prompt_id"])])
             raise graph_rejected(data, self.name)
-        return SubmitResult(prompt_id=str(data["prompt_id"]), number=int(data.get("number", 0)))
+        number = data.get("number")
+        return SubmitResult(
+            prompt_id=str(data["prompt_id"]),
+            number=number if isinstance(number, int) and not isinstance(number, bool) else 0,
+        )
 
     async def prompt_state(self, prompt_id: str) -> PromptState:
         """Tell a queued, running, finished or unknown prompt apart.
@@ -126,12 +144,18 @@ class ComfyClient:
     async def history(self, prompt_id: str) -> HistoryEntry | None:
         data = self._json(await self._request("GET", f"/history/{prompt_id}"), "/history")
         if not isinstance(data, dict):
-            raise ProtocolError(f"{self.name} answered /history with a non-object", node=self.name)
+            raise ProtocolError(
+                f"{self.name} answered /history with a {type(data).__name__}, not an object",
+                node=self.name,
+            )
         entry = data.get(prompt_id)
-        return None if entry is None else HistoryEntry.from_json(prompt_id, entry)
+        if entry is None:
+            return None
+        return self._parsed(lambda: HistoryEntry.from_json(prompt_id, entry))
 
     async def queue(self) -> QueueState:
-        return QueueState.from_json(self._json(await self._request("GET", "/queue"), "/queue"))
+        data = self._json(await self._request("GET", "/queue"), "/queue")
+        return self._parsed(lambda: QueueState.from_json(data))
 
     async def delete_queued(self, prompt_ids: Iterable[str]) -> None:
         """Take still-pending prompts back; running ones are unaffected (use `interrupt`)."""
@@ -150,31 +174,90 @@ class ComfyClient:
 
     # -- files ----------------------------------------------------------------------
 
-    async def download(self, image: ImageRef, *, max_bytes: int = DEFAULT_DOWNLOAD_CAP) -> bytes:
-        """Stream an output from `/view`, refusing anything over `max_bytes`."""
-        params = {"filename": image.filename, "subfolder": image.subfolder, "type": image.type}
+    async def download(
+        self,
+        image: ImageRef,
+        *,
+        max_bytes: int = DEFAULT_DOWNLOAD_CAP,
+        deadline: float = DOWNLOAD_DEADLINE,
+    ) -> bytes:
+        """An output from `/view`, in memory; refuses anything over `max_bytes`."""
+        chunks: list[bytes] = []
+
+        async def keep(chunk: bytes) -> None:
+            chunks.append(chunk)
+
+        await self._stream_view(image, keep, max_bytes=max_bytes, deadline=deadline)
+        return b"".join(chunks)
+
+    async def download_to(
+        self,
+        image: ImageRef,
+        destination: Path,
+        *,
+        max_bytes: int = DEFAULT_DOWNLOAD_CAP,
+        deadline: float = DOWNLOAD_DEADLINE,
+    ) -> int:
+        """Stream an output from `/view` into `destination`; returns its size in bytes.
+
+        Only one piece of the file is in memory at a time, so a huge (or
+        endless) answer costs disk up to `max_bytes`, never RAM. A partial
+        file is left for the caller to remove.
+        """
+        handle: IO[bytes] = await asyncio.to_thread(destination.open, "wb")
+        piece = bytearray()
+
+        async def write(chunk: bytes) -> None:
+            piece.extend(chunk)
+            if len(piece) >= WRITE_PIECE:
+                await asyncio.to_thread(handle.write, piece)
+                piece.clear()
+
         try:
-            async with self._http.stream("GET", "/view", params=params) as response:
-                if response.status_code == 404:
-                    raise ComfyError(
-                        f"{self.name} has no file {image.filename!r} ({image.type})", node=self.name
-                    )
-                if response.status_code >= 400:
-                    await response.aread()
-                    self._check(response, "/view")
-                declared = int(response.headers.get("content-length") or 0)
-                if declared > max_bytes:
-                    raise self._too_large(image, declared, max_bytes)
-                chunks: list[bytes] = []
-                received = 0
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise self._too_large(image, received, max_bytes)
-                    chunks.append(chunk)
-                return b"".join(chunks)
+            size = await self._stream_view(image, write, max_bytes=max_bytes, deadline=deadline)
+            await asyncio.to_thread(handle.write, piece)
+        finally:
+            await asyncio.to_thread(handle.close)
+        return size
+
+    async def _stream_view(
+        self,
+        image: ImageRef,
+        sink: Callable[[bytes], Awaitable[None]],
+        *,
+        max_bytes: int,
+        deadline: float,
+    ) -> int:
+        params = {"filename": image.filename, "subfolder": image.subfolder, "type": image.type}
+        received = 0
+        try:
+            async with asyncio.timeout(deadline):
+                async with self._http.stream("GET", "/view", params=params) as response:
+                    if response.status_code == 404:
+                        raise ComfyError(
+                            f"{self.name} has no file {image.filename!r} ({image.type})",
+                            node=self.name,
+                        )
+                    if response.status_code >= 300:
+                        await response.aread()
+                        self._check(response, "/view")
+                    declared = _declared_length(response)
+                    if declared > max_bytes:
+                        raise self._too_large(image, declared, max_bytes)
+                    async for chunk in response.aiter_bytes():
+                        received += len(chunk)
+                        if received > max_bytes:
+                            raise self._too_large(image, received, max_bytes)
+                        await sink(chunk)
+            return received
+        except TimeoutError:
+            raise TimedOut(
+                f"{self.name}: downloading {image.filename!r} took over {deadline:g} s "
+                f"({received} bytes arrived); the node is sending too slowly",
+                node=self.name,
+            ) from None
         except httpx.HTTPError as error:
-            raise self._transport_error(error) from error
+            raise self._transport_error(error, "/view") from error
 
     def _too_large(self, image: ImageRef, size: int, cap: int) -> DownloadTooLarge:
         return DownloadTooLarge(
@@ -210,27 +293,55 @@ class ComfyClient:
     # -- node facts -------------------------------------------------------------------
 
     async def object_info(self) -> ObjectInfo:
-        timeout = httpx.Timeout(60.0, connect=5.0)  # a full object_info is megabytes
-        response = await self._request("GET", "/object_info", timeout=timeout)
-        return ObjectInfo.from_json(self._json(response, "/object_info"))
+        timeout = httpx.Timeout(OBJECT_INFO_DEADLINE, connect=5.0)
+        response = await self._request(
+            "GET", "/object_info", timeout=timeout, deadline=OBJECT_INFO_DEADLINE
+        )
+        data = self._json(response, "/object_info")
+        return self._parsed(lambda: ObjectInfo.from_json(data))
 
-    async def system_stats(self, *, http_timeout: httpx.Timeout | None = None) -> SystemStats:
-        """`http_timeout` lets a health probe give up sooner than ordinary requests do."""
+    async def system_stats(
+        self, *, http_timeout: httpx.Timeout | None = None, deadline: float = REQUEST_DEADLINE
+    ) -> SystemStats:
+        """`http_timeout` and `deadline` let a health probe give up sooner than others do."""
         options = {} if http_timeout is None else {"timeout": http_timeout}
-        response = await self._request("GET", "/system_stats", **options)
-        return SystemStats.from_json(self._json(response, "/system_stats"))
+        response = await self._request("GET", "/system_stats", deadline=deadline, **options)
+        data = self._json(response, "/system_stats")
+        return self._parsed(lambda: SystemStats.from_json(data))
 
     # -- plumbing ---------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, deadline: float = REQUEST_DEADLINE, **kwargs: Any
+    ) -> httpx.Response:
         try:
-            return await self._http.request(method, path, **kwargs)
+            async with asyncio.timeout(deadline):
+                return await self._http.request(method, path, **kwargs)
+        except TimeoutError:
+            raise TimedOut(
+                f"{self.name} ({self.base_url}) did not finish answering {path.split('?')[0]} "
+                f"within {deadline:g} s",
+                node=self.name,
+            ) from None
         except httpx.HTTPError as error:
-            raise self._transport_error(error) from error
+            raise self._transport_error(error, path) from error
 
-    def _transport_error(self, error: httpx.HTTPError) -> ComfyError:
+    def _parsed(self, parse: Callable[[], T]) -> T:
+        """Parse an answer, naming this node in the error: the parsers know only the path."""
+        try:
+            return parse()
+        except ProtocolError as error:
+            raise ProtocolError(
+                f"{self.name} ({self.base_url}): {error}; is this a ComfyUI server?",
+                node=self.name,
+            ) from None
+
+    def _transport_error(self, error: httpx.HTTPError, path: str = "") -> ComfyError:
         if isinstance(error, httpx.TimeoutException):
-            return TimedOut(f"{self.name} ({self.base_url}) did not answer in time", node=self.name)
+            asked = f" {path.split('?')[0]}" if path else ""
+            return TimedOut(
+                f"{self.name} ({self.base_url}) did not answer{asked} in time", node=self.name
+            )
         reason = str(error) or type(error).__name__
         return NodeUnreachable(
             f"{self.name} ({self.base_url}) is unreachable: {reason}; check that ComfyUI runs "
@@ -239,6 +350,13 @@ class ComfyClient:
         )
 
     def _check(self, response: httpx.Response, path: str) -> None:
+        if 300 <= response.status_code < 400:
+            target = response.headers.get("location") or "another address"
+            raise ProtocolError(
+                f"{self.name} answered {path} with a redirect (HTTP {response.status_code} to "
+                f"{target:.120}); point the farm config at the ComfyUI server itself",
+                node=self.name,
+            )
         if response.status_code in (401, 403):
             raise ComfyError(
                 f"{self.name} refused {path} with {response.status_code}: check the node's "
@@ -257,10 +375,12 @@ class ComfyClient:
         self._check(response, path)
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
+            kind = response.headers.get("content-type") or "no content type"
+            start = response.content[:40].decode("utf-8", "replace")
             raise ProtocolError(
-                f"{self.name} answered {path} with something that is not JSON; is this a ComfyUI "
-                "server?",
+                f"{self.name} answered {path} with something that is not JSON ({kind}, "
+                f"starting {start!r}); is this a ComfyUI server?",
                 node=self.name,
             ) from None
 
@@ -270,3 +390,10 @@ def _json_or_text(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
+
+
+def _declared_length(response: httpx.Response) -> int:
+    try:
+        return max(0, int(response.headers.get("content-length") or 0))
+    except ValueError:
+        return 0

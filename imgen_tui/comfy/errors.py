@@ -107,8 +107,11 @@ class GraphRejected(ComfyError):
         """Model files the node lacks, so a scheduler can try a node that has them."""
         missing = []
         for entry in self.node_errors.values():
-            for error in entry.get("errors", ()) if isinstance(entry, dict) else ():
-                info = error.get("extra_info") or {}
+            errors = entry.get("errors") if isinstance(entry, dict) else None
+            for error in errors if isinstance(errors, list) else ():
+                if not isinstance(error, dict):
+                    continue
+                info = _as_dict(error.get("extra_info"))
                 if (
                     error.get("type") == "value_not_in_list"
                     and info.get("input_name") in _MODEL_INPUTS
@@ -143,7 +146,8 @@ def _describe_node_errors(node_errors: dict[str, Any], node: str) -> list[str]:
         if not isinstance(entry, dict):
             continue
         class_type = entry.get("class_type", "?")
-        for error in entry.get("errors") or ():
+        errors = entry.get("errors")
+        for error in errors if isinstance(errors, list) else ():
             if isinstance(error, dict):
                 lines.append(f"node {node_id} {class_type}: {_describe_error(error, node)}")
     return lines
@@ -174,7 +178,7 @@ def _describe_error(error: dict[str, Any], node: str) -> str:
 
 
 def _numeric_key(node_id: str) -> tuple[int, str]:
-    return (int(node_id), "") if node_id.isdigit() else (1 << 62, node_id)
+    return (int(node_id), "") if node_id.isascii() and node_id.isdigit() else (1 << 62, node_id)
 
 
 def _as_dict(value: object) -> dict[str, Any]:

@@ -140,36 +140,46 @@ def parse_message(message: Any) -> NodeEvent | None:
         data = {}
     try:
         return _decode(kind, data)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProtocolError(f"a malformed '{kind}' message ({error!r}): {message!r:.120}") from None
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as error:
+        # OverflowError: `1e999` is valid JSON and decodes to infinity, which int() refuses.
+        raise ProtocolError(
+            f"a malformed {kind!r:.40} message ({error!r}): {message!r:.120}"
+        ) from None
 
 
 def _decode(kind: object, data: dict[str, Any]) -> NodeEvent | None:
     match kind:
         case "status":
             info = data["status"]["exec_info"]
-            return Status(queue_remaining=int(info["queue_remaining"]), sid=data.get("sid"))
+            return Status(
+                queue_remaining=_count(info["queue_remaining"]), sid=_optional_str(data.get("sid"))
+            )
         case "execution_start":
-            return ExecutionStart(prompt_id=str(data["prompt_id"]), timestamp=data.get("timestamp"))
+            return ExecutionStart(
+                prompt_id=str(data["prompt_id"]), timestamp=_optional_int(data.get("timestamp"))
+            )
         case "execution_cached":
-            nodes = tuple(str(node) for node in data.get("nodes") or ())
+            nodes = tuple(str(node) for node in _items(data.get("nodes")))
             return ExecutionCached(prompt_id=str(data["prompt_id"]), nodes=nodes)
         case "executing":
             node = data.get("node")
             return Executing(
-                prompt_id=data.get("prompt_id"), node=None if node is None else str(node)
+                prompt_id=_optional_str(data.get("prompt_id")),
+                node=None if node is None else str(node),
             )
         case "progress":
             node = data.get("node")
             return Progress(
-                prompt_id=data.get("prompt_id"),
+                prompt_id=_optional_str(data.get("prompt_id")),
                 node=None if node is None else str(node),
-                value=int(data["value"]),
-                max=int(data["max"]),
+                value=_count(data["value"]),
+                max=_count(data["max"]),
             )
         case "executed":
             output = data.get("output") or {}
-            images = tuple(ImageRef.from_json(image) for image in output.get("images") or ())
+            if not isinstance(output, dict):
+                raise TypeError(f"its output is a {type(output).__name__}, not an object")
+            images = tuple(ImageRef.from_json(image) for image in _items(output.get("images")))
             return Executed(
                 prompt_id=str(data["prompt_id"]),
                 node=str(data["node"]),
@@ -178,7 +188,7 @@ def _decode(kind: object, data: dict[str, Any]) -> NodeEvent | None:
             )
         case "execution_success":
             return ExecutionSuccess(
-                prompt_id=str(data["prompt_id"]), timestamp=data.get("timestamp")
+                prompt_id=str(data["prompt_id"]), timestamp=_optional_int(data.get("timestamp"))
             )
         case "execution_error":
             return ExecutionError(
@@ -187,7 +197,7 @@ def _decode(kind: object, data: dict[str, Any]) -> NodeEvent | None:
                 node_type=_optional_str(data.get("node_type")),
                 exception_type=str(data.get("exception_type") or ""),
                 exception_message=str(data.get("exception_message") or "").strip(),
-                traceback=tuple(str(line) for line in data.get("traceback") or ()),
+                traceback=tuple(str(line) for line in _items(data.get("traceback"))),
             )
         case "execution_interrupted":
             return ExecutionInterrupted(
@@ -201,6 +211,26 @@ def _decode(kind: object, data: dict[str, Any]) -> NodeEvent | None:
 
 def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _count(value: object) -> int:
+    """A step or queue count; a bool, a string, NaN or infinity is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{value!r:.40} is not a number")
+    return int(value)  # ValueError for NaN, OverflowError for infinity
+
+
+def _optional_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _items(value: object) -> list[Any]:
+    """A list field, or nothing: a string or an object in its place is a malformed message."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{value!r:.40} is not a list")
+    return value
 
 
 def parse_binary(frame: bytes) -> Preview | None:
@@ -224,7 +254,7 @@ def parse_binary(frame: bytes) -> Preview | None:
             raise ProtocolError("a preview frame whose metadata runs past its end")
         try:
             metadata = json.loads(frame[8:end])
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise ProtocolError(f"a preview frame with unreadable metadata ({error})") from None
         if not isinstance(metadata, dict):
             raise ProtocolError("a preview frame whose metadata is not an object")

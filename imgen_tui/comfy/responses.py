@@ -2,13 +2,65 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imgen_tui.comfy.errors import ProtocolError
 from imgen_tui.comfy.events import ExecutionError, ImageRef, parse_message
 
+log = logging.getLogger(__name__)
+
 PromptState = Literal["pending", "running", "done", "unknown"]
+
+
+@contextlib.contextmanager
+def _parsing(path: str) -> Iterator[None]:
+    """Any value of the wrong type in an answer becomes one `ProtocolError` naming the path.
+
+    Without this a `"vram_total": "lots"` or a list where an object belongs
+    escapes as a bare ValueError or AttributeError, which nothing above expects.
+    """
+    try:
+        yield
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as error:
+        raise ProtocolError(f"{path} answered a malformed value ({error})") from None
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    """`value` when it is a JSON object (or absent); a `ProtocolError` naming `what` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} is a {_kind(value)}, not an object")
+    return value
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProtocolError(f"{what} is a {_kind(value)}, not a list")
+    return value
+
+
+def _number(value: object, what: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"{what} is {value!r:.40}, not a number")
+    try:
+        return int(value)
+    except (ValueError, OverflowError):
+        raise ProtocolError(f"{what} is {value!r:.40}, not a number") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +86,15 @@ class QueueState:
     @classmethod
     def from_json(cls, data: Any) -> QueueState:
         if not isinstance(data, dict):
-            raise ProtocolError(f"/queue answered something that is not an object: {data!r:.80}")
-        running = tuple(_queue_item(item) for item in data.get("queue_running") or ())
-        pending = sorted(
-            (_queue_item(item) for item in data.get("queue_pending") or ()),
-            key=lambda item: item.number,
-        )
+            raise ProtocolError(f"/queue answered a {_kind(data)}, not an object")
+        with _parsing("/queue"):
+            running = tuple(
+                _queue_item(item) for item in _list(data.get("queue_running"), "queue_running")
+            )
+            pending = sorted(
+                (_queue_item(item) for item in _list(data.get("queue_pending"), "queue_pending")),
+                key=lambda item: item.number,
+            )
         return cls(running=running, pending=tuple(pending))
 
     def state_of(self, prompt_id: str) -> PromptState | None:
@@ -58,7 +113,12 @@ def _queue_item(item: Any) -> QueueItem:
     if not isinstance(item, list) or len(item) < 2:
         raise ProtocolError(f"a /queue item that is not [number, prompt_id, ...]: {item!r:.80}")
     extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
-    return QueueItem(number=int(item[0]), prompt_id=str(item[1]), client_id=extra.get("client_id"))
+    client_id = extra.get("client_id")
+    return QueueItem(
+        number=_number(item[0], "a /queue item's number"),
+        prompt_id=str(item[1]),
+        client_id=None if client_id is None else str(client_id),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +136,35 @@ class HistoryEntry:
     @classmethod
     def from_json(cls, prompt_id: str, entry: Any) -> HistoryEntry:
         if not isinstance(entry, dict):
-            raise ProtocolError(f"a /history entry that is not an object: {entry!r:.80}")
-        status = entry.get("status") or {}
-        outputs = entry.get("outputs") or {}
-        images = tuple(
-            ImageRef.from_json(image)
-            for node_output in outputs.values()
-            if isinstance(node_output, dict)
-            for image in node_output.get("images") or ()
-        )
-        error: ExecutionError | None = None
-        interrupted = False
-        for message in status.get("messages") or ():
-            if not (isinstance(message, list) and len(message) == 2):
-                continue
-            event = parse_message({"type": message[0], "data": message[1]})
-            if isinstance(event, ExecutionError):
-                error = event
-            interrupted = interrupted or message[0] == "execution_interrupted"
+            raise ProtocolError(
+                f"/history answered a {_kind(entry)} for {prompt_id}, not an object"
+            )
+        where = f"/history of {prompt_id}"
+        status = _object(entry.get("status"), f"the 'status' in the {where}")
+        outputs = _object(entry.get("outputs"), f"the 'outputs' in the {where}")
+        with _parsing("/history"):
+            # One file listed twice (64 times, by a hostile node) is one image, kept once.
+            images = tuple(
+                dict.fromkeys(
+                    ImageRef.from_json(image)
+                    for node_output in outputs.values()
+                    if isinstance(node_output, dict)
+                    for image in _list(node_output.get("images"), f"the images in the {where}")
+                )
+            )
+            error: ExecutionError | None = None
+            interrupted = False
+            for message in _list(status.get("messages"), f"the status messages in the {where}"):
+                if not (isinstance(message, list) and len(message) == 2):
+                    continue
+                try:
+                    event = parse_message({"type": message[0], "data": message[1]})
+                except ProtocolError as unreadable:  # the status_str still tells the outcome
+                    log.warning("%s: skipped a status message: %s", where, unreadable)
+                    continue
+                if isinstance(event, ExecutionError):
+                    error = event
+                interrupted = interrupted or message[0] == "execution_interrupted"
         return cls(
             prompt_id=prompt_id,
             status=str(status.get("status_str") or ""),
@@ -130,16 +201,17 @@ class SystemStats:
         if not isinstance(data, dict) or not isinstance(data.get("system"), dict):
             raise ProtocolError("/system_stats answered without a 'system' object")
         system = data["system"]
-        devices = tuple(
-            Device(
-                name=str(device.get("name", "?")),
-                type=str(device.get("type", "?")),
-                vram_total=int(device.get("vram_total") or 0),
-                vram_free=int(device.get("vram_free") or 0),
+        with _parsing("/system_stats"):
+            devices = tuple(
+                Device(
+                    name=str(device.get("name", "?")),
+                    type=str(device.get("type", "?")),
+                    vram_total=_number(device.get("vram_total"), "/system_stats vram_total"),
+                    vram_free=_number(device.get("vram_free"), "/system_stats vram_free"),
+                )
+                for device in _list(data.get("devices"), "/system_stats devices")
+                if isinstance(device, dict)
             )
-            for device in data.get("devices") or ()
-            if isinstance(device, dict)
-        )
         return cls(
             comfyui_version=str(system.get("comfyui_version") or "unknown"),
             python_version=str(system.get("python_version") or "").split(" ")[0],
@@ -176,7 +248,8 @@ class ObjectInfo:
     @classmethod
     def from_json(cls, data: Any) -> ObjectInfo:
         if not isinstance(data, dict):
-            raise ProtocolError("/object_info answered something that is not an object")
+            raise ProtocolError(f"/object_info answered a {_kind(data)}, not an object of classes")
+        # A custom node with an odd description costs only that class, not the whole node.
         return cls(classes={name: spec for name, spec in data.items() if isinstance(spec, dict)})
 
     def has_class(self, class_type: str) -> bool:
@@ -194,13 +267,16 @@ class ObjectInfo:
         if isinstance(kind, list):
             return tuple(str(option) for option in kind)
         if kind == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
-            return tuple(str(option) for option in spec[1].get("options") or ())
+            options = spec[1].get("options")
+            return tuple(str(option) for option in options) if isinstance(options, list) else ()
         return ()
 
     def input_spec(self, class_type: str, input_name: str) -> list[Any] | None:
-        inputs = (self.classes.get(class_type) or {}).get("input") or {}
+        """One input's spec; a class whose description has the wrong shape has no inputs."""
+        inputs = self.classes.get(class_type, {}).get("input")
         for section in ("required", "optional"):
-            spec = (inputs.get(section) or {}).get(input_name)
+            listed = inputs.get(section) if isinstance(inputs, dict) else None
+            spec = listed.get(input_name) if isinstance(listed, dict) else None
             if isinstance(spec, list) and spec:
                 return spec
         return None

@@ -45,6 +45,18 @@ def history_outcome(entry: HistoryEntry, node: str) -> HistoryEntry:
     return entry
 
 
+def no_saved_image(entry: HistoryEntry, node: str) -> str:
+    """Why a prompt that ended well still counts as failed: nothing was saved to keep."""
+    kinds = sorted({image.type for image in entry.images})
+    if not entry.images:
+        what = "its history lists no output image"
+    elif kinds == ["temp"]:
+        what = "its only images are previews (PreviewImage), which the node deletes"
+    else:
+        what = f"its images are of type {', '.join(repr(kind) for kind in kinds)}, not 'output'"
+    return f"{node}: prompt {entry.prompt_id} finished without saving an image: {what}"
+
+
 async def run_prompt(
     client: ComfyClient,
     stream: NodeEventStream,

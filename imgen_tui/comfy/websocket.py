@@ -10,7 +10,6 @@ queue depth (everyone's prompts) the scheduler needs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -125,8 +124,12 @@ class NodeEventStream:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # closing must never re-raise what ended the stream
+                log.exception("%s: the websocket task had failed", self.name)
         self.connected = False
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
@@ -160,6 +163,9 @@ class NodeEventStream:
                     reason = f"closed by the server (code {socket.close_code})"
             except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as error:
                 reason = str(error) or type(error).__name__
+            except Exception as error:  # whatever a node sends, this stream must outlive it
+                log.exception("%s: websocket failed unexpectedly", self.name)
+                reason = f"{type(error).__name__}: {error}"
             if self.connected:
                 self.connected = False
                 self._running = None
@@ -178,8 +184,11 @@ class NodeEventStream:
                         if isinstance(frame, bytes)
                         else parse_message(json.loads(frame))
                     )
-                except (ProtocolError, ValueError) as error:
+                except (ProtocolError, ValueError, RecursionError) as error:
                     log.warning("%s: ignored a frame: %s", self.name, error)
+                    continue
+                except Exception:  # a parser bug must cost one frame, never the node's stream
+                    log.exception("%s: ignored a frame that could not be decoded", self.name)
                     continue
                 if isinstance(event, Status) and not self.connected:
                     self.connected = True

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,10 +31,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from imgen_tui.commands.preflight import RoutePlan, check_routes
 from imgen_tui.config import FarmConfig
-from imgen_tui.flows.batch import BatchRequest, plan_jobs
+from imgen_tui.flows.batch import BatchRequest, is_workflow_file, plan_file_batch, plan_jobs
 from imgen_tui.flows.recorder import SessionRecorder
+from imgen_tui.flows.variations import describe_estimate, estimate_farm_seconds
 from imgen_tui.graphs.templates import load_library
 from imgen_tui.locations import workflow_folders
 from imgen_tui.scheduler.events import (
@@ -43,13 +47,16 @@ from imgen_tui.scheduler.events import (
     JobProgress,
     JobRetrying,
     JobStarted,
+    NodeStateChanged,
 )
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.spec import load_demo_farm
 from imgen_tui.store import SessionInfo, SessionStore, StoreError
+from imgen_tui.store.lock import SessionLock
 from imgen_tui.store.records import UNFINISHED_STATES
+from imgen_tui.yamlfile import ConfigError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 LATEST = "latest"  # `--resume` without an id: the newest unfinished batch session
@@ -88,28 +95,46 @@ async def batch_command(
     thumbnail_side: int = 384,
     wait_for_nodes: bool = False,
 ) -> int:
-    if request is not None:
+    if not 16 <= thumbnail_side <= 4096:
+        raise ConfigError(
+            f"--thumbnail-size must be between 16 and 4096 pixels (got {thumbnail_side})"
+        )
+    specs: list[JobSpec] = []
+    from_file = request is not None and is_workflow_file(request.workflow)
+    if request is not None and not from_file:
         library = load_library(workflow_folders())
         models = farm.models if farm is not None else load_demo_farm().models
         specs = plan_jobs(request, library, models)  # every input problem shows up here
-        if dry_run:
-            _print_plan(console, request, len(specs))
-            return EXIT_OK
     async with _farm(farm, demo) as live_farm:
+        if request is not None and from_file:  # a UI-format file needs the nodes' object_info
+            specs = await plan_file_batch(request, live_farm, live_farm.models)
+        if request is not None:
+            routes = await check_routes(live_farm, specs)  # before any session exists
+            if dry_run:
+                _print_plan(console, request, len(specs), routes)
+                if from_file:
+                    console.print(
+                        describe_estimate(len(specs), estimate_farm_seconds(specs, live_farm))
+                    )
+                return EXIT_OK
         store = await SessionStore.open(data_dir, thumbnail_side=thumbnail_side)
+        lock: SessionLock | None = None
         try:
             if resume is not None:
                 session = await _session_to_resume(store, resume)
+                # One process runs a session at a time; its rows are read under the lock.
+                lock = await store.lock_session(session.id)
                 rows = await store.jobs(session.id, UNFINISHED_STATES)
                 total = len(await store.jobs(session.id))
                 outcome = BatchOutcome(session, total=total, already_done=total - len(rows))
                 console.print(
-                    f"Resuming session [bold]{session.id[:8]}[/] ({session.title}): "
+                    f"Resuming session [bold]{session.id[:8]}[/] ({escape(session.title)}): "
                     f"{outcome.already_done} of {total} images already made."
                 )
             else:
                 assert request is not None
                 session, specs = await _new_session(store, request, specs)
+                lock = await store.lock_session(session.id)
                 rows = []
                 outcome = BatchOutcome(session, total=len(specs), already_done=0)
             recorder = SessionRecorder(store)
@@ -132,6 +157,8 @@ async def batch_command(
             await recorder.drain()
             outcome.store_failure = recorder.store_failure
         finally:
+            if lock is not None:
+                await asyncio.to_thread(lock.release)
             await store.close()
     _print_summary(console, outcome, store.session_dir(outcome.session.id))
     if outcome.interrupted:
@@ -243,14 +270,20 @@ async def _follow(
     interrupted: asyncio.Event,
 ) -> None:
     started: dict[str, float] = {}
+    node_states = NodeStateLines(progress, per_node)
     async for event in events:
         if isinstance(event, JobStarted):
             started[event.job.job_id] = time.monotonic()
             progress.update(per_node[event.node_id], completed=0, total=event.job.spec.steps)
         elif isinstance(event, JobProgress):
-            eta = f"eta {event.eta_seconds:.0f}s" if event.eta_seconds is not None else ""
+            # A node's bar counts the steps of the job it runs; the note says so, so
+            # "10/10" beside the overall bar's images is never read as images.
+            eta = f", eta {event.eta_seconds:.0f}s" if event.eta_seconds is not None else ""
             progress.update(
-                per_node[event.node_id], completed=event.step, total=event.total, note=eta
+                per_node[event.node_id],
+                completed=event.step,
+                total=event.total,
+                note=f"steps{eta}",
             )
         elif isinstance(event, JobDone):
             outcome.done_by_node[event.node_id] += 1
@@ -261,7 +294,7 @@ async def _follow(
             progress.advance(overall)
             progress.update(
                 per_node[event.node_id],
-                note=f"{outcome.done_by_node[event.node_id]} made",
+                note=_images_made(outcome.done_by_node[event.node_id]),
             )
         elif isinstance(event, JobRetrying):
             outcome.retries_by_node[event.node_id] += 1
@@ -270,6 +303,12 @@ async def _follow(
         elif isinstance(event, JobFailed):
             outcome.failures.append(event.reason)
             progress.advance(overall)
+        elif isinstance(event, NodeStateChanged):
+            node_states.show(event)
+
+
+def _images_made(count: int) -> str:
+    return f"steps; {count} image{'s' if count != 1 else ''} made here"
 
 
 def _say_which_nodes_are_down(console: Console, scheduler: Scheduler, waiting: bool) -> None:
@@ -289,15 +328,58 @@ def _say_which_nodes_are_down(console: Console, scheduler: Scheduler, waiting: b
             )
 
 
-def _print_plan(console: Console, request: BatchRequest, count: int) -> None:
+class NodeStateLines:
+    """A node going down or coming back, said where the reader will see it.
+
+    On a terminal the node's bar says it; without one (a log, CI, a pipe)
+    the bars are never drawn, so each change is one line of its own. A node's
+    first "up" is the normal start and is not announced.
+    """
+
+    def __init__(self, progress: Progress, per_node: dict[str, TaskID]) -> None:
+        self.progress = progress
+        self.per_node = per_node
+        self.last: dict[str, str] = {}
+
+    def show(self, event: NodeStateChanged) -> None:
+        previous = self.last.get(event.node_id)
+        self.last[event.node_id] = event.state
+        if previous == event.state or (previous is None and event.state == "up"):
+            return
+        reason = f" ({_clip(event.reason, 200)})" if event.reason and event.state != "up" else ""
+        task = self.per_node.get(event.node_id)
+        if task is not None:
+            self.progress.update(task, note=event.state if event.state != "up" else "back up")
+        console = self.progress.console
+        if not console.is_terminal:
+            stamp = time.strftime("%H:%M:%S")
+            line = f"{stamp} {event.node_id}: {'back up' if event.state == 'up' else event.state}"
+            console.print(Text(line + reason), soft_wrap=True)
+
+
+def _print_plan(console: Console, request: BatchRequest, count: int, routes: RoutePlan) -> None:
+    loras = "".join(f", LoRA {lora.name}:{lora.strength_model:g}" for lora in request.loras)
     console.print(
         f"{count} jobs with workflow [bold]{request.workflow}[/] "
-        f"({len(request.prompts)} prompt(s) x {request.count}, seeds {request.seed_strategy})."
+        f"({len(request.prompts)} prompt(s) x {request.count}, seeds {request.seed_strategy}"
+        f"{loras}); {routes.describe()}.",
+        markup=True,
+        highlight=False,
     )
     for prompt in request.prompts[:3]:
-        console.print(f"  • {prompt}")
+        console.print(f"  • {_clip(prompt)}", markup=False, highlight=False)
     if len(request.prompts) > 3:
         console.print(f"  … and {len(request.prompts) - 3} more prompts")
+
+
+#: longer prompts are cut when shown: Rich wraps a long unbroken word in quadratic time
+SHOWN_PROMPT_CHARACTERS = 300
+
+
+def _clip(text: str, limit: int = SHOWN_PROMPT_CHARACTERS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters in all)"
 
 
 def _print_summary(console: Console, outcome: BatchOutcome, folder: Path) -> None:
@@ -323,7 +405,7 @@ def _print_summary(console: Console, outcome: BatchOutcome, folder: Path) -> Non
     if outcome.store_failure is not None:
         console.print(f"[red]Stopped: {outcome.store_failure}[/]")
     for reason in outcome.failures[:5]:
-        console.print(f"[red]failed:[/] {reason}")
+        console.print(Text("failed: ", "red").append(_clip(reason)))
     if len(outcome.failures) > 5:
         console.print(f"[red]… and {len(outcome.failures) - 5} more failures[/]")
     if outcome.done < outcome.total:

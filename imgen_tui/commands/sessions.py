@@ -7,18 +7,25 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from imgen_tui.store import SessionStore
+from imgen_tui.store.store import NoSessions
 
 
 async def list_sessions(console: Console, data_dir: Path | None) -> int:
-    store = await SessionStore.open(data_dir)
+    """Listing writes nothing: a read-only folder (a mounted backup) lists too."""
+    try:
+        store = await SessionStore.open_for_listing(data_dir)
+    except NoSessions as nothing:
+        console.print(f"{str(nothing)[0].upper()}{str(nothing)[1:]}.", markup=False)
+        return 0
     try:
         sessions = await store.sessions()
     finally:
         await store.close()
     if not sessions:
-        console.print(f"No sessions yet in {store.data_dir}.")
+        console.print(f"No sessions yet in {store.data_dir}.", markup=False)
         return 0
     table = Table(title=f"Sessions in {store.data_dir}", title_justify="left")
     for column, justify in (
@@ -35,7 +42,7 @@ async def list_sessions(console: Console, data_dir: Path | None) -> int:
         table.add_row(
             session.id[:8],
             session.flow,
-            session.title,
+            Text(session.title),
             time.strftime("%Y-%m-%d %H:%M", time.localtime(session.updated_at)),
             str(session.image_count),
             f"{session.jobs_done}/{session.job_count}",
@@ -49,10 +56,19 @@ async def delete_session(console: Console, data_dir: Path | None, wanted: str) -
     store = await SessionStore.open(data_dir)
     try:
         session = await store.find_session(wanted)
-        await store.delete_session(session.id)
+        left = await store.delete_session(session.id)
     finally:
         await store.close()
-    console.print(f"Deleted session {session.id[:8]} ({session.title}) and its files.")
+    if left:
+        console.print(
+            f"Deleted session {session.id[:8]} ({session.title}) from the list, but "
+            f"{len(left)} of its files could not be removed, e.g. {left[0]}.",
+            markup=False,
+        )
+        return 1
+    console.print(
+        f"Deleted session {session.id[:8]} ({session.title}) and its files.", markup=False
+    )
     return 0
 
 

@@ -32,11 +32,34 @@ async def sim_command(
     farm_file: Path | None,
     stop: asyncio.Event | None = None,
 ) -> int:
+    # The handlers come first: a SIGTERM while the nodes start must still remove their folders.
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
     farm = SimFarm.from_spec(load_demo_farm(farm_file), count, speed=speed)
+    try:
+        await _start(console, farm, host, base_port, count, speed, config_out)
+        await stop.wait()
+    finally:
+        await farm.stop()  # whatever happened: the nodes' temporary folders go with them
+    console.print("Simulated farm stopped.")
+    return 0
+
+
+async def _start(
+    console: Console,
+    farm: SimFarm,
+    host: str,
+    base_port: int,
+    count: int,
+    speed: float,
+    config_out: Path | None,
+) -> None:
     try:
         await farm.start(host, base_port)
     except OSError as error:
-        await farm.stop()
         if error.errno == errno.EADDRINUSE:
             raise PortInUse(
                 f"port {base_port} (or one of the next {count - 1}) is already in use; pass "
@@ -58,14 +81,3 @@ async def sim_command(
     console.print(f"Farm config written to {out}")
     console.print(f"Try: imgen-tui nodes --config {out}")
     console.print("Press Ctrl-C to stop.")
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await farm.stop()
-    console.print("Simulated farm stopped.")
-    return 0

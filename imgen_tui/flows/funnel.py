@@ -14,11 +14,12 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from imgen_tui.config import Tier
+from imgen_tui.flows.rounds import CellState
 from imgen_tui.graphs.templates import WorkflowLibrary, WorkflowTemplate
 from imgen_tui.locations import bundled_dir, user_config_dir
 from imgen_tui.scheduler.jobs import JobSpec, Priority
@@ -26,7 +27,6 @@ from imgen_tui.scheduler.variations import MAX_SEED
 from imgen_tui.store.records import ImageRecord, Verdict
 from imgen_tui.yamlfile import ConfigError, StrictModel, load_yaml_model
 
-CellState = Literal["queued", "running", "done", "failed", "cancelled"]
 SOURCE_PLACEHOLDER = "source.png"  # replaced by the uploaded name on whichever node runs it
 
 
@@ -79,24 +79,35 @@ class Cell:
     verdict: Verdict = "none"
     locked: bool = False
     error: str | None = None
+    notice: str | None = None  # why it is not moving: its node is down, no node is up
+    upscaled: bool = False  # made by `U`
+    compare: str | None = None  # "A" or "B": marked to be compared
 
     @property
     def progress(self) -> float:
         return self.step / self.total if self.total else 0.0
 
 
-@dataclass
+@dataclass(eq=False)
 class StageRound:
+    """One round of one stage. Making a stage again makes a new round; the old one is kept."""
+
     stage: StageConfig
     prompt: str
     negative: str
     cells: list[Cell] = field(default_factory=list)
     round_id: str | None = None
     sources: list[ImageRecord | None] = field(default_factory=list)  # one per standard slot
+    made_from: tuple[str, ...] = ()  # the picks (image ids) of the round before it
+    replaces: StageRound | None = field(default=None, repr=False)  # the round `g`/`r` superseded
 
     @property
     def picks(self) -> list[ImageRecord]:
         return [c.image for c in self.cells if c.verdict == "picked" and c.image is not None]
+
+    @property
+    def pick_ids(self) -> tuple[str, ...]:
+        return tuple(image.id for image in self.picks)
 
 
 class Funnel:
@@ -112,7 +123,8 @@ class Funnel:
         self.library = library
         self.models = dict(models)
         self.rng = rng or random.Random()
-        self.rounds: list[StageRound] = []  # one per stage reached; going back keeps them
+        self.rounds: list[StageRound] = []  # the path: one per stage reached; going back keeps them
+        self.history: list[StageRound] = []  # every round ever made, superseded ones too
         self.position = 0
         for stage in config.stages:
             self._template(stage.workflow)  # a bad workflow name shows up now, not mid-funnel
@@ -130,10 +142,29 @@ class Funnel:
     @property
     def can_advance(self) -> bool:
         current = self.current
+        return current is not None and not self.at_last_stage and bool(current.picks)
+
+    @property
+    def at_last_stage(self) -> bool:
+        return self.position + 1 >= len(self.config.stages)
+
+    def is_final(self, stage_round: StageRound) -> bool:
+        """A round of the last stage: what the funnel exists to make."""
+        return stage_round.stage is self.config.stages[-1]
+
+    def next_is_made(self) -> bool:
+        """The next stage was already made from exactly these picks and this prompt.
+
+        Going forward to it then shows what was made instead of making it again.
+        """
+        current = self.current
+        if current is None or self.position + 1 >= len(self.rounds):
+            return False
+        following = self.rounds[self.position + 1]
         return (
-            current is not None
-            and self.position + 1 < len(self.config.stages)
-            and bool(current.picks)
+            following.made_from == current.pick_ids
+            and following.prompt == current.prompt
+            and following.negative == current.negative
         )
 
     def breadcrumb(self) -> list[tuple[str, int, bool]]:
@@ -157,43 +188,84 @@ class Funnel:
         stage = self.config.stages[0]
         negative = negative if negative is not None else self._default_negative(stage)
         self.rounds = [StageRound(stage, prompt.strip(), negative)]
+        self.history = list(self.rounds)
         self.position = 0
         return self._fill(self.rounds[0], [None] * stage.count, self._seeds(stage.count))
 
     def again(self, *, prompt_changed: bool = False) -> list[JobSpec]:
-        """The current stage once more with new seeds; locked seeds survive.
+        """The current stage once more, as a new round; the one it replaces is kept.
 
-        With the same prompt a locked cell is kept as it is (its seed would
-        make the very same picture); after the prompt changed, each locked
-        seed is used again, so the picture keeps its composition.
+        Nothing the operator chose is dropped: with the same prompt, picked and
+        locked cells are kept as they are (a locked seed would make the very
+        same picture) and only the rest is made again. After the prompt
+        changed, each locked seed is used again, still locked, so the picture
+        keeps its composition; picks made under the old prompt stay in the
+        replaced round (`undo_again` brings it back).
         """
         current = self._require_current()
         sources = current.sources or [None] * current.stage.count
-        locked = [cell for cell in current.cells if cell.locked]
+        fresh = StageRound(
+            current.stage,
+            current.prompt,
+            current.negative,
+            sources=list(sources),
+            made_from=current.made_from,
+            replaces=current,
+        )
+        self._replace_current(fresh)
         if prompt_changed:
-            seeds = [cell.seed for cell in locked][: len(sources)]
-            current.cells = []
-            seeds += self._seeds(len(sources) - len(seeds))
-            return self._fill(current, sources, seeds)
-        current.cells = locked
-        keep = min(len(locked), len(sources))
-        return self._fill(current, sources[keep:], self._seeds(len(sources) - keep))
+            locked = [cell for cell in current.cells if cell.locked][: len(sources)]
+            specs = self._fill(
+                fresh,
+                [cell.source for cell in locked],
+                [cell.seed for cell in locked],
+                locked=True,
+            )
+            rest = sources[len(locked) :]
+            return specs + self._fill(fresh, rest, self._seeds_for(fresh, rest))
+        kept = [
+            dataclasses.replace(cell)
+            for cell in current.cells
+            if cell.image is not None and (cell.locked or cell.verdict == "picked")
+        ]
+        fresh.cells.extend(kept)
+        rest = sources[min(len(kept), len(sources)) :]
+        return self._fill(fresh, rest, self._seeds_for(fresh, rest))
+
+    def undo_again(self) -> StageRound | None:
+        """Back to the round that `again` (or a refined prompt) replaced; None if there is none."""
+        current = self._require_current()
+        previous = current.replaces
+        if previous is None:
+            return None
+        self.rounds[self.position] = previous
+        return current
 
     def advance(self) -> list[JobSpec]:
-        """The next stage from the picks: slots spread over them, each with its own seed."""
+        """The next stage from the picks: slots spread over them, each with its own seed.
+
+        When the next stage was already made from the same picks and prompt,
+        this only moves there (no jobs): what was made is shown, not made again.
+        """
         current = self._require_current()
         picks = current.picks
         if not picks:
             raise ValueError("pick at least one image (space or p) before advancing")
-        if self.position + 1 >= len(self.config.stages):
+        if self.at_last_stage:
             raise ValueError("this is the last stage")
+        if self.next_is_made():
+            self.position += 1
+            return []
         stage = self.config.stages[self.position + 1]
         self.rounds = self.rounds[: self.position + 1]
-        self.rounds.append(StageRound(stage, current.prompt, current.negative))
+        following = StageRound(stage, current.prompt, current.negative, made_from=current.pick_ids)
+        self.rounds.append(following)
+        self.history.append(following)
         self.position += 1
         sources: list[ImageRecord | None] = [picks[i % len(picks)] for i in range(stage.count)]
         sources.sort(key=lambda image: picks.index(image) if image else 0)
-        return self._fill(self.rounds[-1], sources, self._seeds(stage.count))
+        following.sources = list(sources)
+        return self._fill(following, sources, self._seeds_for(following, sources))
 
     def back(self) -> bool:
         if self.position == 0:
@@ -206,10 +278,19 @@ class Funnel:
         current = self._require_current()
         if cell.image is None:
             raise ValueError("that image is not finished yet")
-        family = self._template(current.stage.workflow).family
+        template = self._template(current.stage.workflow)
+        if template.task == "upscale":
+            raise ValueError(
+                f"{current.stage.label} is an upscale, so there is nothing to vary: "
+                "b goes back to the stage it came from, where m works"
+            )
+        family = template.family
         workflow = getattr(self.config.more_like_this, family, None)
         if not isinstance(workflow, str):
-            raise ValueError(f"no more-like-this workflow for {family} images")
+            raise ValueError(
+                f"funnel.yaml names no more-like-this workflow for {family} images: "
+                f"add '{family}: <an img2img workflow>' under more_like_this"
+            )
         params = {**current.stage.params, "denoise": round(denoise, 2)}
         new = Cell(job_id="", seed=cell.seed, source=cell.image)
         spec = self._spec(current, self._template(workflow), params, new)
@@ -220,10 +301,52 @@ class Funnel:
         current = self._require_current()
         if cell.image is None:
             raise ValueError("that image is not finished yet")
-        new = Cell(job_id="", seed=cell.seed, source=cell.image)
+        if self.is_upscaled(cell):
+            raise ValueError(
+                f"that image is already upscaled ({cell.image.width} px); upscaling it again "
+                f"would make {cell.image.width * 4} px: U works on the images before the final"
+            )
+        new = Cell(job_id="", seed=cell.seed, source=cell.image, upscaled=True)
         spec = self._spec(current, self._template(self.config.upscale_workflow), {}, new)
         current.cells.append(new)
         return dataclasses.replace(spec, min_tier="premium")
+
+    def mark_for_compare(self, cell: Cell) -> None:
+        """Mark A, then B; a third mark moves B to A; marking a marked cell unmarks it."""
+        current = self._require_current()
+        if cell.compare is not None:
+            cell.compare = None
+            for other in current.cells:
+                if other.compare == "B":
+                    other.compare = "A"
+            return
+        marked = {c.compare: c for c in current.cells if c.compare is not None}
+        if "A" in marked and "B" in marked:
+            marked["A"].compare = None
+            marked["B"].compare = "A"
+            cell.compare = "B"
+        elif "A" in marked:
+            cell.compare = "B"
+        else:
+            cell.compare = "A"
+
+    def compare_pair(self) -> tuple[ImageRecord, ImageRecord] | None:
+        """The cells marked A and B, or else the first two picks; None if there are not two."""
+        current = self._require_current()
+        marked = {c.compare: c.image for c in current.cells if c.compare and c.image is not None}
+        if "A" in marked and "B" in marked:
+            a, b = marked["A"], marked["B"]
+            assert a is not None and b is not None
+            return a, b
+        picks = current.picks
+        return (picks[0], picks[1]) if len(picks) >= 2 else None
+
+    def is_upscaled(self, cell: Cell) -> bool:
+        """Made by an upscale (the final, or `U`): not something to upscale again."""
+        current = self._require_current()
+        if self._template(current.stage.workflow).task == "upscale":
+            return True
+        return cell.upscaled
 
     def rewrite_prompt(self, prompt: str, negative: str | None = None) -> None:
         current = self._require_current()
@@ -243,7 +366,37 @@ class Funnel:
             cell.job_id for r in rounds for cell in r.cells if cell.state in ("queued", "running")
         ]
 
+    def note_farm(self, nodes: Mapping[str, tuple[str, str]]) -> bool:
+        """Say on each unfinished cell why it is not moving; True if any cell's note changed.
+
+        `nodes` is node id → (state, reason). A cell on a node that is down
+        says so; a waiting cell says so when no node is up at all (the
+        scheduler keeps it until a node comes back or its time limit).
+        """
+        up = [node for node, (state, _) in nodes.items() if state != "down"]
+        waiting = "no node is up: waiting for one"
+        if nodes and not up:
+            first, (_, why) = next(iter(nodes.items()))
+            waiting = f"waiting: all {len(nodes)} nodes are down ({first}: {why})"
+        changed = False
+        for stage_round in self.rounds:
+            for cell in stage_round.cells:
+                notice = None
+                if cell.state in ("queued", "running"):
+                    state, reason = nodes.get(cell.node_id or "", ("", ""))
+                    if cell.node_id and state == "down":
+                        notice = f"{cell.node_id} down" + (f": {reason}" if reason else "")
+                    elif not up:
+                        notice = waiting
+                if notice != cell.notice:
+                    cell.notice, changed = notice, True
+        return changed
+
     # -- plumbing --------------------------------------------------------------------------------
+
+    def _replace_current(self, fresh: StageRound) -> None:
+        self.rounds[self.position] = fresh
+        self.history.append(fresh)
 
     def _require_current(self) -> StageRound:
         if self.current is None:
@@ -251,14 +404,19 @@ class Funnel:
         return self.current
 
     def _fill(
-        self, stage_round: StageRound, sources: list[ImageRecord | None], seeds: list[int]
+        self,
+        stage_round: StageRound,
+        sources: list[ImageRecord | None],
+        seeds: list[int],
+        *,
+        locked: bool = False,
     ) -> list[JobSpec]:
         template = self._template(stage_round.stage.workflow)
         if not stage_round.sources:
             stage_round.sources = list(sources)
         specs = []
         for source, seed in zip(sources, seeds, strict=True):
-            cell = Cell(job_id="", seed=seed, source=source)
+            cell = Cell(job_id="", seed=seed, source=source, locked=locked)
             specs.append(self._spec(stage_round, template, stage_round.stage.params, cell))
             stage_round.cells.append(cell)
         return specs
@@ -302,3 +460,12 @@ class Funnel:
 
     def _seeds(self, count: int) -> list[int]:
         return [self.rng.randint(0, MAX_SEED) for _ in range(count)]
+
+    def _seeds_for(self, stage_round: StageRound, sources: list[ImageRecord | None]) -> list[int]:
+        """New seeds, or, for a graph with no seed (an upscale), the seed of each source."""
+        if "seed" in self._template(stage_round.stage.workflow).placeholders:
+            return self._seeds(len(sources))
+        return [
+            source.seed if source is not None and source.seed is not None else 0
+            for source in sources
+        ]

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from imgen_tui.comfy.client import DEFAULT_DOWNLOAD_CAP, ComfyClient
@@ -28,7 +31,8 @@ from imgen_tui.scheduler.events import (
 )
 from imgen_tui.scheduler.jobs import Job, JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
-from imgen_tui.store import NewImage, SessionStore, StoreError
+from imgen_tui.store import CorruptImage, NewImage, SessionStore, StoreError
+from imgen_tui.store.files import check_pixel_budget, inspect_image
 from imgen_tui.store.records import JobRow, JobRowState
 
 log = logging.getLogger(__name__)
@@ -55,11 +59,16 @@ class SessionRecorder:
     async def keep_outputs(
         self, job: Job, node_id: str, client: ComfyClient, images: tuple[ImageRef, ...]
     ) -> tuple[object, ...]:
-        data = await asyncio.gather(
-            *(client.download(image, max_bytes=self.download_cap) for image in images)
-        )
+        """Download, check and save; the job's time limit covers the downloads too."""
+        if not images:
+            raise CorruptImage(f"{node_id}: prompt {job.prompt_id} saved no image to keep")
+        folder = await asyncio.to_thread(self._download_folder)
+        try:
+            data = await self._fetch(job, node_id, client, images, folder)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
         seconds = job_seconds(job)
-        sidecar = sidecar_fields(job.spec, job.prompt_id)
+        sidecar = sidecar_fields(job.spec, job.prompt_id, graph=job.graph_sent)
         seed = sidecar.get("seed")
         outputs = [
             NewImage(
@@ -77,6 +86,47 @@ class SessionRecorder:
         except StoreError as error:
             self.store_failure = self.store_failure or error
             raise
+
+    def _download_folder(self) -> Path:
+        """Downloads land on disk under the data folder, never whole in memory."""
+        parent = self.store.data_dir / ".downloads"
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=parent))
+
+    async def _fetch(
+        self,
+        job: Job,
+        node_id: str,
+        client: ComfyClient,
+        images: tuple[ImageRef, ...],
+        folder: Path,
+    ) -> list[bytes]:
+        """Each picture streamed to a file and checked from its header before any is read.
+
+        A node's answer names the file it made; it never names ours (those are
+        chosen by the store), so a `../` in it cannot reach beyond `folder`.
+        """
+        paths = [folder / f"{index}.download" for index in range(len(images))]
+        await asyncio.gather(
+            *(
+                client.download_to(
+                    image, path, max_bytes=self.download_cap, deadline=job.spec.time_limit
+                )
+                for image, path in zip(images, paths, strict=True)
+            )
+        )
+        sizes = []
+        for image, path in zip(images, paths, strict=True):
+            try:
+                _, width, height = await asyncio.to_thread(inspect_image, path)
+            except CorruptImage as error:
+                raise CorruptImage(f"{node_id}: {image.filename!r} from /view: {error}") from None
+            sizes.append((width, height))
+        try:
+            check_pixel_budget(sizes)
+        except CorruptImage as error:
+            raise CorruptImage(f"{node_id}: prompt {job.prompt_id}: {error}") from None
+        return [await asyncio.to_thread(path.read_bytes) for path in paths]
 
     def record(self, event: JobEvent) -> None:
         change = _state_change(event)
@@ -127,9 +177,16 @@ def _state_change(event: JobEvent) -> tuple[str, JobRowState, str | None] | None
     return None
 
 
-def sidecar_fields(spec: JobSpec, prompt_id: str | None) -> dict[str, Any]:
-    """What a person needs to understand and redo the image without the app (seed 001)."""
-    values = read_values(spec.graph)
+def sidecar_fields(
+    spec: JobSpec, prompt_id: str | None, *, graph: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a person needs to understand and redo the image without the app (seed 001).
+
+    `graph` is the graph as posted (the uploaded source image's name filled
+    in); without it (a prompt an earlier run posted) the job's own graph.
+    """
+    graph = graph if graph is not None else spec.graph
+    values = read_values(graph)
     return {
         "prompt": values.get("positive_prompt", ""),
         "negative": values.get("negative_prompt", ""),
@@ -143,5 +200,5 @@ def sidecar_fields(spec: JobSpec, prompt_id: str | None) -> dict[str, Any]:
         "denoise": values.get("denoise"),
         "loras": values.get("lora_name"),
         "comfyui_prompt_id": prompt_id,
-        "graph": spec.graph,
+        "graph": graph,
     }

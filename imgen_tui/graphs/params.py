@@ -1,7 +1,13 @@
 """Find and change the parameters a person cares about in ANY API-format graph.
 
 The table follows seed 003 (prompt text, sampler settings, latent size,
-checkpoint, LoRAs) plus the loaders our templates use. Whether a text encoder
+checkpoint, LoRAs) plus the loaders our templates use and the modern sampler
+path (SamplerCustomAdvanced with RandomNoise, KSamplerSelect, BasicScheduler
+and a guider; UNETLoader and the CLIP loaders). A value held by a primitive
+node (`PrimitiveInt`, `PrimitiveStringMultiline`...) takes the kind of the
+input it feeds, so a seed or a prompt moved into a primitive is still found.
+The table is the list of what is shown first; every other literal is still a
+typed parameter (graphs/typed_params.py). Whether a text encoder
 is the positive or the negative prompt is decided by following the sampler's
 `positive`/`negative` links upstream, never by node titles, so a graph exported
 from anyone's ComfyUI is read correctly.
@@ -36,21 +42,63 @@ PARAMETER_TABLE: dict[str, dict[str, str]] = {
         "start_at_step": "start_at_step",
         "end_at_step": "end_at_step",
     },
+    "SamplerCustom": {
+        "noise_seed": "seed",
+        "cfg": "cfg",
+    },
+    "RandomNoise": {"noise_seed": "seed"},
+    "KSamplerSelect": {"sampler_name": "sampler_name"},
+    "BasicScheduler": {"scheduler": "scheduler", "steps": "steps", "denoise": "denoise"},
+    "CFGGuider": {"cfg": "cfg"},
     "EmptyLatentImage": {"width": "width", "height": "height", "batch_size": "batch_size"},
     "EmptySD3LatentImage": {"width": "width", "height": "height", "batch_size": "batch_size"},
+    "EmptyHunyuanLatentVideo": {
+        "width": "width",
+        "height": "height",
+        "length": "length",
+        "batch_size": "batch_size",
+    },
+    "TripleCLIPLoader": {
+        "clip_name1": "clip_name",
+        "clip_name2": "clip_name",
+        "clip_name3": "clip_name",
+    },
     "CheckpointLoaderSimple": {"ckpt_name": "checkpoint"},
+    "UNETLoader": {"unet_name": "checkpoint"},
+    "DualCLIPLoader": {"clip_name1": "clip_name", "clip_name2": "clip_name"},
+    "CLIPLoader": {"clip_name": "clip_name"},
+    "ModelSamplingSD3": {"shift": "shift"},
+    "ModelSamplingFlux": {"max_shift": "shift"},
+    "CLIPTextEncodeFlux": {"clip_l": "prompt", "t5xxl": "prompt", "guidance": "guidance"},
     "LoraLoader": {
         "lora_name": "lora_name",
         "strength_model": "strength_model",
         "strength_clip": "strength_clip",
     },
+    "LoraLoaderModelOnly": {"lora_name": "lora_name", "strength_model": "strength_model"},
     "LoadImage": {"image": "image"},
     "UpscaleModelLoader": {"model_name": "upscale_model"},
     "FluxGuidance": {"guidance": "guidance"},
 }
 
-SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced"})
-TEXT_ENCODERS = frozenset({"CLIPTextEncode"})
+#: value nodes whose one literal takes the kind of the input it is wired to
+PRIMITIVES = frozenset(
+    {
+        "PrimitiveInt",
+        "PrimitiveFloat",
+        "PrimitiveString",
+        "PrimitiveStringMultiline",
+        "PrimitiveBoolean",
+    }
+)
+SAMPLERS = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom"})
+#: nodes that hold the positive/negative conditioning on the modern sampler path
+GUIDERS: dict[str, dict[str, str]] = {
+    "CFGGuider": {"positive": "positive", "negative": "negative"},
+    "BasicGuider": {"conditioning": "positive"},
+    "DualCFGGuider": {"cond1": "positive", "cond2": "positive", "negative": "negative"},
+}
+TEXT_ENCODERS = frozenset({"CLIPTextEncode", "CLIPTextEncodeFlux", "CLIPTextEncodeSDXL"})
 _MAX_TRACE_DEPTH = 64
 
 
@@ -72,15 +120,45 @@ def extract_parameters(graph: object) -> list[Parameter]:
     sampler reaches them, plain `prompt` otherwise.
     """
     roles = prompt_roles(graph)
+    fed = _primitive_kinds(graph, roles)
     found: list[Parameter] = []
     for node_id, class_type, inputs in iter_nodes(graph):
+        if class_type in PRIMITIVES:
+            if "value" in inputs and not is_link(inputs["value"]):
+                found.extend(
+                    Parameter(node_id, class_type, "value", kind, inputs["value"])
+                    for kind in fed.get(node_id, ())
+                )
+            continue
         for input_name, kind in PARAMETER_TABLE.get(class_type, {}).items():
             if input_name not in inputs or is_link(inputs[input_name]):
                 continue
-            if kind == "prompt":
-                kind = roles.get(node_id, "prompt")
-            found.append(Parameter(node_id, class_type, input_name, kind, inputs[input_name]))
+            found.append(
+                Parameter(
+                    node_id, class_type, input_name, _kind(kind, node_id, roles), inputs[input_name]
+                )
+            )
     return found
+
+
+def _kind(kind: str, node_id: str, roles: Mapping[str, str]) -> str:
+    return roles.get(node_id, "prompt") if kind == "prompt" else kind
+
+
+def _primitive_kinds(graph: object, roles: Mapping[str, str]) -> dict[str, list[str]]:
+    """Primitive node id -> the kinds of the table inputs it feeds (one size for both sides)."""
+    kinds: dict[str, list[str]] = {}
+    primitives = {
+        node_id for node_id, class_type, _ in iter_nodes(graph) if class_type in PRIMITIVES
+    }
+    for node_id, class_type, inputs in iter_nodes(graph):
+        table = PARAMETER_TABLE.get(class_type, {})
+        for input_name, value in inputs.items():
+            if is_link(value) and value[0] in primitives and input_name in table:
+                kind = _kind(table[input_name], node_id, roles)
+                if kind not in kinds.setdefault(value[0], []):
+                    kinds[value[0]].append(kind)
+    return kinds
 
 
 def apply_parameters(graph: Graph, parameters: Iterable[Parameter]) -> Graph:
@@ -117,10 +195,14 @@ def prompt_roles(graph: object) -> dict[str, str]:
         return {}
     roles: dict[str, str] = {}
     for _, class_type, inputs in iter_nodes(graph):
-        if class_type not in SAMPLERS:
+        if class_type in SAMPLERS:
+            sides = {"positive": "positive", "negative": "negative"}
+        elif class_type in GUIDERS:
+            sides = GUIDERS[class_type]
+        else:
             continue
-        for side in ("positive", "negative"):
-            link = inputs.get(side)
+        for name, side in sides.items():
+            link = inputs.get(name)
             if is_link(link):
                 for encoder in _trace_conditioning(graph, link, set(), 0):
                     roles.setdefault(encoder, f"{side}_prompt")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from pydantic import Field, field_validator
 from imgen_tui.config import KNOWN_CAPABILITIES
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.yamlfile import ConfigError, StrictModel, load_yaml_model
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}")
 
@@ -101,8 +104,9 @@ class WorkflowTemplate:
 class WorkflowLibrary:
     """Templates by name; later folders (the user's) override earlier ones (bundled)."""
 
-    def __init__(self, templates: Iterable[WorkflowTemplate]) -> None:
+    def __init__(self, templates: Iterable[WorkflowTemplate], problems: Iterable[str] = ()) -> None:
         self._templates = {template.name: template for template in templates}
+        self.problems = list(problems)  # files skipped while loading, one sentence each
 
     def __getitem__(self, name: str) -> WorkflowTemplate:
         try:
@@ -125,16 +129,27 @@ class WorkflowLibrary:
 
 
 def load_library(folders: Iterable[Path]) -> WorkflowLibrary:
-    """Read each folder's manifest.yaml; a folder without one is skipped."""
+    """Read each folder's manifest.yaml; a folder without one is skipped.
+
+    One bad file must not stop every workflow: a manifest that does not load
+    skips its folder, a graph that does not load skips its template, and
+    each is reported once in `problems` (and the log) for the caller to show.
+    """
     templates: list[WorkflowTemplate] = []
+    problems: list[str] = []
     for folder in folders:
         manifest_path = folder / "manifest.yaml"
         if manifest_path.is_file():
-            templates.extend(_load_folder(manifest_path))
-    return WorkflowLibrary(templates)
+            try:
+                templates.extend(_load_folder(manifest_path, problems))
+            except ConfigError as error:
+                problems.append(f"{error} The workflows of {folder} are skipped.")
+    for problem in problems:
+        log.warning("%s", problem)
+    return WorkflowLibrary(templates, problems)
 
 
-def _load_folder(manifest_path: Path) -> list[WorkflowTemplate]:
+def _load_folder(manifest_path: Path, problems: list[str]) -> list[WorkflowTemplate]:
     try:
         text = manifest_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -143,7 +158,11 @@ def _load_folder(manifest_path: Path) -> list[WorkflowTemplate]:
     templates = []
     for name, entry in document.value.workflows.items():
         line = document.line_of(("workflows", name, "file"))
-        graph = _read_graph(manifest_path.parent / entry.file, f"{manifest_path}, line {line}")
+        try:
+            graph = _read_graph(manifest_path.parent / entry.file, f"{manifest_path}, line {line}")
+        except ConfigError as error:
+            problems.append(f"{error} Workflow {name} is skipped.")
+            continue
         templates.append(
             WorkflowTemplate(
                 name=name,

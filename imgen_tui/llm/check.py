@@ -9,7 +9,7 @@ invented or should be gone and puts back what had to be kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from imgen_tui.llm.changes import Changes
@@ -103,3 +103,53 @@ def repair(
         if not any(mentions(t.text, phrase) for t in terms):
             terms.append(Term(phrase.strip()))
     return render_prompt(terms)
+
+
+# -- the concept builder: locked fields --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockViolations:
+    """What a refinement did to locked fields that it must not have."""
+
+    changed: list[str] = field(default_factory=list)  # locked fields whose text differs
+    missing: list[str] = field(default_factory=list)  # "field: term" absent from the prompt
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.missing)
+
+    def describe(self) -> str:
+        parts = []
+        if self.changed:
+            parts.append("changed locked " + ", ".join(self.changed))
+        if self.missing:
+            parts.append("left out locked " + ", ".join(self.missing))
+        return "; ".join(parts)
+
+
+def check_locks(
+    old_texts: Mapping[str, str],
+    new_texts: Mapping[str, str],
+    locked: Iterable[str],
+    prompt: str,
+    *,
+    weights: bool = True,
+) -> LockViolations:
+    """A locked field's text is identical after refinement, and its terms are in the prompt.
+
+    A term counts as present when a prompt term mentions it as whole words
+    (composition may add the field's noun) and, where the family reads
+    weights, with the same weight.
+    """
+    locked = list(locked)
+    changed = [name for name in locked if new_texts.get(name, "") != old_texts.get(name, "")]
+    prompt_terms = parse_prompt(prompt)
+    missing = []
+    for name in locked:
+        for term in parse_prompt(old_texts.get(name, "")):
+            if not any(
+                mentions(t.text, term.text) and (not weights or abs(t.weight - term.weight) < 1e-9)
+                for t in prompt_terms
+            ):
+                missing.append(f"{name}: {term.render()}")
+    return LockViolations(changed, missing)

@@ -112,7 +112,7 @@ class OllamaStages:
             request["what_the_images_show"] = picture_notes
         user = json.dumps(request, indent=1)
         system = INTERPRETER_SYSTEM.format(schema=json.dumps(Changes.model_json_schema()))
-        return await self._ask(self.config.interpreter, system, user, Changes)
+        return await self.ask(self.config.interpreter, system, user, Changes)
 
     async def engineer(
         self,
@@ -137,7 +137,7 @@ class OllamaStages:
             family_rules=syntax_rules(family),
             schema=json.dumps(EngineeredPrompt.model_json_schema()),
         )
-        return await self._ask(self.config.engineer, system, json.dumps(request), EngineeredPrompt)
+        return await self.ask(self.config.engineer, system, json.dumps(request), EngineeredPrompt)
 
     async def has_vision(self) -> bool:
         try:
@@ -146,21 +146,25 @@ class OllamaStages:
             raise self._explain(error, self.config.vision) from None
         return "vision" in (shown.capabilities or [])
 
-    async def describe(self, image: bytes, question: str) -> str:
-        """Stage 3: what the picture shows, for stage 2 to work from."""
+    async def require_vision(self) -> None:
         stage = self.config.vision
         if not await self.has_vision():
             raise LlmError(
                 f"model {stage.model} on {self.config.host} cannot see images; "
                 "set a vision model (e.g. minicpm-v) under vision: in llm.yaml"
             )
+
+    async def describe(self, image: bytes, question: str) -> str:
+        """Stage 3: what the picture shows, for stage 2 to work from."""
+        stage = self.config.vision
+        await self.require_vision()
         encoded = base64.b64encode(downscale_for_vision(image)).decode()
         schema = json.dumps(VisionAnswer.model_json_schema())
         system = f"Describe the picture plainly. Answer with JSON only, matching:\n{schema}"
-        answer = await self._ask(stage, system, question, VisionAnswer, images=[encoded])
+        answer = await self.ask(stage, system, question, VisionAnswer, images=[encoded])
         return answer.as_text()
 
-    async def _ask(
+    async def ask(
         self,
         stage: StageModel,
         system: str,
@@ -168,6 +172,7 @@ class OllamaStages:
         answer_type: type[AnswerT],
         images: list[str] | None = None,
     ) -> AnswerT:
+        """One constrained chat call, asked once more with the error if the answer is wrong."""
         user_message: dict[str, Any] = {"role": "user", "content": user}
         if images:
             user_message["images"] = images  # plain base64, no data: prefix

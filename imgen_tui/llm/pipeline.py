@@ -84,7 +84,7 @@ StageListener = Callable[[str, str | None], None]
 """Told `(stage, None)` when a stage starts and `(stage, output)` when it is done."""
 
 
-class _StageLog:
+class StageLog:
     def __init__(self, listener: StageListener | None) -> None:
         self.done: list[tuple[str, str]] = []
         self.listener = listener
@@ -105,7 +105,7 @@ def _with_pins(changes: Changes, pinned: list[str]) -> Changes:
     return changes.model_copy(update={"keep": keep, "remove": remove})
 
 
-def _negative_for(negative: str, avoid: list[str], keep: list[str], family: str) -> str:
+def negative_for(negative: str, avoid: list[str], keep: list[str], family: str) -> str:
     """The avoid list joins the negative; nothing to keep may sit in it (an LLM put one there)."""
     if not uses_weights(family):
         return ""  # Flux has no negative prompt
@@ -121,7 +121,7 @@ async def refine(
     on_stage: StageListener | None = None,
 ) -> Refinement:
     extra = [*quality_tags(request.family), *(request.style.tags if request.style else ())]
-    log = _StageLog(on_stage)
+    log = StageLog(on_stage)
     result: Refinement | None = None
     notice = None if stages is not None else "offline rules (no LLM configured)"
     if stages is not None:
@@ -147,13 +147,13 @@ async def refine(
         log.finished("check", "passed: nothing invented, keeps kept, removals gone")
     result.stages = log.done
     intent.learn(request.feedback, result.changes)  # this round's removals are avoided too
-    result.negative = _negative_for(
+    result.negative = negative_for(
         result.negative, intent.avoid, result.changes.keep, request.family
     )
     return result
 
 
-def _by_rules(request: RefineRequest, log: _StageLog) -> Refinement:
+def _by_rules(request: RefineRequest, log: StageLog) -> Refinement:
     if request.picture is not None:
         log.finished("vision (rules)", "skipped: the offline rules cannot look at images")
     log.running("interpret (rules)")
@@ -176,9 +176,9 @@ def _by_rules(request: RefineRequest, log: _StageLog) -> Refinement:
 
 
 async def _by_llm(
-    request: RefineRequest, intent: Intent, stages: OllamaStages, log: _StageLog
+    request: RefineRequest, intent: Intent, stages: OllamaStages, log: StageLog
 ) -> Refinement:
-    notes, vision_problem = await _look(request, stages, log)
+    notes, vision_problem = await look(request.picture, request.rejected_picture, stages, log)
     log.running("interpret")
     found = await stages.interpret(
         request.feedback,
@@ -204,24 +204,24 @@ async def _by_llm(
     return Refinement("llm", engineered.prompt, negative, changes, notice=vision_problem)
 
 
-async def _look(
-    request: RefineRequest, stages: OllamaStages, log: _StageLog
+async def look(
+    picture: bytes | None, rejected_picture: bytes | None, stages: OllamaStages, log: StageLog
 ) -> tuple[str | None, str | None]:
     """Stage 3 on the picked picture, and on a rejected one for the difference.
 
     Vision is optional: a model that cannot see is reported and the other
     stages run without it rather than the whole refinement failing.
     """
-    if request.picture is None or not stages.config.vision.enabled:
+    if picture is None or not stages.config.vision.enabled:
         return None, None
     log.running("vision")
     try:
         notes = "the picked image: " + await stages.describe(
-            request.picture, "What does this picture show?"
+            picture, "What does this picture show?"
         )
-        if request.rejected_picture is not None:
+        if rejected_picture is not None:
             notes += "; the rejected image: " + await stages.describe(
-                request.rejected_picture, "What does this picture show?"
+                rejected_picture, "What does this picture show?"
             )
     except LlmUnavailable:
         raise

@@ -20,11 +20,19 @@ _CLAUSE_SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bbut\b)\s*", re.I)
 _THE = r"(?:the\s+)?"
 _REST = r"(?P<phrase>.+)"
 _ASPECT = r"(?P<aspect>[\w ]+?)"
+_SUBJECT = r"it|him|her|them"
+_NEW_SUBJECT = r"(?P<value>(?:a|an)\s+(?!bit\b|little\b|lot\b).+?)"
+_INSTEAD = r"(?:\s+instead)?$"
+_VALUE = rf"(?P<value>.+?){_INSTEAD}"
+SUBJECT_WORDS = frozenset({"it", "him", "her", "them", "subject"})  # aspects that mean the subject
 _RULES: list[tuple[str, str]] = [
     # "more like this" / "less like #5" point at an image: the picture (img2img,
     # the vision stage) carries that, the prompt's words do not change.
     (r"^(?:more|less)\s+like\s+(?:this|that|it|these|those|#?\d+)(?:\s+one)?$", "reference"),
-    (rf"^(?:change|make|set|turn)\s+{_THE}{_ASPECT}\s+(?:to|into)\s+(?P<value>.+)$", "modify"),
+    # "make it a cat (instead)": a new subject ("it"); without an article, "make it moodier"
+    # is not this (and not understood).
+    (rf"^(?:make|turn)\s+(?P<aspect>{_SUBJECT})\s+{_NEW_SUBJECT}{_INSTEAD}", "modify"),
+    (rf"^(?:change|make|set|turn)\s+{_THE}{_ASPECT}\s+(?:to|into)\s+{_VALUE}", "modify"),
     (rf"^{_ASPECT}\s+should\s+be\s+(?P<value>.+)$", "modify"),
     (rf"^(?:keep|preserve|leave)\s+{_THE}(?P<phrase>.+?)(?:\s+as\s+(?:it\s+)?is)?$", "keep"),
     (rf"^(?:no|without|remove|drop|lose|get\s+rid\s+of)\s+{_THE}{_REST}$", "remove"),
@@ -75,6 +83,9 @@ def engineer(prompt: str, changes: Changes, *, weights: bool = True) -> str:
     """
     terms = cut_out(parse_prompt(prompt), changes.remove)
     for aspect, value in changes.modify.items():
+        if aspect in SUBJECT_WORDS and terms:  # the subject comes first in an SD prompt
+            terms[0] = Term(value, terms[0].weight)
+            continue
         replacement = value if mentions(value, aspect) else f"{value} {aspect}"
         hits = [i for i, t in enumerate(terms) if mentions(t.text, aspect)]
         if hits:

@@ -10,7 +10,7 @@ from typing import Any
 
 from imgen_tui.config import TIERS
 from imgen_tui.graphs.graph import Graph
-from imgen_tui.graphs.params import read_values
+from imgen_tui.graphs.params import extract_parameters, read_values
 
 
 class Priority(IntEnum):
@@ -35,6 +35,7 @@ class JobSpec:
     height: int = 512
     steps: int = 20
     checkpoint: str | None = None
+    loras: frozenset[str] = frozenset()  # LoRA files the graph loads: a node must have them
     min_tier: str = "draft"
     priority: Priority = Priority.INTERACTIVE
     round_id: str | None = None
@@ -54,6 +55,11 @@ class JobSpec:
             "height": int(values.get("height", 512)),
             "steps": int(values.get("steps", 20)),
             "checkpoint": values.get("checkpoint"),
+            "loras": frozenset(
+                p.value
+                for p in extract_parameters(graph)
+                if p.kind == "lora_name" and isinstance(p.value, str)
+            ),
         }
         needs = frozenset(options.pop("needs", frozenset()))
         if family in FAMILY_CAPABILITIES:
@@ -68,6 +74,7 @@ class JobSpec:
         """The whole spec, graph included: what the store keeps to run it again."""
         data = asdict(self)
         data["needs"] = sorted(self.needs)
+        data["loras"] = sorted(self.loras)
         data["priority"] = int(self.priority)
         return json.dumps(data, separators=(",", ":"))
 
@@ -75,6 +82,7 @@ class JobSpec:
     def from_json(cls, text: str) -> JobSpec:
         data = json.loads(text)
         data["needs"] = frozenset(data.get("needs", ()))
+        data["loras"] = frozenset(data.get("loras", ()))
         data["priority"] = Priority(data.get("priority", Priority.INTERACTIVE))
         data["reference_images"] = tuple(tuple(pair) for pair in data.get("reference_images", ()))
         return cls(**data)
@@ -121,6 +129,7 @@ class Job:
     adopted: bool = False  # posted by an earlier run, whose client id may get its events
     accepted: bool = False  # the node has answered the POST: asking after it now means something
     taken_back: bool = False  # moved once from a slow node's queue to a faster node: not again
+    graph_sent: Graph | None = None  # what was posted (source image name filled in)
     queued_at: float = 0.0
     posted_at: float | None = None
     started_at: float | None = None

@@ -32,6 +32,7 @@ class NodeView:
     busy_seconds: float = 0.0  # until it can start another job (its queue, others' included)
     loaded_checkpoint: str | None = None
     checkpoints: frozenset[str] | None = None  # installed; None until /object_info answered
+    loras: frozenset[str] | None = None  # installed LoRA files; None until it answered
     seconds_per_step: Mapping[str, float] = field(default_factory=dict)  # at native size
     fixed_seconds: Mapping[str, float] = field(default_factory=dict)  # per job, any size
     load_seconds: float = 5.0
@@ -83,6 +84,8 @@ def refusal(job: JobSpec, node: NodeView) -> str | None:
         return f"{node.id}: {side} px is over its {node.max_resolution} px limit"
     if node.checkpoints is not None and job.checkpoint and job.checkpoint not in node.checkpoints:
         return f"{node.id}: {job.checkpoint} is not installed"
+    if node.loras is not None and not job.loras <= node.loras:
+        return f"{node.id}: LoRA {', '.join(sorted(job.loras - node.loras))} is not installed"
     return None
 
 
@@ -145,7 +148,7 @@ def plan_tail(
     # A round's jobs mostly share one shape: judge each shape once per node.
     runs: dict[tuple[str, tuple[object, ...]], float | None] = {}
     for index, job in enumerate(jobs):
-        shape = (job.family, job.steps, job.width, job.height, job.checkpoint, job.needs)
+        shape = (job.family, job.steps, job.width, job.height, job.checkpoint, job.needs, job.loras)
         best_id, best_finish, best_rank = None, float("inf"), float("inf")
         for node in nodes:
             key = (node.id, shape)

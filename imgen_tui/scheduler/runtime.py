@@ -13,6 +13,7 @@ import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
 from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
 from imgen_tui.scheduler.jobs import Job, JobState
@@ -20,6 +21,8 @@ from imgen_tui.scheduler.routing import NodeState, NodeView
 from imgen_tui.scheduler.speed import SpeedModel
 
 PROBE_TIMEOUT = httpx.Timeout(3.0, connect=2.0)
+#: a health probe's whole answer must arrive within this, however it trickles in
+PROBE_DEADLINE = 5.0
 #: when others' prompts are queued, each is assumed to cost about this many steps
 OTHERS_STEPS_GUESS = 20
 
@@ -37,6 +40,8 @@ class NodeRuntime:
     capabilities: frozenset[str] = frozenset()
     checkpoints: frozenset[str] | None = None
     controlnets: tuple[str, ...] = ()  # ControlNet files, from /object_info
+    loras: frozenset[str] | None = None  # installed LoRA files, from /object_info
+    object_info: ObjectInfo | None = None  # its last answer: widget order for UI workflows
     loaded_checkpoint: str | None = None
     in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
     slot_freed_at: float = 0.0
@@ -144,6 +149,7 @@ class NodeRuntime:
             max_resolution=self.config.max_resolution,
             loaded_checkpoint=self.checkpoint_after_queue(),
             checkpoints=self.checkpoints,
+            loras=self.loras,
             seconds_per_step=dict(self.speed.seconds_per_step),
             fixed_seconds=dict(self.speed.fixed_seconds),
             load_seconds=self.load_seconds,
@@ -162,7 +168,7 @@ class NodeRuntime:
     async def probe(self) -> str | None:
         """Check the node answers; returns why not, or None when it is healthy."""
         try:
-            await self.client.system_stats(http_timeout=PROBE_TIMEOUT)
+            await self.client.system_stats(http_timeout=PROBE_TIMEOUT, deadline=PROBE_DEADLINE)
         except ComfyError as error:
             return str(error)
         return None
@@ -174,6 +180,8 @@ class NodeRuntime:
         self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
         self.controlnets = info.controlnets
+        self.loras = frozenset(info.loras)
+        self.object_info = info
         self.confirmed = True
 
     def mark_slot_freed(self) -> None:

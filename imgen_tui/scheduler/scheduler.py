@@ -44,12 +44,13 @@ from imgen_tui.comfy.events import (
     Preview,
     Progress,
 )
-from imgen_tui.comfy.run import execution_failed, history_outcome
+from imgen_tui.comfy.run import execution_failed, history_outcome, no_saved_image
 from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
 from imgen_tui.config import FarmConfig
-from imgen_tui.graphs.graph import GraphError
+from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
 from imgen_tui.graphs.references import bind_controlnets, set_reference_image
+from imgen_tui.graphs.ui_workflow import ui_workflow
 from imgen_tui.scheduler.events import (
     JobAssigned,
     JobCancelled,
@@ -105,6 +106,8 @@ AFFINITY_WINDOW = 16
 AFFINITY_MAX_WAIT = 10.0
 #: below this many waiting jobs per live node, the end of the round is planned
 TAIL_JOBS_PER_NODE = 2
+#: how long `start` waits for the nodes' first health checks before dispatching anyway
+FIRST_CHECK_WAIT = 2.0
 #: a queued prompt moves to a free node only if that gains this much (two round trips and
 #: the estimates' noise), in seconds plus a share of its run there
 TAKE_BACK_MARGIN = (0.2, 0.1)
@@ -159,14 +162,28 @@ class Scheduler:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.gather(*(self._check_health(runtime) for runtime in self.nodes.values()))
+        """Check every node once, waiting at most `FIRST_CHECK_WAIT` for the slow ones.
+
+        Each node has its own health loop, so a node that answers slowly (or
+        not at all) delays neither the start nor the checks of the others; it
+        joins the farm whenever its first answer arrives.
+        """
+        first_checks = []
+        for runtime in self.nodes.values():
+            first = asyncio.create_task(self._check_health(runtime), name=f"check:{runtime.id}")
+            first_checks.append(first)
+            self._tasks.append(first)
+            self._tasks.append(
+                asyncio.create_task(self._health_loop(runtime, first), name=f"health:{runtime.id}")
+            )
+        if first_checks:
+            await asyncio.wait(first_checks, timeout=FIRST_CHECK_WAIT)
         for runtime in self.nodes.values():
             runtime.stream.start()
             self._tasks.append(
                 asyncio.create_task(self._consume(runtime), name=f"events:{runtime.id}")
             )
         self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="dispatch"))
-        self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
     async def stop(self) -> None:
@@ -259,10 +276,8 @@ class Scheduler:
             prompt_id = job.prompt_id
             if self._take_back(runtime, prompt_id) is None:
                 return
-            # Only ever our own prompt ids: delete if still queued, interrupt if running.
-            with contextlib.suppress(ComfyError):
-                await runtime.client.delete_queued([prompt_id])
-                await runtime.client.interrupt(prompt_id)
+            await self._stop_prompt(runtime, prompt_id)
+            self._spawn(self._confirm_stopped(runtime, prompt_id))
         self._finish(job, JobState.CANCELLED, JobCancelled(job))
 
     async def cancel_round(self, round_id: str) -> None:
@@ -536,7 +551,10 @@ class Scheduler:
                 graph = set_reference_image(graph, load_id, await runtime.upload_source(path))
             if job.spec.reference_images:
                 graph = bind_controlnets(graph, runtime.controlnets)
-            await runtime.client.submit(graph, prompt_id=prompt_id)
+            job.graph_sent = graph  # the sidecar records what ran, not the template's name
+            await runtime.client.submit(
+                graph, prompt_id=prompt_id, extra_data=_png_info(graph, runtime)
+            )
             job.accepted = True
         except GraphRejected as rejected:
             self._rejected(runtime, job, prompt_id, rejected)
@@ -650,6 +668,9 @@ class Scheduler:
         except ComfyError as error:
             self._retry(runtime, prompt_id, str(error), exclude=True)
             return
+        if not entry.saved_images:  # a job is done only when its pictures are kept
+            self._retry(runtime, prompt_id, no_saved_image(entry, runtime.id), exclude=True)
+            return
         job = self._take_back(runtime, prompt_id)
         if job is None:
             return
@@ -747,12 +768,24 @@ class Scheduler:
 
     # -- health and time limits -------------------------------------------------------------------
 
-    async def _health_loop(self) -> None:
+    async def _health_loop(self, runtime: NodeRuntime, first: asyncio.Task[None]) -> None:
+        """One node's checks, every `health_interval` after its first one ended."""
+        await asyncio.wait([first])
         while True:
             await asyncio.sleep(self.health_interval)
-            await asyncio.gather(*(self._check_health(runtime) for runtime in self.nodes.values()))
+            await self._check_health(runtime)
 
     async def _check_health(self, runtime: NodeRuntime) -> None:
+        try:
+            await self._check_health_once(runtime)
+        except Exception as error:  # a bad answer marks the node down, never ends its checks
+            log.exception("%s: health check failed", runtime.id)
+            problem = f"{runtime.id}: its health check failed ({type(error).__name__}: {error})"
+            if runtime.state != "down":
+                await self._node_lost(runtime, problem)
+            runtime.state_reason = problem
+
+    async def _check_health_once(self, runtime: NodeRuntime) -> None:
         problem = await runtime.probe()
         if problem is not None:
             runtime.consecutive_failures += 1
@@ -762,13 +795,16 @@ class Scheduler:
                 runtime.state_reason = problem
             return
         runtime.consecutive_failures = 0
+        state: NodeState = "up"
+        reason = "answering"
         if not runtime.confirmed:
             try:
                 await runtime.confirm(self.farm.models)
-            except ComfyError as error:
+            except ComfyError as error:  # it runs prompts, but what it has is unknown
                 log.warning("%s: object_info unreadable: %s", runtime.id, error)
-        if runtime.state != "up":
-            self._set_state(runtime, "up", "answering")
+                state, reason = "degraded", str(error)
+        if runtime.state != state:
+            self._set_state(runtime, state, reason)
             if runtime.in_flight:  # prompts adopted while it was down
                 self._spawn(self._reconcile(runtime))
             self._wake.set()
@@ -853,9 +889,36 @@ class Scheduler:
             )
 
     async def _stop_prompt(self, runtime: NodeRuntime, prompt_id: str) -> None:
+        """Only ever our own prompt id: delete it if still queued, interrupt it if running.
+
+        Two requests, each tried on its own: a failed delete must not skip the interrupt.
+        """
         with contextlib.suppress(ComfyError):
             await runtime.client.delete_queued([prompt_id])
+        with contextlib.suppress(ComfyError):
             await runtime.client.interrupt(prompt_id)
+
+    async def _confirm_stopped(
+        self, runtime: NodeRuntime, prompt_id: str, *, checks: int = 40, interval: float = 0.25
+    ) -> None:
+        """Ask after a cancelled prompt until the node no longer has it, stopping it again.
+
+        An interrupt that arrives between two of a node's steps, or before the
+        prompt started, can be missed; a prompt left running would hold the
+        GPU for nothing and show up as another client's work.
+        """
+        for _ in range(checks):
+            try:
+                state = await runtime.client.prompt_state(prompt_id)
+            except ComfyError:
+                return  # the node is gone or will not say; its queue dies with it
+            if state in ("done", "unknown"):
+                return
+            await asyncio.sleep(interval)
+            await self._stop_prompt(runtime, prompt_id)
+        log.warning(
+            "%s still has cancelled prompt %s after %d checks", runtime.id, prompt_id, checks
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -873,3 +936,13 @@ class Scheduler:
 
 def _has_adopted(runtime: NodeRuntime) -> bool:
     return any(job.adopted for job in runtime.in_flight.values())
+
+
+def _png_info(graph: Graph, runtime: NodeRuntime) -> dict[str, Any]:
+    """`extra_pnginfo`: SaveImage writes its `workflow` into the PNG for ComfyUI's editor."""
+    classes = runtime.object_info.classes if runtime.object_info is not None else None
+    try:
+        return {"extra_pnginfo": {"workflow": ui_workflow(graph, classes)}}
+    except Exception:  # a picture without a layout is still a picture
+        log.exception("%s: could not lay out the graph for its PNG", runtime.id)
+        return {}

@@ -89,6 +89,9 @@ class NodeMemory:
     timeline: list[tuple[float, float]] = field(default_factory=list)
 
 
+UPSCALE_TILE_SECONDS = 0.05  # how often a simulated upscale looks for an interrupt
+
+
 class PromptRun:
     """Executes one queued prompt; the node supplies senders, state and its file root."""
 
@@ -300,9 +303,14 @@ class PromptRun:
 
     async def _upscale(self, node_id: str) -> None:
         width, height = self._output_size()
-        await asyncio.sleep(self.spec.upscale_seconds * (width * height) / (1024 * 1024))
-        if self.interrupted():
-            raise PromptInterrupted(node_id, "ImageUpscaleWithModel")
+        remaining = self.spec.upscale_seconds * (width * height) / (1024 * 1024)
+        while True:  # tile by tile, as ComfyUI's tiled upscale: an interrupt stops it between
+            if self.interrupted():
+                raise PromptInterrupted(node_id, "ImageUpscaleWithModel")
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, UPSCALE_TILE_SECONDS))
+            remaining -= UPSCALE_TILE_SECONDS
 
     async def _save(self, class_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
         folder_type = "output" if class_type == "SaveImage" else "temp"

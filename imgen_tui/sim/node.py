@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 from imgen_tui.comfy.events import encode_preview
 from imgen_tui.sim import images
 from imgen_tui.sim.execution import Faults, NodeMemory, PromptRun, QueuedPrompt
+from imgen_tui.sim.model_files import add_model_file_routes
 from imgen_tui.sim.object_info import MODEL_INPUTS, build_object_info
 from imgen_tui.sim.spec import SimNodeSpec
 from imgen_tui.sim.validation import prompt_error, validate_prompt
@@ -106,9 +107,10 @@ class SimulatedNode:
         self._runner = runner
 
     async def stop(self) -> None:
+        was_running = self._running is not None
         await self.kill()
         if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+            await asyncio.to_thread(_remove_root, self.root, settle=was_running)
 
     async def kill(self) -> None:
         """Die like a crashed ComfyUI: connections drop, queue and history are forgotten."""
@@ -295,6 +297,7 @@ class SimulatedNode:
         app.router.add_get("/features", self._features)
         app.router.add_post("/free", self._free)
         app.router.add_post("/sim/faults", self._set_faults)
+        add_model_file_routes(app, lambda: self.spec, self._model_folders)
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_UPLOAD_SIZE)
@@ -438,15 +441,9 @@ class SimulatedNode:
             return web.Response(status=404)
         folder_type = request.query.get("type") or "output"
         subfolder = request.query.get("subfolder") or ""
-        if (
-            folder_type not in _FOLDER_TYPES
-            or ".." in filename
-            or ".." in subfolder
-            or filename.startswith("/")
-            or subfolder.startswith("/")
-        ):
+        path = self._inside(folder_type, subfolder, filename)
+        if path is None:
             return web.Response(status=400)
-        path = self.root / folder_type / subfolder / filename
         if not path.is_file():
             return web.Response(status=404)
         data = await asyncio.to_thread(path.read_bytes)
@@ -465,6 +462,19 @@ class SimulatedNode:
             headers={"Content-Disposition": f'filename="{filename}"'},
         )
 
+    def _inside(self, folder_type: str, *parts: str) -> Path | None:
+        """The path under the folder of `folder_type`, or None if it would leave it.
+
+        One rule for reading (`/view`) and writing (`/upload/image`), as
+        ComfyUI's own `commonpath` check: `..`, an absolute subfolder or a
+        symbolic link out of the folder are all refused.
+        """
+        if folder_type not in _FOLDER_TYPES or any(".." in part for part in parts):
+            return None
+        base = (self.root / folder_type).resolve()
+        path = base.joinpath(*parts).resolve()
+        return path if path == base or path.is_relative_to(base) else None
+
     async def _upload(self, request: web.Request) -> web.Response:
         form = await request.post()
         upload = form.get("image")
@@ -472,10 +482,10 @@ class SimulatedNode:
             return web.Response(status=400)
         folder_type = str(form.get("type") or "input")
         subfolder = str(form.get("subfolder") or "")
-        if folder_type not in _FOLDER_TYPES or ".." in subfolder or ".." in upload.filename:
+        folder = self._inside(folder_type, subfolder)
+        if folder is None or ".." in upload.filename:
             return web.Response(status=400)
         overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
-        folder = self.root / folder_type / subfolder
         data = upload.file.read()
         candidate = await asyncio.to_thread(
             _store_upload, folder, Path(upload.filename).name, data, overwrite
@@ -571,6 +581,24 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _remove_root(root: Path, *, settle: bool) -> None:
+    """Remove a node's temporary folder for good.
+
+    A prompt cancelled mid-run may still have a picture being written on a
+    worker thread (cancelling the task does not stop the thread), and that
+    write recreates the folder after it was removed: with a prompt running,
+    look again until the folder stays gone.
+    """
+    deadline = time.monotonic() + 5.0
+    while True:
+        shutil.rmtree(root, ignore_errors=True)
+        if not settle or time.monotonic() > deadline:
+            return
+        time.sleep(0.25)
+        if not root.exists():
+            return
 
 
 def _store_upload(folder: Path, name: str, data: bytes, overwrite: bool) -> str:

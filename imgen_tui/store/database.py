@@ -9,12 +9,14 @@ statements never interleave and the event loop never waits on the disk.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any
 
 from imgen_tui.store.records import (
@@ -26,7 +28,7 @@ from imgen_tui.store.records import (
     Verdict,
     loads_object,
 )
-from imgen_tui.store.schema import migrate
+from imgen_tui.store.schema import SCHEMA_VERSION, migrate
 
 _JOB_COLUMNS = "id, round_id, position, spec, state, node_id, prompt_id, attempts, last_error"
 _IMAGE_COLUMNS = (
@@ -35,23 +37,66 @@ _IMAGE_COLUMNS = (
 )
 
 
+BUSY_TIMEOUT_MS = 15_000  # another process's transaction (or first open) is waited for this long
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Database:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA foreign_keys = ON")
-        self.connection.execute("PRAGMA synchronous = FULL")
-        self.connection.execute("PRAGMA busy_timeout = 5000")
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    if not read_only:
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # A folder we may not write to cannot hold WAL's shared-memory file; when the
+    # database is not being written (no -wal file beside it), read it as immutable.
+    writable = os.access(path.parent, os.W_OK)
+    wal = path.with_name(path.name + "-wal")
+    immutable = "" if writable or wal.exists() else "&immutable=1"
+    uri = f"{path.resolve().as_uri()}?mode=ro{immutable}"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _retry_while_locked(call: Callable[[], object], *, seconds: float = 15.0) -> None:
+    """Switching to WAL can answer "locked" at once while another process sets it up."""
+    deadline = monotonic() + seconds
+    while True:
         try:
+            call()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or monotonic() > deadline:
+                raise
+            sleep(0.05)
+
+
+class Database:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        self.connection = _connect(path, read_only)
+        try:
+            # The busy timeout comes first: every later statement, the switch to WAL
+            # included, may meet another process opening the same folder.
+            self.connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.connection.execute("PRAGMA foreign_keys = ON")
+            if read_only:
+                self.migrated_from = self._version_for_reading()
+                return
+            _retry_while_locked(lambda: self.connection.execute("PRAGMA journal_mode = WAL"))
+            self.connection.execute("PRAGMA synchronous = FULL")
             self.migrated_from = migrate(self.connection)
         except BaseException:
             self.connection.close()
             raise
+
+    def _version_for_reading(self) -> int:
+        (version,) = self.connection.execute("PRAGMA user_version").fetchone()
+        if version != SCHEMA_VERSION:
+            raise sqlite3.OperationalError(
+                f"it has schema version {version}, not {SCHEMA_VERSION}; open it once with "
+                "write access to bring it up to date"
+            )
+        return int(version)
 
     def close(self) -> None:
         self.connection.close()

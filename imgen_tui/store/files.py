@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from imgen_tui.store.errors import CorruptImage
 
@@ -52,25 +52,72 @@ def check_and_thumbnail(data: bytes, side: int = DEFAULT_THUMBNAIL_SIDE) -> Chec
     """Decode the whole picture (a truncated file fails here) and make its thumbnail."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ACCEPTED_FORMATS:
-                raise CorruptImage(f"a {image.format or 'unknown'} file, not PNG, JPEG or WebP")
-            if image.width * image.height > MAX_PIXELS:
-                raise CorruptImage(
-                    f"{image.width}x{image.height} is over the {MAX_PIXELS:,}-pixel safety limit"
-                )
+            fmt, width, height = _checked_header(image)
             image.load()
-            fmt, width, height = image.format, image.width, image.height
-            thumb = image.convert("RGB")
+            # Thumbnail the decoded picture itself: a copy of a 9400² image is 265 MB more.
+            thumb = image if image.mode == "RGB" else image.convert("RGB")
+            thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
     except CorruptImage:
         raise
     except Image.DecompressionBombError as error:
-        raise CorruptImage(f"over the {MAX_PIXELS:,}-pixel safety limit ({error})") from error
+        raise CorruptImage(f"it is over the {MAX_PIXELS:,}-pixel safety limit ({error})") from None
     except (OSError, ValueError, SyntaxError) as error:
-        raise CorruptImage(f"not a readable image ({error})") from error
-    thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
+        raise CorruptImage(_unreadable(error, data[:8])) from None
     buffer = io.BytesIO()
     thumb.save(buffer, "JPEG", quality=88, optimize=True)
     return CheckedImage(fmt, width, height, buffer.getvalue())
+
+
+def inspect_image(path: Path) -> tuple[str, int, int]:
+    """Format, width and height of a complete file, read from its header and checksums.
+
+    Cheap enough to run on every download before any of them is decoded, so a
+    job's pictures can be refused together (see `check_pixel_budget`).
+    """
+    try:
+        with Image.open(path) as image:
+            header = _checked_header(image)
+            image.verify()  # chunk checksums and a complete file, still without decoding
+            return header
+    except CorruptImage:
+        raise
+    except Image.DecompressionBombError as error:
+        raise CorruptImage(f"it is over the {MAX_PIXELS:,}-pixel safety limit ({error})") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        with open(path, "rb") as handle:
+            start = handle.read(8)
+        raise CorruptImage(_unreadable(error, start)) from None
+
+
+def check_pixel_budget(sizes: list[tuple[int, int]]) -> None:
+    """One job's pictures together stay under the pixel limit that guards one picture.
+
+    The limit is what decoding may cost in memory; a node that lists one
+    huge picture many times must not multiply it.
+    """
+    total = sum(width * height for width, height in sizes)
+    if total > MAX_PIXELS:
+        raise CorruptImage(
+            f"its {len(sizes)} images have {total:,} pixels together, over the "
+            f"{MAX_PIXELS:,}-pixel limit for one job"
+        )
+
+
+def _checked_header(image: Image.Image) -> tuple[str, int, int]:
+    if image.format not in ACCEPTED_FORMATS:
+        raise CorruptImage(f"it is a {image.format or 'unknown'} file, not PNG, JPEG or WebP")
+    if image.width * image.height > MAX_PIXELS:
+        raise CorruptImage(
+            f"it is {image.width}x{image.height}, over the {MAX_PIXELS:,}-pixel safety limit"
+        )
+    return image.format, image.width, image.height
+
+
+def _unreadable(error: Exception, start: bytes) -> str:
+    """Pillow's own words name a BytesIO or a temporary file; say what the bytes were."""
+    if isinstance(error, UnidentifiedImageError):
+        return f"it is not a readable image: not PNG, JPEG or WebP (it starts {start!r})"
+    return f"it is not a readable image ({error})"
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -88,21 +88,50 @@ class NewerSchema(Exception):
 
 
 def migrate(connection: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Bring the database up to `target`; returns the version it started at."""
+    """Bring the database up to `target`; returns the version it started at.
+
+    Two processes may open a new data folder at the same moment. Each step
+    therefore takes the write lock first (`BEGIN IMMEDIATE`, which waits out
+    the connection's busy timeout), reads the version again under that lock
+    and does nothing if the other process has already made the step.
+    """
     (start,) = connection.execute("PRAGMA user_version").fetchone()
-    if start > SCHEMA_VERSION:
-        raise NewerSchema(
-            f"schema version {start} is newer than this imgen-tui understands "
-            f"({SCHEMA_VERSION}); upgrade imgen-tui to open it"
-        )
-    for version in range(start, target):
-        # BEGIN makes each step and its version number one transaction.
+    _refuse_newer(start)
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executescript(
-                f"BEGIN; {MIGRATIONS[version]}\nPRAGMA user_version = {version + 1}; COMMIT;"
-            )
-        except sqlite3.Error:
+            (current,) = connection.execute("PRAGMA user_version").fetchone()
+            _refuse_newer(current)
+            if current >= target:
+                connection.execute("COMMIT")
+                return int(start)
+            for statement in statements(MIGRATIONS[current]):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {current + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-    return int(start)
+
+
+def statements(script: str) -> list[str]:
+    """A migration's statements one by one: `executescript` would commit our transaction."""
+    found: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        found.append(pending.strip())
+    return found
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise NewerSchema(
+            f"schema version {version} is newer than this imgen-tui understands "
+            f"({SCHEMA_VERSION}); upgrade imgen-tui to open it"
+        )

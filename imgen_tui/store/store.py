@@ -9,10 +9,13 @@ the database are relative to the data folder, so a moved folder still opens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,7 @@ from imgen_tui.store.files import (
     write_atomic,
     write_json_atomic,
 )
+from imgen_tui.store.lock import SessionBusy, SessionLock, is_locked
 from imgen_tui.store.records import (
     ImageRecord,
     JobRow,
@@ -48,6 +52,10 @@ T = TypeVar("T")
 DATABASE_NAME = "imgen.sqlite3"
 
 
+class NoSessions(StoreError):
+    """A read-only open found no database: there is nothing to list."""
+
+
 class SessionStore:
     def __init__(self, data_dir: Path, database: Database, *, thumbnail_side: int) -> None:
         self.data_dir = data_dir
@@ -57,11 +65,29 @@ class SessionStore:
 
     @classmethod
     async def open(
-        cls, data_dir: Path | None = None, *, thumbnail_side: int = DEFAULT_THUMBNAIL_SIDE
+        cls,
+        data_dir: Path | None = None,
+        *,
+        thumbnail_side: int = DEFAULT_THUMBNAIL_SIDE,
+        read_only: bool = False,
     ) -> SessionStore:
+        """Open (creating and migrating as needed); `read_only` only reads what is there.
+
+        A read-only store raises `NoSessions` when the folder has no database yet.
+        """
         folder = (data_dir or user_data_dir()).expanduser().resolve()
-        database = await asyncio.to_thread(_open_database, folder)
+        opener = _open_for_reading if read_only else _open_database
+        database = await asyncio.to_thread(opener, folder)
         return cls(folder, database, thumbnail_side=thumbnail_side)
+
+    @classmethod
+    async def open_for_listing(cls, data_dir: Path | None = None) -> SessionStore:
+        """Read-write when the folder allows it, else read-only: a list needs no writing."""
+        folder = (data_dir or user_data_dir()).expanduser().resolve()
+        writable = await asyncio.to_thread(
+            lambda: os.access(folder, os.W_OK) if folder.exists() else True
+        )
+        return await cls.open(folder, read_only=not writable)
 
     async def close(self) -> None:
         await self._db(self._database.close)
@@ -105,10 +131,37 @@ class SessionStore:
     ) -> None:
         await self._db(self._database.update_session, session_id, title=title, state=state)
 
-    async def delete_session(self, session_id: str) -> None:
-        """Rows first, then files: a crash in between leaves only unreferenced files."""
+    async def delete_session(self, session_id: str) -> list[Path]:
+        """Rows first, then files: a crash in between leaves only unreferenced files.
+
+        Refused (before anything is deleted) for a session another process is
+        running and for a session folder that is a symbolic link: its files are
+        outside the data folder and not ours to remove. Returns the files that
+        could not be removed, so the caller can say so.
+        """
+        folder = self.session_dir(session_id)
+        if folder.is_symlink():
+            raise StoreError(
+                f"the folder of session {session_id[:8]} ({folder}) is a symbolic link to "
+                f"{os.readlink(folder)}; imgen-tui only deletes files inside its data folder, "
+                "so nothing was deleted: remove the link (and what it points to) yourself"
+            )
+        holder = await asyncio.to_thread(is_locked, folder)
+        if holder is not None:
+            raise SessionBusy(SessionLock(folder, session_id)._busy_sentence(holder))
         await self._db(self._database.delete_session, session_id)
-        await asyncio.to_thread(shutil.rmtree, self.session_dir(session_id), True)
+        return await asyncio.to_thread(_remove_tree, folder)
+
+    async def lock_session(self, session_id: str) -> SessionLock:
+        """This process runs the session until `release()`; `SessionBusy` if another does."""
+        lock = SessionLock(self.session_dir(session_id), session_id)
+        try:
+            return await asyncio.to_thread(lock.acquire)
+        except OSError as error:
+            raise StoreError(
+                f"cannot lock session {session_id[:8]} in {self.data_dir} "
+                f"({error.strerror or error}); choose another folder with --data-dir"
+            ) from error
 
     async def export_picked(self, session_id: str, destination: Path) -> list[Path]:
         """Copy the picked originals and their sidecars to a folder; returns the copies."""
@@ -276,10 +329,7 @@ class SessionStore:
                 self._executor, functools.partial(call, *args, **kwargs)
             )
         except sqlite3.Error as error:
-            raise StoreError(
-                f"the session database {self._database.path} could not be written ({error}); "
-                f"free some space or choose another folder with --data-dir"
-            ) from error
+            raise StoreError(_database_problem(self._database.path, error)) from error
 
 
 def _open_database(folder: Path) -> Database:
@@ -287,9 +337,12 @@ def _open_database(folder: Path) -> Database:
     path = folder / DATABASE_NAME
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / ".write-test", b"")
-        (folder / ".write-test").unlink()
-        return Database(path)
+        # A probe of our own: another process may be probing the same folder right now.
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+        _refuse_an_emptied_database(folder, path)
+        database = Database(path)
     except OSError as error:
         raise StoreError(
             f"cannot write to the data folder {folder} ({error.strerror or error}); "
@@ -298,10 +351,97 @@ def _open_database(folder: Path) -> Database:
     except NewerSchema as error:
         raise StoreError(f"{path}: {error}") from error
     except sqlite3.Error as error:
+        raise StoreError(_database_problem(path, error, opening=True)) from error
+    remove_stale_temp_files(folder)
+    return database
+
+
+def _open_for_reading(folder: Path) -> Database:
+    path = folder / DATABASE_NAME
+    if not path.is_file():
+        raise NoSessions(f"no sessions yet in {folder}")
+    _refuse_an_emptied_database(folder, path)
+    try:
+        return Database(path, read_only=True)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot read the session database {path} ({error})") from error
+
+
+def _refuse_an_emptied_database(folder: Path, path: Path) -> None:
+    """A zero-length database beside session folders was lost, not new: do not start over.
+
+    SQLite takes an empty file for a new database, and the sessions on disk
+    would silently vanish from every list.
+    """
+    try:
+        empty = path.stat().st_size == 0
+    except FileNotFoundError:
+        return
+    sessions = folder / "sessions"
+    if not empty or not sessions.is_dir():
+        return
+    count = sum(1 for entry in sessions.iterdir() if entry.is_dir())
+    if count:
         raise StoreError(
-            f"cannot open the session database {path} ({error}): free some space or choose "
-            f"another folder with --data-dir; if the file is damaged, move it aside"
-        ) from error
+            f"{path} is empty (0 bytes) while {sessions} holds {count} session folder(s): the "
+            "database was truncated or lost; restore it from a backup, or move it aside to "
+            "start a new list (the session folders are kept)"
+        )
+
+
+#: a temporary file this old is a leftover of a killed process, not a write in progress
+STALE_TEMP_SECONDS = 120.0
+
+
+def remove_stale_temp_files(folder: Path, *, older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Remove `write_atomic` leftovers (`.NAME.xxxx.tmp`) that a kill -9 left behind."""
+    cutoff = time.time() - older_than
+    removed = 0
+    places: list[tuple[str, list[str]]] = [(str(folder), os.listdir(folder))]
+    places += [(root, names) for root, _, names in os.walk(folder / "sessions")]
+    for root, names in places:
+        for name in names:
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_mtime < cutoff:
+                    os.unlink(path)
+                    removed += 1
+    return removed
+
+
+def _database_problem(path: Path, error: sqlite3.Error, *, opening: bool = False) -> str:
+    """Say what SQLite's error means: busy is not full, full is not damaged."""
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return (
+            f"the session database {path} is busy in another imgen-tui process ({text}); "
+            "try again when it has finished"
+        )
+    if "full" in text or "disk I/O" in text:
+        return (
+            f"the session database {path} could not be written ({text}); free some space or "
+            "choose another folder with --data-dir"
+        )
+    if opening:
+        return (
+            f"cannot open the session database {path} ({text}); if the file is damaged, move "
+            "it aside, or choose another folder with --data-dir"
+        )
+    return f"the session database {path} failed ({text}); details are in the log"
+
+
+def _remove_tree(folder: Path) -> list[Path]:
+    """Remove a session's folder; returns what could not be removed (not silently ignored)."""
+    left: list[Path] = []
+
+    def note(_function: object, path: str, _error: object) -> None:
+        left.append(Path(path))
+
+    if folder.exists():
+        shutil.rmtree(folder, onerror=note)
+    return [path for path in left if path.exists()]
 
 
 def _sidecar(record: ImageRecord, output: NewImage) -> dict[str, Any]:

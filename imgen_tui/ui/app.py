@@ -7,9 +7,12 @@ screen on the stack, and each screen takes what concerns it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from pathlib import Path
 
+import platformdirs
 from textual.app import App
 from textual.binding import Binding
 
@@ -19,15 +22,54 @@ from imgen_tui.flows.funnel import FunnelConfig, load_funnel_config
 from imgen_tui.graphs.templates import WorkflowLibrary, load_library
 from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
-from imgen_tui.locations import bundled_dir, user_config_dir, workflow_folders
+from imgen_tui.locations import bundled_dir, user_config_dir, user_state_dir, workflow_folders
+from imgen_tui.store.files import write_json_atomic
+from imgen_tui.ui.commands import ScreenActions
 from imgen_tui.ui.graphics import Graphics, choose
-from imgen_tui.ui.keymap import load_keymap
+from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
+from imgen_tui.ui.keymap_order import keep_remapped_keys_in_place
 from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.passthrough import use_tmux_passthrough
 from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.modals import ConfirmScreen
 from imgen_tui.ui.screens.nodes import NodesScreen
 from imgen_tui.ui.screens.queue import QueueScreen
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_THEME = "tokyo-night"
+
+
+def remembered_theme(path: Path | None, default: str) -> str:
+    """The theme saved last time; the default when there is none or the file is unreadable."""
+    if path is None:
+        return default
+    try:
+        theme = json.loads(path.read_text(encoding="utf-8")).get("theme")
+    except (OSError, ValueError, AttributeError):
+        return default
+    return theme if isinstance(theme, str) and theme else default
+
+
+def remember_theme(path: Path, theme: str) -> None:
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        settings = {}
+    if not isinstance(settings, dict):
+        settings = {}
+    settings["theme"] = theme
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, settings)
+    except OSError as error:
+        log.warning("could not remember the theme in %s: %s", path, error)
+
+
+def default_export_dir() -> Path:
+    """Exported finals go where people keep pictures: ~/Pictures/imgen-tui on most desktops."""
+    return Path(platformdirs.user_pictures_dir()) / "imgen-tui"
 
 
 class ImgenApp(App[int]):
@@ -35,10 +77,12 @@ class ImgenApp(App[int]):
     CSS_PATH = str(bundled_dir("themes") / "imgen.tcss")
     BINDINGS = [
         Binding("f1,question_mark", "toggle_help", "Help", id="app.help"),
-        Binding("f2", "push_screen('nodes')", "Nodes", id="app.nodes"),
-        Binding("f3", "push_screen('queue')", "Queue", id="app.queue"),
+        Binding("f2", "open_view('nodes')", "Nodes", id="app.nodes"),
+        Binding("f3", "open_view('queue')", "Queue", id="app.queue"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
     SCREENS = {"nodes": NodesScreen, "queue": QueueScreen}
+    COMMANDS = App.COMMANDS | {ScreenActions}
 
     def __init__(
         self,
@@ -51,6 +95,8 @@ class ImgenApp(App[int]):
         keymap_file: Path | None = None,
         llm_stages: OllamaStages | None = None,
         enhancement_styles: dict[str, EnhancementStyle] | None = None,
+        export_dir: Path | None = None,
+        settings_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -61,19 +107,41 @@ class ImgenApp(App[int]):
         self.renderer = renderer
         self._notice = notice
         self._keymap_file = keymap_file
+        self.export_dir = export_dir or default_export_dir()  # where E puts the final
+        self.settings_file = settings_file  # what the app remembers between runs (its theme)
 
     async def on_mount(self) -> None:
-        self.theme = "tokyo-night"
-        keymap, problem = load_keymap(self._keymap_file)
-        if keymap:
-            self.set_keymap(keymap)
-        if problem:
-            self.notify(problem, severity="warning", timeout=8)
+        theme = await asyncio.to_thread(remembered_theme, self.settings_file, DEFAULT_THEME)
+        self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self.watch(self, "theme", self._remember_theme, init=False)
+        self._apply_keymap()
         if self._notice:
             self.notify(self._notice, timeout=8)
+        for problem in self.library.problems:
+            self.notify(problem, severity="warning", timeout=12)
         await self.engine.start()
         self.run_worker(self._relay_events(), name="scheduler events", exclusive=True)
         await self.push_screen(HomeScreen())
+
+    def _remember_theme(self, theme: str) -> None:
+        """The theme chosen (ctrl+p → theme) is the one the next start opens with."""
+        if self.settings_file is not None:
+            self.run_worker(
+                asyncio.to_thread(remember_theme, self.settings_file, theme), group="settings"
+            )
+
+    def _apply_keymap(self) -> None:
+        """keys.yaml, checked line by line: a bad line is said once and changes nothing."""
+        wanted, problem = load_keymap(self._keymap_file)
+        problems = [problem] if problem else []
+        if wanted and self._keymap_file is not None:
+            keymap, found = check_keymap(wanted, binding_scopes(), self._keymap_file)
+            problems += found
+            if keymap:
+                keep_remapped_keys_in_place()
+                self.set_keymap(keymap)
+        for each in problems:
+            self.notify(each, severity="warning", timeout=12)
 
     async def _relay_events(self) -> None:
         assert self.engine.scheduler is not None
@@ -87,11 +155,70 @@ class ImgenApp(App[int]):
     async def on_unmount(self) -> None:
         await self.engine.stop()
 
+    async def action_open_view(self, name: str) -> None:
+        """F2/F3: the nodes or the queue; one replaces the other instead of piling up."""
+        views = (NodesScreen, QueueScreen)
+        if self.screen is self.get_screen(name):
+            return
+        if isinstance(self.screen, views):
+            await self.switch_screen(name)
+        else:
+            await self.push_screen(name)
+
+    def unfinished_jobs(self) -> int:
+        scheduler = self.engine.scheduler
+        if scheduler is None:
+            return 0
+        return sum(not job.state.finished for job in scheduler.jobs.values())
+
+    async def action_quit(self) -> None:
+        """Quit, asking first when jobs are still running (they would be cancelled)."""
+        running = self.unfinished_jobs()
+        if not running:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+
+        def decided(leave: bool | None) -> None:
+            if leave:
+                self.exit()
+
+        await self.push_screen(
+            ConfirmScreen(f"{running} jobs are still running. Cancel them and quit?"), decided
+        )
+
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+
+def binding_scopes() -> Scopes:
+    """Every screen's bindings with the app's (active everywhere): what keys.yaml may remap."""
+    from imgen_tui.ui.screens.funnel import FunnelScreen
+    from imgen_tui.ui.screens.intent import IntentScreen
+    from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
+    from imgen_tui.ui.screens.refine import RefineScreen
+
+    screens: list[type[object]] = [
+        HomeScreen,
+        FunnelScreen,
+        NodesScreen,
+        QueueScreen,
+        LightboxScreen,
+        CompareScreen,
+        ConfirmScreen,
+        RefineScreen,
+        IntentScreen,
+    ]
+    app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
+    return {
+        screen.__name__: app
+        + [b for b in getattr(screen, "BINDINGS", []) if isinstance(b, Binding)]
+        for screen in screens
+    }
 
 
 def make_app(
@@ -106,7 +233,8 @@ def make_app(
     use_llm: bool = False,
 ) -> ImgenApp:
     """The one way to build the app, used by the CLI and the tests alike."""
-    renderer, notice = choose(graphics)
+    renderer, notice, passthrough = choose(graphics)
+    use_tmux_passthrough(passthrough)
     return ImgenApp(
         Engine(farm, data_dir=data_dir, demo=demo, demo_speed=demo_speed, demo_farm=demo_farm),
         funnel_config=load_funnel_config(funnel_file),
@@ -114,6 +242,7 @@ def make_app(
         renderer=renderer,
         notice=notice,
         keymap_file=user_config_dir() / "keys.yaml",
+        settings_file=user_state_dir() / "settings.json",
         llm_stages=OllamaStages(load_llm_config()) if use_llm else None,
         enhancement_styles=load_styles(),
     )

@@ -13,6 +13,10 @@ while 20 drafts stream progress and previews.
   stored, thumbnailed, loaded and (Sixel) encoded.
 - bytes: everything written while a stored 20-image session is reopened and
   painted, and per cursor move once the grid is idle.
+- Sixel encoders side by side (`measure_encoders`): time per 384 px picture,
+  bytes, how long the event loop's thread waited on the GIL meanwhile, and
+  whether xterm draws the result right (read back with the strict decoder
+  that reads Sixel as xterm 379 does).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from PIL import Image as PILImage
 from textual.drivers.headless_driver import HeadlessDriver
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
@@ -241,3 +246,115 @@ async def measure(renderer: Graphics, data_dir: Path, demo_speed: float) -> UiFi
     finally:
         sys.__stdout__ = real_stdout  # type: ignore[misc]
     return figures
+
+
+@dataclass
+class EncoderFigures:
+    name: str
+    milliseconds: float  # median per picture
+    sixel_bytes: int
+    loop_stall: float  # the longest a 1 ms timer on the main thread waited while it encoded
+    streaked_rows: float  # rows xterm draws otherwise than a lenient decoder (ImageMagick's)
+    mean_error: float  # per channel, xterm's reading against the picture
+
+
+def _sample_pictures() -> list[tuple[str, PILImage.Image]]:
+    """A demo draft and a photograph, as 384 px thumbnails cut to whole Sixel bands."""
+    import textual_image
+
+    from imgen_tui.sim.images import render_picture
+
+    draft = render_picture("a red fox in the snow", 7, 512, 512)
+    with PILImage.open(Path(textual_image.__file__).parent / "gracehopper.jpg") as photo:
+        portrait = photo.convert("RGB")
+    pictures = []
+    for name, picture in (("demo draft", draft), ("photo", portrait)):
+        picture.thumbnail((384, 384))
+        pictures.append((name, picture.crop((0, 0, picture.width, picture.height // 6 * 6))))
+    return pictures
+
+
+def _imagemagick(picture: PILImage.Image) -> str:
+    import io
+    import subprocess
+
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    done = subprocess.run(
+        ["convert", "png:-", "sixel:-"], input=buffer.getvalue(), capture_output=True, check=True
+    )
+    return done.stdout.decode("ascii")
+
+
+def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
+    import shutil
+
+    from textual_image._sixel import image_to_sixels
+
+    from imgen_tui.ui.sixel_encoder import chafa_sixel, textual_image_sixel
+
+    encoders: list[tuple[str, Callable[[PILImage.Image], str]]] = [
+        ("textual-image 0.12 image_to_sixels", image_to_sixels),
+        ("textual-image + select after define (fallback)", textual_image_sixel),
+        ("libchafa via chafa.py (in use)", chafa_sixel),
+    ]
+    if shutil.which("convert"):
+        encoders.append(("ImageMagick convert (reference, not a dependency)", _imagemagick))
+    return encoders
+
+
+def _loop_stall(encode: Callable[[PILImage.Image], str], picture: PILImage.Image) -> float:
+    import threading
+
+    done = threading.Event()
+
+    def work() -> None:
+        for _ in range(3):
+            encode(picture)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worst, last = 0.0, time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        time.sleep(0.001)
+        now = time.perf_counter()
+        worst, last = max(worst, now - last), now
+    worker.join()
+    return worst
+
+
+def measure_encoders(repeats: int = 5) -> list[tuple[str, EncoderFigures]]:
+    """Each encoder on each sample: speed, size, GIL held, and what xterm would draw."""
+    from PIL import ImageChops, ImageStat
+
+    from imgen_tui.ui.sixel_decoder import decode
+
+    results = []
+    for sample, picture in _sample_pictures():
+        for name, encode in sixel_encoders():
+            encode(picture)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                data = encode(picture)
+                times.append(time.perf_counter() - started)
+            shown = decode(data).picture.crop((0, 0, picture.width, picture.height))
+            meant = decode(data, lenient=True).picture.crop((0, 0, picture.width, picture.height))
+            differs = (
+                ImageChops.difference(shown, meant).convert("L").point(lambda v: 255 if v else 0)
+            )
+            rows = differs.resize((1, differs.height), PILImage.Resampling.BOX).point(
+                lambda v: 255 if v else 0
+            )
+            diff = ImageChops.difference(shown, picture)
+            figures = EncoderFigures(
+                name,
+                statistics.median(times) * 1000,
+                len(data.encode()),
+                _loop_stall(encode, picture),
+                ImageStat.Stat(rows).mean[0] / 255,
+                sum(ImageStat.Stat(diff).mean) / 3,
+            )
+            results.append((sample, figures))
+    return results

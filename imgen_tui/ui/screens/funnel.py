@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -18,23 +19,21 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from imgen_tui.flows.final import export_final, export_folder, final_story, write_story
 from imgen_tui.flows.funnel import Cell, Funnel, StageRound
+from imgen_tui.flows.funnel_state import funnel_state, restore_funnel
 from imgen_tui.flows.recorder import SessionRecorder
-from imgen_tui.graphs.params import read_values
+from imgen_tui.flows.rounds import apply_event
 from imgen_tui.llm.config import EnhancementStyle
 from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, StageListener, refine
 from imgen_tui.scheduler.events import (
-    JobAssigned,
     JobCancelled,
     JobDone,
     JobFailed,
     JobPreview,
-    JobProgress,
-    JobRetrying,
-    JobStarted,
 )
 from imgen_tui.scheduler.jobs import JobSpec
-from imgen_tui.store import ImageRecord, SessionInfo
+from imgen_tui.store import SessionInfo, StoreError
 from imgen_tui.store.records import IN_PROGRESS_STATES, Verdict
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.intent import IntentScreen
@@ -47,6 +46,9 @@ if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
 
+FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
+
+
 class FunnelScreen(Screen[None]):
     BINDINGS = [
         Binding("left,h", "move(-1)", "Left", show=False, id="funnel.left"),
@@ -56,24 +58,39 @@ class FunnelScreen(Screen[None]):
         Binding("space,p", "verdict('picked')", "Pick", id="funnel.pick"),
         Binding("x", "verdict('rejected')", "Reject", id="funnel.reject"),
         Binding("u", "verdict('none')", "Clear", show=False, id="funnel.clear"),
-        Binding("enter", "lightbox", "View", id="funnel.lightbox"),
-        Binding("c", "compare", "Compare", id="funnel.compare"),
-        Binding("m", "more_like_this", "More like this", id="funnel.more"),
+        Binding("enter", "lightbox", "View", show=False, id="funnel.lightbox"),
+        Binding("c", "compare", "Compare", show=False, id="funnel.compare"),
+        Binding("a", "mark", "Mark A/B", show=False, id="funnel.mark"),
+        Binding("m", "more_like_this", "More like", id="funnel.more"),
         Binding(
             "M", "more_described", "More like, described", show=False, id="funnel.more_described"
         ),
         Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="funnel.nudge_up"),
         Binding("minus", "nudge(-1)", "Denoise -", show=False, id="funnel.nudge_down"),
         Binding("r", "refine", "Refine", id="funnel.refine"),
-        Binding("i", "intent", "Intent", id="funnel.intent"),
+        Binding("i", "intent", "Intent", show=False, id="funnel.intent"),
         Binding("l", "lock", "Lock", id="funnel.lock"),
-        Binding("U", "upscale", "Upscale", id="funnel.upscale"),
+        Binding("U", "upscale", "Upscale", show=False, id="funnel.upscale"),
         Binding("n", "advance", "Next stage", id="funnel.advance"),
         Binding("b", "back", "Back", id="funnel.back"),
         Binding("g", "again", "Again", id="funnel.again"),
+        Binding("z", "undo_again", "Undo again", show=False, id="funnel.undo_again"),
+        Binding("E", "export", "Export", id="funnel.export"),
         Binding("e,slash", "edit_prompt", "Prompt", show=False, id="funnel.edit"),
-        Binding("q", "leave", "Back/quit", id="funnel.quit"),
+        Binding("q", "leave", "Leave", id="funnel.quit"),
     ]
+
+    HELP = """
+**The draft funnel.** Type a prompt and press enter: 20 fast drafts spread over
+every idle GPU. Judge them (**space** picks, **x** rejects, **l** locks a seed,
+**a** marks A/B for **c** compare), then **n** carries the picks into the next
+stage by img2img: Refined 8 → Polished 3 → Final 1 (an upscale). **b** goes
+back; **n** again shows what was made from the same picks, **g** makes the stage
+again (picks and locks kept, **z** brings the round before back). **r** rewrites
+the prompt from feedback in words, **m**/**M** make more like the image under
+the cursor, **E** exports the final with its story. Everything is saved as you
+go: reopen the session from Home.
+"""
 
     def __init__(self, resume: str | None = None) -> None:
         super().__init__()
@@ -81,6 +98,14 @@ class FunnelScreen(Screen[None]):
         self.session: SessionInfo | None = None
         self.funnel: Funnel | None = None
         self.denoise = 0.35
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Export is offered (in the footer too) on the final only, where it applies."""
+        funnel = self.funnel
+        current = funnel.current if funnel else None
+        if action == "export":
+            return funnel is not None and current is not None and funnel.is_final(current)
+        return True
 
     @property
     def imgen(self) -> ImgenApp:
@@ -105,6 +130,17 @@ class FunnelScreen(Screen[None]):
         else:
             self.query_one("#prompt", Input).focus()
         self._repaint()
+        self.set_interval(FARM_CHECK_SECONDS, self._check_farm)
+
+    def _check_farm(self) -> None:
+        """Cells whose node went down (or with no node up at all) say so, and the counts too."""
+        scheduler = self.imgen.engine.scheduler
+        if self.funnel is None or scheduler is None:
+            return
+        nodes = {node_id: (r.state, r.state_reason) for node_id, r in scheduler.nodes.items()}
+        if self.funnel.note_farm(nodes) and self.app.screen is self:
+            self.query_one(ThumbGrid).refresh_cells()
+            self._repaint_feedback()
 
     # -- the funnel's life ------------------------------------------------------------------
 
@@ -141,9 +177,15 @@ class FunnelScreen(Screen[None]):
             current.round_id = info.id
         specs = [dataclasses.replace(spec, round_id=current.round_id) for spec in specs]
         await store.add_jobs(current.round_id, [(spec.job_id, spec.to_json()) for spec in specs])
-        await store.update_session(self.session.id, state={"position": funnel.position})
+        await self._save_state()
         scheduler.submit_many(specs)
         self._repaint()
+
+    async def _save_state(self) -> None:
+        """The funnel as it is now, so reopening the session puts back exactly this."""
+        store, funnel, session = self.imgen.engine.store, self.funnel, self.session
+        if store is not None and funnel is not None and session is not None:
+            await store.update_session(session.id, state=funnel_state(funnel))
 
     async def _cancel_unfinished(self, stage_round: StageRound | None = None) -> None:
         assert self.funnel is not None and self.imgen.engine.scheduler is not None
@@ -156,29 +198,11 @@ class FunnelScreen(Screen[None]):
         assert store is not None and scheduler is not None and funnel is not None
         self.session = await store.session(session_id)
         images = await store.images(session_id=session_id)
-        by_job: dict[str, ImageRecord] = {image.job_id: image for image in images}
-        stages = {stage.name: stage for stage in funnel.config.stages}
         jobs = await store.jobs(session_id)
-        funnel.rounds = []
-        for info in await store.rounds(session_id):
-            stage = stages.get(info.stage)
-            if stage is None:
-                continue
-            stage_round = StageRound(stage, info.prompt, info.negative, round_id=info.id)
-            for row in (job for job in jobs if job.round_id == info.id):
-                image = by_job.get(row.id)
-                spec = JobSpec.from_json(row.spec_json)
-                seed = read_values(spec.graph).get("seed")
-                cell = Cell(job_id=row.id, seed=seed if isinstance(seed, int) else 0)
-                if image is not None:
-                    cell.image, cell.state, cell.verdict = image, "done", image.verdict
-                    cell.node_id, cell.locked = image.node_id, "seed" in image.locks
-                elif row.state in ("failed", "cancelled"):
-                    cell.state = row.state
-                stage_round.cells.append(cell)
-            funnel.rounds.append(stage_round)
-        funnel.position = max(0, len(funnel.rounds) - 1)
-        unfinished = [row for row in jobs if row.state in IN_PROGRESS_STATES]
+        rounds = await store.rounds(session_id)
+        restore_funnel(funnel, self.session.state, images, jobs, rounds)
+        wanted = {cell.job_id for r in funnel.history for cell in r.cells}
+        unfinished = [row for row in jobs if row.state in IN_PROGRESS_STATES and row.id in wanted]
         SessionRecorder.resume(scheduler, unfinished)
         if funnel.current is not None:
             self.query_one("#prompt", Input).value = funnel.current.prompt
@@ -195,7 +219,9 @@ class FunnelScreen(Screen[None]):
             return
         if isinstance(event, JobFailed):
             self.notify(f"A job failed: {event.reason}", severity="error", timeout=8)
-        self._apply(cell, event)
+        apply_event(cell, event)
+        if isinstance(event, JobDone) and cell.image is not None:
+            self.run_worker(self._image_arrived(cell), group="arrived")
         if self.app.screen is not self:
             return  # painting a covered screen repaints the whole top one; catch up on resume
         grid = self.query_one(ThumbGrid)
@@ -208,35 +234,30 @@ class FunnelScreen(Screen[None]):
         if isinstance(event, JobDone | JobFailed | JobCancelled):
             self._repaint_feedback()
 
+    async def _image_arrived(self, cell: Cell) -> None:
+        """A verdict or lock given before the image existed goes on its row; a final, its story."""
+        store, funnel = self.imgen.engine.store, self.funnel
+        image = cell.image
+        if store is None or funnel is None or image is None:
+            return
+        if cell.locked:
+            await store.set_locks(image.id, ["seed"])
+        if cell.verdict != "none":
+            await store.set_verdict(image.id, cell.verdict)
+        owner = next((r for r in funnel.history if cell in r.cells), None)
+        if owner is not None and funnel.is_final(owner):
+            await asyncio.to_thread(write_story, image, final_story(funnel, owner, cell))
+
+    def on_thumb_grid_moved(self) -> None:
+        self._repaint_feedback()
+
+    def on_thumb_grid_opened(self) -> None:
+        self.action_lightbox()
+
     def on_screen_resume(self) -> None:
         if self.funnel is not None and self.funnel.current is not None:
             self.query_one(ThumbGrid).refresh_cells()
             self._repaint_feedback()
-
-    @staticmethod
-    def _apply(cell: Cell, event: object) -> None:
-        """Bring the cell's model up to date with one scheduler event."""
-        if isinstance(event, JobAssigned):
-            cell.node_id = event.node_id
-        elif isinstance(event, JobStarted):
-            cell.state, cell.node_id = "running", event.node_id
-        elif isinstance(event, JobProgress):
-            cell.state, cell.step, cell.total, cell.eta = (
-                "running",
-                event.step,
-                event.total,
-                event.eta_seconds,
-            )
-        elif isinstance(event, JobRetrying):
-            cell.state, cell.node_id, cell.step = "queued", None, 0
-        elif isinstance(event, JobDone):
-            cell.state = "done"
-            kept = [record for record in event.kept if isinstance(record, ImageRecord)]
-            cell.image = kept[0] if kept else None
-        elif isinstance(event, JobFailed):
-            cell.state, cell.error = "failed", event.reason
-        elif isinstance(event, JobCancelled):
-            cell.state = "cancelled"
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -251,13 +272,18 @@ class FunnelScreen(Screen[None]):
 
     async def action_verdict(self, verdict: Verdict) -> None:
         cell = self._cell()
-        if cell is None:
-            return
+        if cell is not None:
+            await self._judge(cell, verdict)
+
+    async def _judge(self, cell: Cell, verdict: Verdict) -> None:
+        """Pick, reject or clear a cell (the same verdict again clears it), also in the lightbox."""
         cell.verdict = "none" if verdict == cell.verdict and verdict != "none" else verdict
         if cell.image is not None and self.imgen.engine.store is not None:
             await self.imgen.engine.store.set_verdict(cell.image.id, cell.verdict)
-        self.query_one(ThumbGrid).refresh_job(cell.job_id)
-        self._repaint_feedback()
+        await self._save_state()
+        if self.app.screen is self:  # under the lightbox: repainted on resume
+            self.query_one(ThumbGrid).refresh_job(cell.job_id)
+            self._repaint_feedback()
 
     def action_lightbox(self) -> None:
         grid = self.query_one(ThumbGrid)
@@ -268,17 +294,33 @@ class FunnelScreen(Screen[None]):
             return
         from imgen_tui.ui.screens.lightbox import LightboxScreen
 
-        self.app.push_screen(LightboxScreen(ready, ready.index(current), self.imgen.renderer))
+        def closed(shown: Cell | None) -> None:
+            if shown is not None and shown in grid.cells:
+                grid.cursor = grid.cells.index(shown)
+                self._repaint_feedback()
+
+        self.app.push_screen(
+            LightboxScreen(ready, ready.index(current), self.imgen.renderer, self._judge), closed
+        )
 
     def action_compare(self) -> None:
-        current = self.funnel.current if self.funnel else None
-        picks = current.picks if current else []
-        if len(picks) < 2:
-            self.notify("Pick two images (space) to compare them.")
+        pair = self.funnel.compare_pair() if self.funnel and self.funnel.current else None
+        if pair is None:
+            self.notify("Mark two images with a (A, then B), or pick two, to compare them.")
             return
         from imgen_tui.ui.screens.lightbox import CompareScreen
 
-        self.app.push_screen(CompareScreen(picks[0], picks[1], self.imgen.renderer))
+        self.app.push_screen(CompareScreen(pair[0], pair[1], self.imgen.renderer))
+
+    def action_mark(self) -> None:
+        cell = self._cell()
+        if cell is None or self.funnel is None:
+            return
+        self.funnel.mark_for_compare(cell)
+        self.query_one(ThumbGrid).refresh_cells()
+        marked = [c for c in self.query_one(ThumbGrid).cells if c.compare]
+        if len(marked) == 2:
+            self.notify("A and B marked: c compares them (f flips).")
 
     async def action_more_like_this(self) -> None:
         cell = self._cell()
@@ -289,8 +331,12 @@ class FunnelScreen(Screen[None]):
         except ValueError as error:
             self.notify(str(error), severity="warning")
             return
+        number = self._number(cell)
         await self._launch([spec])
-        self.notify(f"More like #{self._number(cell)} at denoise {self.denoise:.2f}")
+        self._show_newest()
+        self.notify(
+            f"More like #{number} at denoise {self.denoise:.2f}: #{self._number_of_newest()}"
+        )
 
     def action_nudge(self, direction: int) -> None:
         step = self.imgen.funnel_config.more_like_this.nudge
@@ -355,7 +401,13 @@ class FunnelScreen(Screen[None]):
             self.funnel.rewrite_prompt(refined.prompt, refined.negative)
             self.query_one("#prompt", Input).value = refined.prompt
             if more_like is None:
+                picks = len(self.funnel.current.picks) if self.funnel.current else 0
                 await self._launch(self.funnel.again(prompt_changed=True))
+                if picks:
+                    self.notify(
+                        f"Made again with the new prompt (locked seeds kept); the {picks} "
+                        "picks of the old prompt stay in the round before: z brings it back."
+                    )
                 return
             try:
                 spec = self.funnel.more_like_this(more_like, self.denoise)
@@ -399,6 +451,7 @@ class FunnelScreen(Screen[None]):
         cell.locked = not cell.locked
         if cell.image is not None and self.imgen.engine.store is not None:
             await self.imgen.engine.store.set_locks(cell.image.id, ["seed"] if cell.locked else [])
+        await self._save_state()
         self.query_one(ThumbGrid).refresh_job(cell.job_id)
         self.notify(f"Seed {cell.seed} {'locked' if cell.locked else 'unlocked'}")
 
@@ -412,26 +465,104 @@ class FunnelScreen(Screen[None]):
             self.notify(str(error), severity="warning")
             return
         await self._launch([spec])
+        self._show_newest()
 
     async def action_advance(self) -> None:
-        if self.funnel is None or not self.funnel.can_advance:
+        funnel = self.funnel
+        if funnel is None or funnel.current is None:
+            self.notify("Type a prompt and press enter to start the funnel.")
+            return
+        if funnel.at_last_stage:
+            self.notify(
+                f"{funnel.stage.label} is the last stage: E exports it (file and sidecar) "
+                f"to {self._export_base()}."
+            )
+            return
+        if not funnel.can_advance:
             self.notify("Pick at least one image (space) before the next stage.")
             return
-        await self._cancel_unfinished(self.funnel.current)
-        specs = self.funnel.advance()
+        if funnel.next_is_made():
+            funnel.advance()
+            self.query_one(ThumbGrid).cursor = 0
+            await self._save_state()
+            self._repaint()
+            self.notify(
+                f"{funnel.stage.label} as you left it (made from the same picks): "
+                "g makes it again with new seeds."
+            )
+            return
+        await self._cancel_unfinished(funnel.current)
+        specs = funnel.advance()
         self.query_one(ThumbGrid).cursor = 0
         await self._launch(specs)
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         if self.funnel is not None and self.funnel.back():
             self.query_one(ThumbGrid).cursor = 0
+            await self._save_state()
             self._repaint()
 
     async def action_again(self) -> None:
         if self.funnel is None or self.funnel.current is None:
             return
         await self._cancel_unfinished(self.funnel.current)
-        await self._launch(self.funnel.again())
+        specs = self.funnel.again()
+        kept = len(self.funnel.current.cells) - len(specs) if self.funnel.current else 0
+        await self._launch(specs)
+        label = self.funnel.stage.label
+        self.notify(
+            f"{label} again: {len(specs)} new"
+            + (f", {kept} picked or locked kept" if kept else "")
+            + "; z brings back the round before."
+        )
+
+    async def action_undo_again(self) -> None:
+        if self.funnel is None or self.funnel.current is None:
+            return
+        undone = self.funnel.undo_again()
+        if undone is None:
+            self.notify("There is no earlier round of this stage to go back to.")
+            return
+        await self._cancel_unfinished(undone)
+        await self._save_state()
+        self._repaint()
+        self.notify(f"{self.funnel.stage.label}: back to the round before (its picks and locks).")
+
+    def _export_base(self) -> Path:
+        return self.imgen.export_dir
+
+    async def action_export(self) -> None:
+        """The final image and its sidecar (prompt, seed, lineage) into a folder, said where."""
+        funnel, session = self.funnel, self.session
+        current = funnel.current if funnel else None
+        if funnel is None or current is None or session is None:
+            self.notify("Start with a prompt first.", severity="warning")
+            return
+        if not funnel.is_final(current):
+            self.notify(
+                "E exports the final image: pick and press n until "
+                f"{funnel.config.stages[-1].label}."
+            )
+            return
+        cell = self.query_one(ThumbGrid).current
+        if cell is None or cell.image is None:
+            self.notify("The final is not finished yet.")
+            return
+        folder = export_folder(self._export_base(), session.title, session.id)
+        image = cell.image
+        try:
+            copies = await asyncio.to_thread(
+                export_final, image, final_story(funnel, current, cell), folder
+            )
+        except (OSError, StoreError) as error:
+            self.notify(
+                f"Could not export to {folder} ({error}): "
+                "free some space or check the folder's permissions.",
+                severity="error",
+                timeout=10,
+            )
+            return
+        self.notify(f"Exported {copies[0].name} and its sidecar to {folder}", timeout=10)
 
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
@@ -463,6 +594,15 @@ class FunnelScreen(Screen[None]):
             self.notify("Nothing here yet: type a prompt and press enter.")
         return cell
 
+    def _show_newest(self) -> None:
+        """The cursor jumps to a result just asked for, on whatever page it lands."""
+        grid = self.query_one(ThumbGrid)
+        grid.cursor = max(0, len(grid.cells) - 1)
+        self._repaint_feedback()
+
+    def _number_of_newest(self) -> int:
+        return len(self.query_one(ThumbGrid).cells)
+
     def _number(self, cell: Cell) -> int:
         return self.query_one(ThumbGrid).cells.index(cell) + 1
 
@@ -478,6 +618,7 @@ class FunnelScreen(Screen[None]):
         current = funnel.current if funnel else None
         self.query_one(ThumbGrid).set_cells(current.cells if current else [])
         self._repaint_feedback()
+        self.refresh_bindings()
 
     def _repaint_feedback(self) -> None:
         current = self.funnel.current if self.funnel else None
@@ -491,6 +632,12 @@ class FunnelScreen(Screen[None]):
             bar.append(f"{current.stage.label}: {done}/{len(cells)} done", style="bold")
             bar.append(f"   picked {picked}", style="green" if picked else "dim")
             bar.append(f"   denoise {self.denoise:.2f}", style="dim")
+            grid = self.query_one(ThumbGrid)
+            if grid.pages > 1:
+                bar.append(f"   page {grid.page + 1}/{grid.pages}", style="bold")
+            stuck = next((c.notice for c in cells if c.notice), None)
+            if stuck:
+                bar.append(f"   {stuck}", style="bold red")
             cell = self.query_one(ThumbGrid).current
             if cell is not None:
                 bar.append(f"   #{self._number(cell)} seed {cell.seed}", style="dim")

@@ -27,6 +27,12 @@ class HomeScreen(Screen[None]):
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
+    HELP = (
+        "**Home.** Start a flow (**f** the draft funnel) or reopen a recent session "
+        "exactly as you left it (**tab** to the list, **enter**). The strip at the "
+        "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "
+        "every action."
+    )
 
     @property
     def imgen(self) -> ImgenApp:
@@ -76,4 +82,5 @@ class HomeScreen(Screen[None]):
 
 def _describe(session: SessionInfo) -> str:
     when = time.strftime("%d %b %H:%M", time.localtime(session.updated_at))
-    return f"{when}  {session.title[:50]}  ({session.image_count} images)"
+    count = session.image_count
+    return f"{when}  {session.title[:50]}  ({count} image{'' if count == 1 else 's'})"

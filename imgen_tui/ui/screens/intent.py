@@ -20,6 +20,10 @@ class IntentScreen(ModalScreen[Intent | None]):
         Binding("ctrl+s", "save", "Save", id="intent.save"),
         Binding("escape", "cancel", "Cancel", id="intent.cancel"),
     ]
+    HELP = (
+        "**Intent.** What this session always avoids and what it pins, learnt from "
+        "your feedback; every refinement follows it. Edit the YAML, **ctrl+s** saves."
+    )
 
     def __init__(self, intent: Intent) -> None:
         super().__init__()

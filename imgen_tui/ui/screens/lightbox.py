@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -20,10 +21,12 @@ from textual.widgets import Footer, Static
 
 from imgen_tui.flows.funnel import Cell
 from imgen_tui.store import ImageRecord
+from imgen_tui.store.records import Verdict
 from imgen_tui.ui.graphics import image_widget
 from imgen_tui.ui.widgets.thumbs import load_picture
 
 LIGHTBOX_MAX_SIDE = 1024
+VERDICT_BADGES = {"picked": ("✔ picked", "bold green"), "rejected": ("✘ rejected", "bold red")}
 
 
 async def read_prompt(sidecar: Path) -> str:
@@ -38,12 +41,15 @@ async def read_prompt(sidecar: Path) -> str:
     return await asyncio.to_thread(read)
 
 
-def describe(image: ImageRecord, prompt: str = "") -> Text:
+def describe(image: ImageRecord, prompt: str = "", seed: int | None = None) -> Text:
+    """`seed` is the cell's: an upscale's graph has none, its image has its source's."""
     text = Text()
     if prompt:
         text.append(prompt + "\n", style="bold")
+    seed = seed if seed is not None else image.seed
     text.append(
-        f"seed {image.seed}   {image.width}x{image.height}   node {image.node_id}",
+        f"seed {'-' if seed is None else seed}   {image.width}x{image.height}   "
+        f"node {image.node_id}",
         style="dim",
     )
     if image.seconds is not None:
@@ -52,16 +58,32 @@ def describe(image: ImageRecord, prompt: str = "") -> Text:
     return text
 
 
-class LightboxScreen(ModalScreen[None]):
+Judge = Callable[[Cell, Verdict], Awaitable[None]]
+
+
+class LightboxScreen(ModalScreen[Cell | None]):
+    """One picture large; step through the round and judge it here. Closing gives the cell shown."""
+
     BINDINGS = [
-        Binding("escape,q,enter", "dismiss", "Close", id="lightbox.close"),
+        Binding("escape,q,enter", "close", "Close", id="lightbox.close"),
         Binding("left,h", "step(-1)", "Previous", id="lightbox.previous"),
         Binding("right,l", "step(1)", "Next", id="lightbox.next"),
+        Binding("space,p", "judge('picked')", "Pick", id="lightbox.pick"),
+        Binding("x", "judge('rejected')", "Reject", id="lightbox.reject"),
+        Binding("u", "judge('none')", "Clear", show=False, id="lightbox.clear"),
     ]
+    HELP = (
+        "The picture as large as the terminal allows. **←/→** step through the "
+        "finished images of the round, **space** picks, **x** rejects, **u** clears; "
+        "closing puts the grid's cursor on the image shown."
+    )
 
-    def __init__(self, cells: list[Cell], index: int, renderer: str) -> None:
+    def __init__(
+        self, cells: list[Cell], index: int, renderer: str, judge: Judge | None = None
+    ) -> None:
         super().__init__()
-        self.cells, self.index, self.renderer = cells, index, renderer
+        self.cells, self.index, self.renderer, self.judge = cells, index, renderer, judge
+        self._prompt = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lightbox"):
@@ -76,6 +98,17 @@ class LightboxScreen(ModalScreen[None]):
         self.index = (self.index + delta) % len(self.cells)
         self._show()
 
+    def action_close(self) -> None:
+        self.dismiss(self.cells[self.index])
+
+    async def action_judge(self, verdict: Verdict) -> None:
+        cell = self.cells[self.index]
+        if self.judge is not None:
+            await self.judge(cell, verdict)
+        image = cell.image
+        if image is not None:
+            self._describe(image, self._prompt)
+
     def _show(self) -> None:
         image = self.cells[self.index].image
         assert image is not None
@@ -83,8 +116,13 @@ class LightboxScreen(ModalScreen[None]):
         self.run_worker(self._load(image), exclusive=True)
 
     def _describe(self, image: ImageRecord, prompt: str) -> None:
+        self._prompt = prompt
+        cell = self.cells[self.index]
         position = Text(f"{self.index + 1}/{len(self.cells)}   ", style="bold")
-        self.query_one("#about", Static).update(position + describe(image, prompt))
+        if cell.verdict in VERDICT_BADGES:
+            label, style = VERDICT_BADGES[cell.verdict]
+            position.append(f"{label}   ", style=style)
+        self.query_one("#about", Static).update(position + describe(image, prompt, cell.seed))
 
     async def _load(self, image: ImageRecord) -> None:
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
@@ -94,6 +132,11 @@ class LightboxScreen(ModalScreen[None]):
 
 class CompareScreen(ModalScreen[None]):
     """Two picks side by side; `f` flips which is A and which is B."""
+
+    HELP = (
+        "**Compare.** The two images marked A and B on the grid (**a**), or else the "
+        "first two picks, side by side. **f** or **space** swaps the sides."
+    )
 
     BINDINGS = [
         Binding("escape,q", "dismiss", "Close", id="compare.close"),

@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from imgen_tui.scheduler.jobs import Job, JobState
+from imgen_tui.ui.screens.modals import ConfirmScreen
 from imgen_tui.ui.widgets.live_table import LiveTableScreen
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ class QueueScreen(LiveTableScreen):
         Binding("R", "cancel_round", "Cancel round", id="queue.cancel_round"),
         Binding("A", "cancel_all", "Cancel all", id="queue.cancel_all"),
     ]
+    HELP = (
+        "Our jobs still waiting or running, running first. **d** cancels the job "
+        "under the cursor (a running prompt is interrupted on its node), **R** its "
+        "whole round and **A** everything: both ask first. F2 switches to the nodes."
+    )
 
     @property
     def imgen(self) -> ImgenApp:
@@ -67,14 +73,43 @@ class QueueScreen(LiveTableScreen):
         if job is not None and self.imgen.engine.scheduler is not None:
             await self.imgen.engine.scheduler.cancel(job.job_id)
             self.refresh_table()
+            self.notify(f"Cancelled job {job.job_id[:8]}.")
 
     async def action_cancel_round(self) -> None:
-        job = self._selected()
-        if job is not None and job.spec.round_id and self.imgen.engine.scheduler is not None:
-            await self.imgen.engine.scheduler.cancel_round(job.spec.round_id)
-            self.refresh_table()
+        job, scheduler = self._selected(), self.imgen.engine.scheduler
+        if job is None or scheduler is None:
+            return
+        round_id = job.spec.round_id
+        if not round_id:
+            self.notify("That job belongs to no round: d cancels it alone.")
+            return
+        count = sum(
+            1
+            for j in scheduler.jobs.values()
+            if j.spec.round_id == round_id and not j.state.finished
+        )
+
+        async def decided(yes: bool | None) -> None:
+            if yes:
+                await scheduler.cancel_round(round_id)
+                self.refresh_table()
+                self.notify(f"Cancelled {count} jobs of round {round_id[:8]}.")
+
+        self.app.push_screen(
+            ConfirmScreen(f"Cancel the {count} unfinished jobs of round {round_id[:8]}?"), decided
+        )
 
     async def action_cancel_all(self) -> None:
-        if self.imgen.engine.scheduler is not None:
-            await self.imgen.engine.scheduler.cancel_all()
-            self.refresh_table()
+        scheduler = self.imgen.engine.scheduler
+        count = len(self._unfinished())
+        if scheduler is None or not count:
+            self.notify("Nothing is queued.")
+            return
+
+        async def decided(yes: bool | None) -> None:
+            if yes:
+                await scheduler.cancel_all()
+                self.refresh_table()
+                self.notify(f"Cancelled all {count} jobs.")
+
+        self.app.push_screen(ConfirmScreen(f"Cancel all {count} unfinished jobs?"), decided)

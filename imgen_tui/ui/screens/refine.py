@@ -9,6 +9,7 @@ it back to the funnel to generate.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,13 @@ class RefinedPrompt:
 
 class RefineScreen(ModalScreen[RefinedPrompt | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="refine.cancel")]
+    HELP = (
+        '**Refine.** Say what should change, in words ("no people, more fog, keep the '
+        'fox"), and press **enter**: the stages run (vision on the picked image, '
+        "interpret, engineer, check) and the new prompt comes back to edit. "
+        "**enter** again makes the round with it (locked seeds kept); **shift+tab** "
+        "reaches the enhancement style; **escape** leaves the prompt as it was."
+    )
 
     def __init__(
         self,
@@ -134,11 +142,32 @@ class RefineScreen(ModalScreen[RefinedPrompt | None]):
         self.dismiss(None)
 
 
+def readable(output: str) -> str:
+    """A stage's JSON answer as a person reads it: `keep: a fox; add: fog`."""
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return output
+    if not isinstance(value, dict):
+        return output
+    parts = []
+    for key, item in value.items():
+        if item in (None, "", [], {}):
+            continue
+        shown = ", ".join(str(i) for i in item) if isinstance(item, list) else str(item)
+        parts.append(f"{key.replace('_', ' ')}: {shown}")
+    return "; ".join(parts) or "nothing to change"
+
+
 def describe_stages(finished: list[tuple[str, str]], running: str | None) -> Text:
     text = Text()
     for stage, output in finished:
+        if output.startswith("skipped"):
+            text.append(f"· {stage}: ", style="bold dim")
+            text.append(output + "\n", style="dim")
+            continue
         text.append(f"✓ {stage}: ", style="bold")
-        text.append(output + "\n", style="dim")
+        text.append(readable(output) + "\n", style="dim")
     if running is not None:
         text.append(f"… {running}: running\n", style="bold yellow")
     return text

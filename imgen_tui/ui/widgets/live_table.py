@@ -6,16 +6,37 @@ from typing import ClassVar
 
 from textual.app import ComposeResult, ScreenStackError
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Static
 
 
 class LiveTableScreen(Screen[None]):
+    """A live table and, under it, the whole story of the row under the cursor.
+
+    Cells are kept short so every column fits; `detail_for` gives the full
+    text (a long "down (…)" reason) for the highlighted row.
+    """
+
     COLUMNS: ClassVar[tuple[str, ...]] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(cursor_type="row")
+        yield Static("", id="row-detail")
         yield Footer()
+
+    def detail_for(self, key: str) -> str:
+        return ""
+
+    def _show_detail(self) -> None:
+        table = self.query_one(DataTable)
+        text = ""
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            text = self.detail_for(key or "")
+        self.query_one("#row-detail", Static).update(text)
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_detail()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -31,6 +52,7 @@ class LiveTableScreen(Screen[None]):
             return
         if on_top:  # a covered screen repainting repaints the one on top
             self.refresh_table()
+            self._show_detail()
 
     def refresh_table(self) -> None:
         raise NotImplementedError

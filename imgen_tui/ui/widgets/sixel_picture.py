@@ -26,8 +26,11 @@ from textual import events
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
-from textual_image._sixel import image_to_sixels
 from textual_image._terminal import get_cell_size
+
+from imgen_tui.ui.deferred import deferred
+from imgen_tui.ui.passthrough import for_terminal
+from imgen_tui.ui.sixel_encoder import BAND, encode_sixel
 
 _NULL_STYLE = Style()
 
@@ -36,19 +39,25 @@ _NULL_STYLE = Style()
 MAX_SIXEL_SIDE = 1000
 
 
-def encode(
-    picture: PILImage.Image, box: Size, background: tuple[int, int, int]
-) -> tuple[str, Region]:
-    """The Sixel data and the cells it covers: the picture fitted and centred on a canvas.
+def fit_canvas(
+    picture: PILImage.Image,
+    box: Size,
+    background: tuple[int, int, int],
+    whole_bands: bool = True,
+) -> tuple[PILImage.Image, Region]:
+    """The picture fitted and centred on a canvas, and the cells the canvas covers.
 
     The canvas fills the box (up to what terminals accept), so the picture also
     wipes whatever the region showed before: a smaller new picture leaves no
-    rim of the old one.
+    rim of the old one. Its height is whole bands of six rows, which every
+    encoder writes exactly (libchafa would otherwise rescale to whole bands).
     """
     cell = get_cell_size()
     columns = min(box.width, MAX_SIXEL_SIDE // cell.width)
     rows = min(box.height, MAX_SIXEL_SIDE // cell.height)
     width, height = columns * cell.width, rows * cell.height
+    if whole_bands:
+        height = max(BAND, height - height % BAND)
     scale = min(width / picture.width, height / picture.height)  # up too: the lightbox fills
     fitted = picture.resize(
         (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
@@ -57,7 +66,15 @@ def encode(
     canvas = PILImage.new("RGB", (width, height), background)
     canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2))
     frame = Region((box.width - columns) // 2, (box.height - rows) // 2, columns, rows)
-    return image_to_sixels(canvas), frame
+    return canvas, frame
+
+
+def encode(
+    picture: PILImage.Image, box: Size, background: tuple[int, int, int]
+) -> tuple[str, Region]:
+    """The Sixel data (wrapped for tmux if need be) and the cells it covers."""
+    canvas, frame = fit_canvas(picture, box, background)
+    return for_terminal(encode_sixel(canvas)), frame
 
 
 def _forward(width: int) -> Segment:
@@ -121,7 +138,13 @@ class _Row(Strip):
 
 
 class SixelPicture(Widget, can_focus=False):
-    """Drop-in for textual-image's Sixel `Image`: set `.image` to a PIL image or None."""
+    """Drop-in for textual-image's Sixel `Image`: set `.image` to a PIL image or None.
+
+    A subclass with another `encode_picture` sends another protocol's picture the
+    same way (once per picture, size and place): see `ItermPicture`.
+    """
+
+    encode_picture = staticmethod(encode)
 
     DEFAULT_CSS = """
     SixelPicture { width: 100%; height: 100%; }
@@ -173,11 +196,11 @@ class SixelPicture(Widget, can_focus=False):
             return
         wanted = (self._generation, self.size)
         if self._encoded_for != wanted:
-            self.run_worker(self._encode_in_thread(self._picture, wanted), exclusive=True)
+            self.run_worker(deferred(self._encode_in_thread, self._picture, wanted), exclusive=True)
 
     async def _encode_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
         background = self.background_colors[1].rgb
-        sixel, frame = await asyncio.to_thread(encode, picture, wanted[1], background)
+        sixel, frame = await asyncio.to_thread(self.encode_picture, picture, wanted[1], background)
         if (self._generation, self.size) == wanted:
             self._sixel, self._frame, self._encoded_for = sixel, frame, wanted
             self.refresh()

@@ -7,6 +7,8 @@ placeholder cells, which is right for SSH. Two things are changed here:
   drafts finishing and previews streaming, that stalled key presses for
   100 ms and more. Here a new picture is encoded (at the size it will be
   drawn) in a thread first, and shown when the upload is ready.
+- Inside tmux (with passthrough allowed) every command to the terminal is
+  wrapped for passthrough (`imgen_tui.ui.passthrough`).
 - It writes every placeholder cell in full (placeholder, row, column and id
   diacritics: 10 bytes). Kitty lets a cell that continues its row leave the
   diacritics out, so only the first cell of each row carries them: the same
@@ -16,6 +18,7 @@ placeholder cells, which is right for SSH. Two things are changed here:
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 
 from PIL import Image as PILImage
@@ -25,9 +28,12 @@ from textual.app import RenderResult
 from textual_image._geometry import ImageSize
 from textual_image._pixeldata import PixelData
 from textual_image._terminal import get_cell_size
-from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC, _PLACEHOLDER, _send_tgp_message
+from textual_image.renderable.tgp import _NUMBER_TO_DIACRITIC, _PLACEHOLDER
 from textual_image.renderable.tgp import Image as TGPRenderable
 from textual_image.widget._base import Image as BaseImage
+
+from imgen_tui.ui.deferred import deferred
+from imgen_tui.ui.passthrough import for_terminal
 
 CHUNK = 4096  # the protocol's largest payload per escape sequence
 Prepared = tuple[tuple[int, int], str]  # (pixel width, height), base64 PNG at that size
@@ -43,19 +49,32 @@ def placeholder_rows(image_id: int, width: int, height: int) -> Iterator[str]:
         yield first + placeholder * (width - 1)
 
 
+def send_tgp(payload: str = "", **keys: int | str) -> None:
+    """One TGP command, to where textual-image writes them (stdout, unbuffered by Textual)."""
+    stdout = sys.__stdout__
+    assert stdout is not None
+    body = ",".join(f"{key}={value}" for key, value in keys.items())
+    stdout.write(for_terminal(f"\x1b_G{body}{';' + payload if payload else ''}\x1b\\"))
+    stdout.flush()
+
+
 class CompactTGPRenderable(TGPRenderable):
     prepared: Prepared | None = None
 
     def _send_image_to_terminal(self, width: int, height: int) -> None:
         if self.prepared is None or self.prepared[0] != (width, height):
-            super()._send_image_to_terminal(width, height)  # a size we did not foresee
-            return
+            payload = self._image_data.scaled(width, height).to_base64()  # not foreseen
+        else:
+            payload = self.prepared[1]
         self.terminal_image_id = next(TGPRenderable._image_id_counter)
-        payload = self.prepared[1]
         for start in range(0, len(payload), CHUNK):
             more = start + CHUNK < len(payload)
             chunk = payload[start : start + CHUNK]
-            _send_tgp_message(i=self.terminal_image_id, m=int(more), f=100, payload=chunk, q=2)
+            send_tgp(chunk, i=self.terminal_image_id, m=int(more), f=100, q=2)
+
+    def _create_virtual_placement(self, width: int, height: int) -> None:
+        assert self.terminal_image_id
+        send_tgp(a="p", i=self.terminal_image_id, c=width, r=height, U=1, q=2)
 
     def _render_diacritics(self, width: int, height: int) -> Iterator[Segment]:
         image_id = self.terminal_image_id
@@ -80,7 +99,7 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
         if not isinstance(picture, PILImage.Image) or not self.is_mounted:
             BaseImage.image.fset(self, picture)  # type: ignore[attr-defined]
             return
-        self.run_worker(self._prepare(picture), group="tgp-upload", exclusive=True)
+        self.run_worker(deferred(self._prepare, picture), group="tgp-upload", exclusive=True)
 
     image = property(BaseImage.image.fget, _set_image)  # type: ignore[attr-defined]
 

@@ -1,0 +1,131 @@
+"""What a simulated node says about its model files: sizes, dates, safetensors headers.
+
+Serves `/experiment/models`, `/experiment/models/{folder}` and
+`/view_metadata/{folder}` in the shapes ComfyUI 0.3.64 was recorded sending
+(tests/fixtures/comfyui/lora_discovery_v2.json). The demo LoRAs cover every case
+the LoRA explorer must show: kohya metadata, a bare SAI model spec, minimal
+metadata, none at all, and one trained for another family than the demo's
+SD1.5 checkpoint. Every failure is a bare 404, as upstream sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+
+from imgen_tui.sim.spec import SimNodeSpec
+
+#: when the simulated files were "copied" onto the nodes (2024-12-01), fixed so answers repeat
+_FILE_TIME = 1733011200.0
+
+
+def _kohya(
+    *, base: str, model: str, output: str, tags: dict[str, int], architecture: str, title: str
+) -> dict[str, str]:
+    """A kohya sd-scripts header: every value a string, nested ones serialised JSON."""
+    return {
+        "ss_base_model_version": base,
+        "ss_sd_model_name": model,
+        "ss_output_name": output,
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": "32",
+        "ss_network_alpha": "16.0",
+        "ss_num_epochs": "10",
+        "ss_resolution": "(1024, 1024)" if "xl" in base else "(512, 512)",
+        "ss_tag_frequency": json.dumps({"10_dataset": tags}),
+        "ss_dataset_dirs": json.dumps({"10_dataset": {"n_repeats": 10, "img_count": 40}}),
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": architecture,
+        "modelspec.title": title,
+        "modelspec.date": "2024-11-20T12:00:00",
+    }
+
+
+DEMO_LORA_METADATA: dict[str, dict[str, str]] = {
+    "detail-tweaker.safetensors": _kohya(
+        base="sd_v1",
+        model="v1-5-pruned-emaonly.safetensors",
+        output="detail-tweaker",
+        tags={"detailed": 38, "intricate details": 31, "sharp focus": 22, "1girl": 4},
+        architecture="stable-diffusion-v1/lora",
+        title="Detail Tweaker",
+    ),
+    # trained on SDXL: the wrong family for the demo's SD1.5 checkpoint
+    "watercolor-style.safetensors": {
+        **_kohya(
+            base="sdxl_base_v1-0",
+            model="sd_xl_base_1.0.safetensors",
+            output="watercolor-style",
+            tags={"watercolor": 52, "paper texture": 27, "soft edges": 19, "landscape": 11},
+            architecture="stable-diffusion-xl-v1-base/lora",
+            title="Watercolor Style XL",
+        ),
+        "modelspec.trigger_phrase": "wcstyle",
+    },
+    # only what some trainers write: network shape, no base model, no tags
+    "cinematic-light.safetensors": {"ss_network_module": "networks.lora", "ss_network_dim": "16"},
+    # film-grain.safetensors has no __metadata__ at all: /view_metadata answers 404
+}
+
+
+def file_size(folder: str, name: str) -> int:
+    """A stable, plausible size: LoRAs 18-220 MB, other models 0.3-6.9 GB."""
+    digest = int.from_bytes(hashlib.sha256(f"{folder}/{name}".encode()).digest()[:4], "big")
+    if folder == "loras":
+        return 18_000_000 + digest % 202_000_000
+    return 300_000_000 + digest % 6_600_000_000
+
+
+def experiment_listing(folder: str, names: Iterable[str]) -> list[dict[str, object]]:
+    return [
+        {
+            "name": name,
+            "pathIndex": 0,
+            "modified": _FILE_TIME + index,
+            "created": _FILE_TIME + index,
+            "size": file_size(folder, name),
+        }
+        for index, name in enumerate(names)
+    ]
+
+
+def add_model_file_routes(
+    app: web.Application, spec: Callable[[], SimNodeSpec], folders: Callable[[], set[str]]
+) -> None:
+    """Registers the routes; `spec` and `folders` are read per request so faults and
+    edits to the node show at once."""
+
+    async def folders_listing(request: web.Request) -> web.Response:
+        return web.json_response(
+            [
+                {"name": name, "folders": [f"/opt/ComfyUI/models/{name}"]}
+                for name in sorted(folders())
+            ]
+        )
+
+    async def folder_listing(request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        if folder not in folders():
+            return web.Response(status=404)
+        return web.json_response(experiment_listing(folder, spec().models.get(folder, [])))
+
+    async def view_metadata(request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        name = request.query.get("filename", "")
+        if (
+            folder not in folders()
+            or not name.endswith(".safetensors")
+            or name not in spec().models.get(folder, [])
+        ):
+            return web.Response(status=404)
+        header = DEMO_LORA_METADATA.get(name) if folder == "loras" else None
+        if header is None:
+            return web.Response(status=404)
+        return web.json_response(header)
+
+    app.router.add_get("/experiment/models", folders_listing)
+    app.router.add_get("/experiment/models/{folder}", folder_listing)
+    app.router.add_get("/view_metadata/{folder}", view_metadata)

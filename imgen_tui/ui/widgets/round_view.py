@@ -1,0 +1,278 @@
+"""The round view every flow screen composes: grid, captions, feedback bar, the `round.*` keys.
+
+Judging is the same in every flow, so its keys live here once, with ids
+`round.*`: a keymap entry such as `round.pick: space,y` remaps it for every
+flow at once. The view works through `RoundActions` (the flow's session);
+what only a flow knows — refining, its own panel — is asked for with a
+message (`RefineAsked`), and the flow screen answers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Static
+
+from imgen_tui.flows.round_store import RoundActions
+from imgen_tui.flows.rounds import Cell, Denoise, Round
+from imgen_tui.scheduler.events import JobCancelled, JobDone, JobFailed, JobPreview
+from imgen_tui.store.records import Verdict
+from imgen_tui.ui.widgets.grid import ThumbGrid
+
+ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
+    Binding("left,h", "move(-1)", "Left", show=False, id="round.left"),
+    Binding("right", "move(1)", "Right", show=False, id="round.right"),
+    Binding("up,k", "move_row(-1)", "Up", show=False, id="round.up"),
+    Binding("down,j", "move_row(1)", "Down", show=False, id="round.down"),
+    Binding("space,p", "verdict('picked')", "Pick", id="round.pick"),
+    Binding("x", "verdict('rejected')", "Reject", id="round.reject"),
+    Binding("u", "verdict('none')", "Clear", show=False, id="round.clear"),
+    Binding("l", "lock", "Lock seed", id="round.lock"),
+    Binding("m", "more_like_this", "More like this", id="round.more"),
+    Binding("plus,equals_sign", "nudge(1)", "Denoise +", show=False, id="round.nudge_up"),
+    Binding("minus", "nudge(-1)", "Denoise -", show=False, id="round.nudge_down"),
+    Binding("r", "refine", "Refine", id="round.refine"),
+    Binding("U", "upscale", "Upscale", id="round.upscale"),
+    Binding("enter", "lightbox", "View", id="round.lightbox"),
+    Binding("c", "compare", "Compare", id="round.compare"),
+    Binding("g", "again", "Again", id="round.again"),
+    Binding("z", "undo_again", "Undo again", show=False, id="round.undo_again"),
+]
+FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
+
+
+class CellGrid(ThumbGrid):
+    """The thumbnail grid with as many columns as the view's CSS gives it."""
+
+    def __init__(self, renderer: str, *, columns: int, page_size: int, **kwargs: Any) -> None:
+        super().__init__(renderer, page_size=page_size, **kwargs)
+        self._columns = columns
+
+    @property
+    def columns(self) -> int:
+        return self._columns
+
+    def on_mount(self) -> None:
+        self.styles.grid_size_columns = self._columns  # over the theme's funnel-wide grid
+
+
+class RoundView(Vertical):
+    BINDINGS = ROUND_BINDINGS
+
+    @dataclass
+    class RefineAsked(Message):
+        """`r`: the flow screen opens its refine panel (the cell under the cursor, if any)."""
+
+        view: RoundView
+        cell: Cell | None
+
+        @property
+        def control(self) -> RoundView:
+            return self.view
+
+    @dataclass
+    class Changed(Message):
+        """The round changed (a new round, a verdict): the flow screen may repaint its panel."""
+
+        view: RoundView
+
+        @property
+        def control(self) -> RoundView:
+            return self.view
+
+    def __init__(
+        self,
+        renderer: str,
+        *,
+        denoise: Denoise,
+        columns: int = 5,
+        page_size: int = 20,
+        hint: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.renderer = renderer
+        self.denoise = denoise
+        self.columns, self.page_size = columns, page_size
+        self.hint = hint
+        self.actions: RoundActions | None = None
+        self.label = "Round"
+
+    def on_mount(self) -> None:
+        self.set_interval(FARM_CHECK_SECONDS, self._check_farm)
+
+    def _check_farm(self) -> None:
+        """Cells whose node went down (or with no node up at all) say so."""
+        scheduler = getattr(self.app, "engine", None)
+        scheduler = getattr(scheduler, "scheduler", None)
+        if self.actions is None or scheduler is None:
+            return
+        nodes = {node_id: (r.state, r.state_reason) for node_id, r in scheduler.nodes.items()}
+        if self.actions.history.note_farm(nodes) and self.app.screen is self.screen:
+            self.grid.refresh_cells()
+            self.repaint_feedback()
+
+    def compose(self) -> ComposeResult:
+        yield CellGrid(self.renderer, columns=self.columns, page_size=self.page_size, id="grid")
+        yield Static("", id="feedback")
+
+    @property
+    def grid(self) -> CellGrid:
+        return self.query_one(CellGrid)
+
+    @property
+    def current(self) -> Round | None:
+        return self.actions.current if self.actions is not None else None
+
+    def cell(self) -> Cell | None:
+        return cast("Cell | None", self.grid.current)
+
+    def number(self, cell: Cell) -> int:
+        return self.grid.cells.index(cast(Any, cell)) + 1
+
+    # -- painting ---------------------------------------------------------------------------------
+
+    def show_round(self) -> None:
+        current = self.current
+        self.grid.set_cells(cast(Any, current.cells if current else []))
+        self.repaint_feedback()
+
+    def job_changed(self, event: object, cell: Cell) -> None:
+        """A scheduler event already applied to `cell`: repaint what shows it."""
+        job_id = cell.job_id
+        if isinstance(event, JobPreview):
+            widget = self.grid.refresh_job(job_id)
+            if widget is not None:
+                widget.show_preview(event.image)
+            return
+        self.grid.refresh_job(job_id)
+        if isinstance(event, JobDone) and cell.image is not None and self.actions is not None:
+            self.run_worker(self.actions.image_arrived(cell), group="arrived")
+        if isinstance(event, JobDone | JobFailed | JobCancelled):
+            self.repaint_feedback()
+
+    def repaint_feedback(self) -> None:
+        current = self.current
+        bar = Text()
+        if current is None:
+            bar.append(self.hint)
+        else:
+            cells = current.cells
+            picked = sum(c.verdict == "picked" for c in cells)
+            bar.append(f"{self.label}: {current.done}/{len(cells)} done", style="bold")
+            bar.append(f"   picked {picked}", style="green" if picked else "dim")
+            bar.append(f"   denoise {self.denoise.value:.2f}", style="dim")
+            cell = self.cell()
+            if cell is not None:
+                bar.append(f"   #{self.number(cell)} seed {cell.seed}", style="dim")
+                if cell.error:
+                    bar.append(f"   {cell.error}", style="red")
+        self.query_one("#feedback", Static).update(bar, layout=False)  # always one line
+
+    # -- the shared keys --------------------------------------------------------------------------
+
+    def action_move(self, delta: int) -> None:
+        self.grid.move(delta)
+        self.repaint_feedback()
+
+    def action_move_row(self, delta: int) -> None:
+        self.grid.move(delta * self.grid.columns)
+        self.repaint_feedback()
+
+    async def action_verdict(self, verdict: Verdict) -> None:
+        cell = self._cell_or_say()
+        if cell is None or self.actions is None:
+            return
+        await self.actions.judge(cell, verdict)
+        self.grid.refresh_job(cell.job_id)
+        self.repaint_feedback()
+        self.post_message(self.Changed(self))
+
+    async def action_lock(self) -> None:
+        cell = self._cell_or_say()
+        if cell is None or self.actions is None:
+            return
+        locked = await self.actions.toggle_seed_lock(cell)
+        self.grid.refresh_job(cell.job_id)
+        self.notify(f"Seed {cell.seed} {'locked' if locked else 'unlocked'}")
+
+    async def action_more_like_this(self) -> None:
+        cell = self._cell_or_say()
+        if cell is None or self.actions is None:
+            return
+        try:
+            await self.actions.more_like_this(cell, self.denoise.value)
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        self.show_round()
+        self.notify(f"More like #{self.number(cell)} at denoise {self.denoise.value:.2f}")
+
+    def action_nudge(self, direction: int) -> None:
+        self.denoise.nudge(direction)
+        self.repaint_feedback()
+
+    def action_refine(self) -> None:
+        self.post_message(self.RefineAsked(self, self.cell()))
+
+    async def action_upscale(self) -> None:
+        cell = self._cell_or_say()
+        if cell is None or self.actions is None:
+            return
+        try:
+            await self.actions.upscale(cell)
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        self.show_round()
+
+    async def action_again(self) -> None:
+        if self.actions is None or self.current is None:
+            return
+        try:
+            await self.actions.again()
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        self.show_round()
+        self.post_message(self.Changed(self))
+
+    async def action_undo_again(self) -> None:
+        if self.actions is None or self.current is None:
+            return
+        if await self.actions.undo_again() is None:
+            self.notify("There is no earlier round here to go back to.")
+            return
+        self.show_round()
+        self.post_message(self.Changed(self))
+
+    def action_lightbox(self) -> None:
+        ready = [c for c in cast("list[Cell]", self.grid.cells) if c.image is not None]
+        cell = self.cell()
+        if cell is None or cell.image is None:
+            self.notify("That image is not finished yet.")
+            return
+        from imgen_tui.ui.screens.lightbox import LightboxScreen
+
+        self.app.push_screen(LightboxScreen(cast(Any, ready), ready.index(cell), self.renderer))
+
+    def action_compare(self) -> None:
+        picks = self.current.picks if self.current else []
+        if len(picks) < 2:
+            self.notify("Pick two images (space) to compare them.")
+            return
+        from imgen_tui.ui.screens.lightbox import CompareScreen
+
+        self.app.push_screen(CompareScreen(picks[0], picks[1], self.renderer))
+
+    def _cell_or_say(self) -> Cell | None:
+        cell = self.cell()
+        if cell is None:
+            self.notify(f"Nothing here yet: {self.hint or 'start a round first'}.")
+        return cell
