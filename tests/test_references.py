@@ -29,7 +29,7 @@ OBJECT_INFO: dict[str, Any] = {
 GRAPHS: dict[str, dict[str, Any]] = {
     path.stem: json.loads(path.read_text())
     for path in sorted((ROOT / "workflows").glob("*.json"))
-    if "upscale" not in path.stem
+    if "upscale" not in path.stem and "class_type" in path.read_text()  # API format only
 }
 GRAPHS["recorded_controlnet_txt2img"] = json.loads(
     (FIXTURES / "controlnet_txt2img_graph.json").read_text()
@@ -138,7 +138,7 @@ def test_controlnet_files_match_kind_and_family() -> None:
     assert choose_controlnet("edges", "sd15", files) == "control_v11p_sd15_canny.pth"
 
 
-def _info(ipadapter_files: list[str], clip_vision: list[str]) -> Any:
+def _info(ipadapter_files: list[str], clip_vision: list[str], loras: tuple[str, ...] = ()) -> Any:
     from imgen_tui.comfy.responses import ObjectInfo
 
     classes = json.loads(json.dumps(OBJECT_INFO))
@@ -147,6 +147,7 @@ def _info(ipadapter_files: list[str], clip_vision: list[str]) -> Any:
         "output": ["IPADAPTER"],
     }
     classes["CLIPVisionLoader"]["input"]["required"]["clip_name"] = [clip_vision]
+    classes["LoraLoader"]["input"]["required"]["lora_name"] = [list(loras)]
     return ObjectInfo.from_json(classes)
 
 
@@ -163,15 +164,21 @@ def test_ipadapter_capabilities_need_the_model_files_not_just_the_classes() -> N
         "ipadapter": "missing",
         "faceid": "missing",
     }
+    # the pack finds CLIP-vision by regex: a renamed file is not found, so neither is the capability
     assert verdicts(_info(["ip-adapter-plus_sd15.safetensors"], ["vit-h.safetensors"])) == {
+        "ipadapter": "missing",
+        "faceid": "missing",
+    }
+    clip = ["CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"]
+    assert verdicts(_info(["ip-adapter-plus_sd15.safetensors"], clip)) == {
         "ipadapter": "confirmed",
         "faceid": "missing",
     }
     both = ["ip-adapter-plus_sd15.safetensors", "ip-adapter-faceid-plusv2_sd15.bin"]
-    assert verdicts(_info(both, ["vit-h.safetensors"])) == {
-        "ipadapter": "confirmed",
-        "faceid": "confirmed",
-    }
+    # FaceID also loads its companion LoRA ("LoRA model not found." without it)
+    assert verdicts(_info(both, clip)) == {"ipadapter": "confirmed", "faceid": "missing"}
+    lora = ("ip-adapter-faceid-plusv2_sd15_lora.safetensors",)
+    assert verdicts(_info(both, clip, lora)) == {"ipadapter": "confirmed", "faceid": "confirmed"}
 
 
 def test_routing_refuses_a_node_without_the_reference_capability() -> None:
