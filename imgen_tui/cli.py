@@ -380,27 +380,9 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
 
 
 def _references(values: list[str]) -> tuple[tuple[str, str, float], ...]:
-    """--ref KIND:IMAGE[:STRENGTH] values, checked before anything runs."""
-    from imgen_tui.graphs.references import KINDS
+    from imgen_tui.flows.reference_args import parse_references
 
-    found = []
-    for value in values:
-        kind, _, rest = value.partition(":")
-        path, strength = rest, 0.8
-        head, colon, tail = rest.rpartition(":")
-        if colon and head:
-            try:
-                path, strength = head, float(tail)
-            except ValueError:
-                path = rest
-        if kind not in KINDS or not path:
-            raise ConfigError(
-                f"--ref {value!r} is not KIND:IMAGE[:STRENGTH] with KIND one of {', '.join(KINDS)}"
-            )
-        if not Path(path).is_file():
-            raise ConfigError(f"--ref {value!r}: {path} is not a file; give an image to keep")
-        found.append((kind, str(Path(path).resolve()), strength))
-    return tuple(found)
+    return parse_references(values)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

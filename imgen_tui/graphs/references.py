@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from imgen_tui.comfy.ipadapter_presets import FACE_PRESET, STYLE_PRESET, PresetError, resolve_preset
+from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.graphs.graph import Graph, GraphError, is_link, iter_nodes, next_node_id
 from imgen_tui.graphs.params import SAMPLERS
 
@@ -135,7 +137,7 @@ def inject_references(
                 if ref.kind == "style":
                     unified = add(
                         "IPAdapterUnifiedLoader",
-                        {"model": list(model), "preset": "PLUS (high strength)"},
+                        {"model": list(model), "preset": STYLE_PRESET},
                         ref.kind,
                     )
                     apply = add(
@@ -158,7 +160,7 @@ def inject_references(
                         "IPAdapterUnifiedLoaderFaceID",
                         {
                             "model": list(model),
-                            "preset": "FACEID PLUS V2",
+                            "preset": FACE_PRESET,
                             "lora_strength": 0.6,
                             "provider": "CPU",
                         },
@@ -290,3 +292,138 @@ def bind_controlnets(graph: Graph, files: Iterable[str]) -> Graph:
             )
         inputs["control_net_name"] = chosen
     return result
+
+
+#: aux-pack classes that turn a photo into a pose or depth map, best first
+PREPROCESSOR_CLASSES: dict[str, tuple[str, ...]] = {
+    "pose": ("DWPreprocessor", "OpenposePreprocessor"),
+    "depth": ("DepthAnythingV2Preprocessor",),
+}
+
+
+def bind_references(graph: Graph, info: ObjectInfo | None, family: str) -> Graph:
+    """The graph as this node can run it: its ControlNet files, its preprocessors, its presets.
+
+    Called at post time, once the node is chosen: placeholder ControlNet names
+    become the node's files; a pose or depth reference fed straight from its
+    LoadImage gets the node's aux preprocessor (a node without the pack takes
+    the image as a ready map); an IP-Adapter loader's `_meta` records the
+    files its preset resolves to there, so the sidecar can name them.
+    """
+    if info is None:
+        return graph
+    result = bind_controlnets(graph, info.controlnets)
+    result = _add_preprocessors(result, info)
+    clip_vision = info.options("CLIPVisionLoader", "clip_name")
+    adapters = info.options("IPAdapterModelLoader", "ipadapter_file")
+    for node_id in reference_nodes(result):
+        node = result[node_id]
+        if node["class_type"] not in ("IPAdapterUnifiedLoader", "IPAdapterUnifiedLoaderFaceID"):
+            continue
+        try:
+            files = resolve_preset(
+                str(node["inputs"].get("preset")),
+                family != "sd15",
+                clip_vision=clip_vision,
+                ipadapter=adapters,
+                loras=info.loras,
+            )
+        except PresetError as error:
+            raise GraphError(f"node {node_id}: {error}") from None
+        node["_meta"]["models"] = [
+            name for name in (files.ipadapter, files.clip_vision, files.lora) if name
+        ]
+    return result
+
+
+def _add_preprocessors(graph: Graph, info: ObjectInfo) -> Graph:
+    result = copy.deepcopy(graph)
+    next_id = next_node_id(result)
+    for node_id in reference_nodes(graph):
+        node = result[node_id]
+        kind = str(node["_meta"]["title"]).removeprefix(REF_TITLE).strip()
+        if node["class_type"] != "ControlNetApplyAdvanced" or kind not in PREPROCESSOR_CLASSES:
+            continue
+        source = node["inputs"].get("image")
+        if not is_link(source) or result[source[0]]["class_type"] != "LoadImage":
+            continue
+        chosen = next((c for c in PREPROCESSOR_CLASSES[kind] if info.has_class(c)), None)
+        if chosen is None:
+            continue
+        new_id = str(next_id)
+        next_id += 1
+        result[new_id] = {
+            "class_type": chosen,
+            "inputs": {"image": list(source), "resolution": 512},
+            "_meta": {"title": f"{REF_TITLE} {kind}"},
+        }
+        for other in reference_nodes(result):
+            inputs = result[other]["inputs"]
+            if result[other]["class_type"] == "ControlNetApplyAdvanced" and inputs.get(
+                "image"
+            ) == list(source):
+                inputs["image"] = [new_id, 0]
+    return result
+
+
+def describe_references(
+    graph: Graph, local_files: Iterable[tuple[str, str]] = ()
+) -> list[dict[str, Any]]:
+    """What each reference was, for the sidecar: kind, file, strength, the nodes and models used."""
+    files = dict(local_files)
+    users: dict[str, list[str]] = {}
+    for node_id, _, inputs in iter_nodes(graph):
+        for value in inputs.values():
+            if is_link(value):
+                users.setdefault(str(value[0]), []).append(node_id)
+    described = []
+    for load_id in reference_nodes(graph):
+        load = graph[load_id]
+        if load["class_type"] != "LoadImage":
+            continue
+        kind = str(load["_meta"]["title"]).removeprefix(REF_TITLE).strip()
+        chain, frontier = [], list(users.get(load_id, []))
+        while frontier:
+            current = frontier.pop(0)
+            if current in chain or current not in graph:
+                continue
+            chain.append(current)
+            if graph[current]["class_type"] in _PREPROCESS_STEPS:
+                frontier += users.get(current, [])
+        entry: dict[str, Any] = {
+            "kind": kind,
+            "file": files.get(load_id, load["inputs"].get("image")),
+            "image": load["inputs"].get("image"),
+            "nodes": [f"{load_id} LoadImage"],
+            "models": [],
+        }
+        for node_id in chain:
+            node, inputs = graph[node_id], graph[node_id]["inputs"]
+            entry["nodes"].append(f"{node_id} {node['class_type']}")
+            for loader_input in ("control_net", "ipadapter"):
+                loader_link = inputs.get(loader_input)
+                if is_link(loader_link) and loader_link[0] in graph:
+                    loader = graph[loader_link[0]]
+                    entry["nodes"].append(f"{loader_link[0]} {loader['class_type']}")
+                    named = loader["inputs"].get("control_net_name") or loader["inputs"].get(
+                        "preset"
+                    )
+                    entry["models"] += [named, *(loader.get("_meta") or {}).get("models", [])]
+            for name, key in (("strength", "strength"), ("weight", "strength")):
+                if name in inputs:
+                    entry[key] = inputs[name]
+            for name, key in (("start_percent", "start"), ("start_at", "start")):
+                if name in inputs:
+                    entry[key] = inputs[name]
+            for name, key in (("end_percent", "end"), ("end_at", "end")):
+                if name in inputs:
+                    entry[key] = inputs[name]
+        entry["nodes"] = sorted(set(entry["nodes"]), key=lambda text: int(text.split()[0]))
+        entry["models"] = list(dict.fromkeys(entry["models"]))
+        described.append(entry)
+    return described
+
+
+_PREPROCESS_STEPS = frozenset(
+    {"Canny", *(c for group in PREPROCESSOR_CLASSES.values() for c in group)}
+)

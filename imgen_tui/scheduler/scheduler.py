@@ -49,7 +49,7 @@ from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEv
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
-from imgen_tui.graphs.references import bind_controlnets, set_reference_image
+from imgen_tui.graphs.references import bind_references, set_reference_image
 from imgen_tui.graphs.ui_workflow import ui_workflow
 from imgen_tui.scheduler.events import (
     JobAssigned,
@@ -550,7 +550,7 @@ class Scheduler:
             for load_id, path in job.spec.reference_images:
                 graph = set_reference_image(graph, load_id, await runtime.upload_source(path))
             if job.spec.reference_images:
-                graph = bind_controlnets(graph, runtime.controlnets)
+                graph = bind_references(graph, runtime.object_info, job.spec.family)
             job.graph_sent = graph  # the sidecar records what ran, not the template's name
             await runtime.client.submit(
                 graph, prompt_id=prompt_id, extra_data=_png_info(graph, runtime)
