@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 
 from imgen_tui.flows.concept import FLOW, ConceptBuilder, ConceptError
+from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_store import RoundRunner
 from imgen_tui.flows.rounds import Cell, Round, RoundHistory
 from imgen_tui.llm.field_refine import FieldRefinement, refine_fields
@@ -32,6 +33,7 @@ class ConceptSession:
         self.store = store
         self.runner = RoundRunner(store, scheduler, FLOW)
         self.lock_pins: list[str] = []  # what the locks have pinned in the intent document
+        self.references = ReferencePins(store, lambda: self.session_id, builder.maker)
 
     @property
     def session_id(self) -> str | None:
@@ -181,6 +183,7 @@ class ConceptSession:
         history, recipe_for = self.builder.history, self.builder.recipe_for
         state = await self.runner.reopen(session_id, history, recipe_for)
         self.lock_pins = self.builder.restore(state)
+        await self.references.load()
 
     async def image_arrived(self, cell: Cell) -> None:
         """A finished image: a verdict or lock given while it was being made goes on its row."""

@@ -11,12 +11,17 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from imgen_tui.comfy.ipadapter_presets import FACE_PRESET, STYLE_PRESET, PresetError, resolve_preset
 from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.graphs.graph import Graph, GraphError, is_link, iter_nodes, next_node_id
 from imgen_tui.graphs.params import SAMPLERS
+from imgen_tui.graphs.reference_pin import PinnedReference
+
+if TYPE_CHECKING:
+    from imgen_tui.graphs.templates import WorkflowTemplate
 
 Kind = Literal["pose", "depth", "edges", "style", "face"]
 KINDS: tuple[Kind, ...] = ("pose", "depth", "edges", "style", "face")
@@ -427,3 +432,30 @@ def describe_references(
 _PREPROCESS_STEPS = frozenset(
     {"Canny", *(c for group in PREPROCESSOR_CLASSES.values() for c in group)}
 )
+
+
+def with_pinned_references(
+    graph: Graph, template: WorkflowTemplate, pins: Sequence[PinnedReference]
+) -> tuple[Graph, tuple[tuple[str, str], ...], frozenset[str]]:
+    """A round's graph with the session's pins: (graph, LoadImage id -> local file, needs).
+
+    An upscale has no sampler to steer, so it is made as it is.
+    """
+    if not pins or template.task == "upscale":
+        return graph, (), frozenset()
+    refs = [
+        Reference(pin.kind, Path(pin.path).name, pin.strength, pin.start, pin.end) for pin in pins
+    ]
+    before = set(graph)
+    injected = inject_references(graph, refs, auto_controlnets(template.family))
+    loads = [
+        node_id
+        for node_id in sorted(set(injected) - before, key=_node_order)
+        if injected[node_id]["class_type"] == "LoadImage"
+    ]
+    files = tuple((load, pin.path) for load, pin in zip(loads, pins, strict=True))
+    return injected, files, reference_needs(refs)
+
+
+def _node_order(node_id: str) -> tuple[int, str]:
+    return (int(node_id), "") if node_id.isdigit() else (1 << 30, node_id)
