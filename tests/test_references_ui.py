@@ -52,8 +52,8 @@ async def next_round(pilot: Pilot[Any], screen: ConceptScreen) -> None:
     try:
         await until(pilot, lambda: round_done(screen))
     except AssertionError:
-        current = session_of(screen).current
-        raise AssertionError([(c.state, c.error, c.node_id) for c in current.cells]) from None
+        cells = current.cells if (current := session_of(screen).current) else []
+        raise AssertionError([(c.state, c.error, c.node_id) for c in cells]) from None
 
 
 async def stored_intent(screen: ConceptScreen) -> Intent:
