@@ -303,3 +303,136 @@ def test_cli_refuses_a_bad_ref_before_running(tmp_path: Path, capsys: Any) -> No
     assert "--ref 'hat:x.png' is not KIND:IMAGE" in capsys.readouterr().err
     assert main(["batch", "--demo", "--prompt", "a", "--ref", f"pose:{tmp_path}/none.png"]) != 0
     assert "is not a file" in capsys.readouterr().err
+
+
+# -- step 4: over the shipped templates and every recorded graph, against the recorded server --
+
+WORKFLOW_FIXTURES = Path(__file__).parent / "fixtures" / "workflows"
+
+
+def _recorded_server() -> dict[str, Any]:
+    import gzip
+
+    with gzip.open(WORKFLOW_FIXTURES / "object_info_full_with_packs.json.gz", "rb") as source:
+        data: dict[str, Any] = json.loads(source.read())
+    return data
+
+
+SERVER = _recorded_server()  # ComfyUI 0.3.64 with comfyui_controlnet_aux and IPAdapter_plus
+SERVER_CONTROLNET = SERVER["ControlNetLoader"]["input"]["required"]["control_net_name"][0][0]
+SERVER_IMAGE = "control_input_64.png"  # in the recorded LoadImage list
+
+
+def _rendered_templates() -> dict[str, dict[str, Any]]:
+    from imgen_tui.config import DEFAULT_MODELS
+    from imgen_tui.graphs import load_library
+    from imgen_tui.locations import bundled_dir
+
+    library = load_library([bundled_dir("workflows")])
+    graphs = {}
+    for name in library.names():
+        template = library[name]
+        values = {"prompt": "a red fox", "seed": 1, "image": SERVER_IMAGE}
+        graphs[f"template/{name}"] = template.render(values, DEFAULT_MODELS)
+    return graphs
+
+
+def _recorded_graphs() -> dict[str, dict[str, Any]]:
+    found = {}
+    for fixture in ("recorded_graphs.json", "written_graphs.json"):
+        for name, graph in json.loads((WORKFLOW_FIXTURES / fixture).read_text()).items():
+            if isinstance(graph, dict) and all(
+                isinstance(node, dict) and "class_type" in node for node in graph.values()
+            ):
+                found[name] = graph
+    return found
+
+
+def _steerable(graph: dict[str, Any]) -> bool:
+    """A sampler whose model and conditioning are links: what injection needs to join."""
+    from imgen_tui.graphs.params import SAMPLERS
+
+    samplers = [n["inputs"] for n in graph.values() if n["class_type"] in SAMPLERS]
+    return bool(samplers) and all(
+        all(is_link(inputs.get(name)) for name in ("model", "positive", "negative"))
+        for inputs in samplers
+    )
+
+
+ALL_GRAPHS = {
+    name: graph
+    for name, graph in {**_rendered_templates(), **_recorded_graphs()}.items()
+    if _steerable(graph)
+}
+
+
+def _server_for(graph: dict[str, Any]) -> dict[str, Any]:
+    """The recorded server, with the model files and classes the original graph names.
+
+    The property is about the inserted path, so the graph's own checkpoints and
+    files count as installed; the inserted nodes meet the recording untouched.
+    """
+    from imgen_tui.sim.validation import validate_prompt
+
+    server = json.loads(json.dumps(SERVER))
+    for node in graph.values():
+        spec = server.get(node["class_type"])
+        if spec is None:
+            continue
+        for name, value in node["inputs"].items():
+            declared = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}
+            choices = declared.get(name, [None])[0]
+            if isinstance(choices, list) and value not in choices:
+                choices.append(value)
+    assert validate_prompt(graph, server).error is None
+    return server
+
+
+def _inserted_path_only(original: dict[str, Any], injected: dict[str, Any]) -> list[str]:
+    """What changed outside the inserted nodes: nothing but links rewired onto them."""
+    inserted = set(injected) - set(original)
+    assert inserted == set(reference_nodes(injected))
+    changed = []
+    for node_id, node in original.items():
+        after = injected.get(node_id)
+        if after is None:
+            changed.append(f"{node_id} deleted")
+            continue
+        if {k: v for k, v in after.items() if k != "inputs"} != {
+            k: v for k, v in node.items() if k != "inputs"
+        }:
+            changed.append(f"{node_id} class or meta changed")
+        if set(after["inputs"]) != set(node["inputs"]):
+            changed.append(f"{node_id} inputs added or removed")
+        for name, value in node["inputs"].items():
+            new = after["inputs"].get(name)
+            if new != value and not (is_link(new) and new[0] in inserted and is_link(value)):
+                changed.append(f"{node_id}.{name} changed")
+    return changed
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.sampled_from(sorted(ALL_GRAPHS)), refs=references, aux=st.booleans())
+def test_injection_into_any_graph_validates_on_the_recorded_server_and_touches_nothing_else(
+    name: str, refs: list[Reference], aux: bool
+) -> None:
+    from imgen_tui.sim.validation import validate_prompt
+
+    original = ALL_GRAPHS[name]
+    server = _server_for(original)
+    refs = [Reference(r.kind, SERVER_IMAGE, r.strength, r.start, r.end) for r in refs]
+    controlnets = dict.fromkeys(("pose", "depth", "edges"), SERVER_CONTROLNET)
+    injected = inject_references(
+        original, refs, controlnets, preprocessors=PREPROCESSORS if aux else frozenset()
+    )
+    result = validate_prompt(injected, server)
+    assert result.error is None and result.node_errors == {}, (result.error, result.node_errors)
+    assert _inserted_path_only(original, injected) == []
+    assert strip_references(injected) == original
+
+
+def test_the_property_covers_templates_and_recorded_graphs() -> None:
+    names = set(ALL_GRAPHS)
+    assert {"template/sd15_txt2img", "template/sdxl_img2img", "template/flux_txt2img"} <= names
+    assert "v2/controlnet_txt2img" in names and "v2/ipadapter_missing_models_runtime_error" in names
+    assert any(name.startswith("written/") for name in names)
