@@ -374,7 +374,7 @@ def _server_for(graph: dict[str, Any]) -> dict[str, Any]:
     """
     from imgen_tui.sim.validation import validate_prompt
 
-    server = json.loads(json.dumps(SERVER))
+    server: dict[str, Any] = json.loads(json.dumps(SERVER))
     for node in graph.values():
         spec = server.get(node["class_type"])
         if spec is None:
@@ -436,3 +436,61 @@ def test_the_property_covers_templates_and_recorded_graphs() -> None:
     assert {"template/sd15_txt2img", "template/sdxl_img2img", "template/flux_txt2img"} <= names
     assert "v2/controlnet_txt2img" in names and "v2/ipadapter_missing_models_runtime_error" in names
     assert any(name.startswith("written/") for name in names)
+
+
+async def test_a_node_without_the_familys_controlnet_hands_the_job_on(tmp_path: Path) -> None:
+    """Routing knows "controlnet", not which families: the node that lacks the file says
+    so at post time and the job moves on, or fails naming every node it tried."""
+    from imgen_tui.config import DEFAULT_MODELS
+    from imgen_tui.scheduler.jobs import JobSpec, JobState
+    from imgen_tui.sim.farm import SimFarm
+    from imgen_tui.sim.spec import SimNodeSpec
+    from tests.test_scheduler_farm import LIBRARY, make_scheduler
+
+    picture = tmp_path / "pose.png"
+    picture.write_bytes((FIXTURES / "control_input_64.png").read_bytes())
+
+    def node(node_id: str, tier: str, controlnets: list[str]) -> SimNodeSpec:
+        return SimNodeSpec(
+            id=node_id,
+            tier=tier,  # type: ignore[arg-type]
+            capabilities=("sdxl", "controlnet"),
+            seconds_per_step={"sdxl": 0.001 if tier == "premium" else 0.01},
+            models={"checkpoints": [DEFAULT_MODELS["sdxl"]], "controlnet": controlnets},
+        )
+
+    def pose_job() -> JobSpec:
+        from imgen_tui.graphs.reference_pin import PinnedReference
+        from imgen_tui.graphs.references import with_pinned_references
+
+        template = LIBRARY["sdxl_txt2img"]
+        graph = template.render({"prompt": "a fox", "seed": 3, "steps": 2}, DEFAULT_MODELS)
+        pin = PinnedReference(kind="pose", path=str(picture))
+        graph, images, needs = with_pinned_references(graph, template, [pin])
+        return JobSpec.from_graph(graph, "sdxl", needs=needs, reference_images=images)
+
+    farm = SimFarm(
+        [
+            node("fast-sd15-only", "premium", ["control_v11p_sd15_openpose.pth"]),
+            node("slow-xl", "draft", ["thibaud_xl_openpose.safetensors"]),
+        ],
+        farm_models=dict(DEFAULT_MODELS),
+        previews=False,
+    )
+    async with farm, make_scheduler(farm) as scheduler:
+        [job] = scheduler.submit_many([pose_job()])
+        await scheduler.wait_idle()
+        assert job.state == JobState.DONE, job.last_error
+        assert job.node_id == "slow-xl"
+        assert "fast-sd15-only: node" in str(job.last_error)
+        assert "no sdxl ControlNet model for pose" in str(job.last_error)
+    farm = SimFarm(
+        [node("a", "premium", ["control_v11p_sd15_openpose.pth"]), node("b", "draft", [])],
+        farm_models=dict(DEFAULT_MODELS),
+        previews=False,
+    )
+    async with farm, make_scheduler(farm) as scheduler:
+        [job] = scheduler.submit_many([pose_job()])
+        await scheduler.wait_idle()
+        assert job.state == JobState.FAILED
+        assert "no sdxl ControlNet model for pose" in str(job.last_error)

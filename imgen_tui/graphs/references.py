@@ -41,6 +41,10 @@ FAMILY_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+class ReferenceUnavailable(GraphError):
+    """This node lacks a file a reference needs: another node may have it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     kind: Kind
@@ -291,7 +295,7 @@ def bind_controlnets(graph: Graph, files: Iterable[str]) -> Graph:
         kind, _, family = str(name)[len(AUTO_PREFIX) :].partition(":")
         chosen = choose_controlnet(kind, family, options)
         if chosen is None:
-            raise GraphError(
+            raise ReferenceUnavailable(
                 f"node {node_id}: no {family} ControlNet model for {kind} is installed "
                 f"(have: {', '.join(options) or 'none'})"
             )
@@ -334,7 +338,7 @@ def bind_references(graph: Graph, info: ObjectInfo | None, family: str) -> Graph
                 loras=info.loras,
             )
         except PresetError as error:
-            raise GraphError(f"node {node_id}: {error}") from None
+            raise ReferenceUnavailable(f"node {node_id}: {error}") from None
         node["_meta"]["models"] = [
             name for name in (files.ipadapter, files.clip_vision, files.lora) if name
         ]

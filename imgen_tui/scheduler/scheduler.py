@@ -49,7 +49,11 @@ from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEv
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
-from imgen_tui.graphs.references import bind_references, set_reference_image
+from imgen_tui.graphs.references import (
+    ReferenceUnavailable,
+    bind_references,
+    set_reference_image,
+)
 from imgen_tui.graphs.ui_workflow import ui_workflow
 from imgen_tui.scheduler.events import (
     JobAssigned,
@@ -566,6 +570,8 @@ class Scheduler:
             self._retry(runtime, prompt_id, str(error), exclude=False)
             if isinstance(error, NodeUnreachable):
                 await self._node_lost(runtime, str(error))
+        except ReferenceUnavailable as error:  # this node lacks the file: another may have it
+            self._retry(runtime, prompt_id, f"{runtime.id}: {error}", exclude=True)
         except GraphError as error:  # the job itself is wrong: no node can help
             if self._take_back(runtime, prompt_id) is not None:
                 self._finish(job, JobState.FAILED, JobFailed(job, str(error)))
