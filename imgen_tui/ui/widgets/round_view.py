@@ -47,9 +47,9 @@ ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("c", "compare", "Compare", id="round.compare"),
     Binding("g", "again", "Again", id="round.again"),
     Binding("z", "undo_again", "Undo again", show=False, id="round.undo_again"),
-    Binding("P", "reference('pose')", "Keep pose", id="round.ref_pose"),
-    Binding("F", "reference('face')", "Keep face", id="round.ref_face"),
-    Binding("S", "reference('style')", "Keep style", id="round.ref_style"),
+    Binding("P", "reference('pose')", "Keep pose", show=False, id="round.ref_pose"),
+    Binding("F", "reference('face')", "Keep face", show=False, id="round.ref_face"),
+    Binding("S", "reference('style')", "Keep style", show=False, id="round.ref_style"),
 ]
 FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
 
