@@ -89,7 +89,9 @@ async def test_keys_pin_references_chips_nudge_and_drop_them_and_rounds_use_them
         assert [chip.pin.kind for chip in chips(screen)] == ["pose", "face", "style"]
         assert chip_texts(screen)[0].startswith("pose 0.8")
 
-        chips(screen)[0].focus()
+        view.grid.focus()
+        await pilot.press("tab")  # from the grid to the first chip
+        await until(pilot, lambda: chips(screen)[0].has_focus)
         await pilot.press("plus", "plus", "minus")
         await until(pilot, lambda: chip_texts(screen)[0].startswith("pose 0.9"))
         chips(screen)[2].focus()

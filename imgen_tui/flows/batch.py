@@ -26,12 +26,8 @@ from imgen_tui.flows.variations import (
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import LoraSpec, inject_loras
 from imgen_tui.graphs.params import extract_parameters, with_values
-from imgen_tui.graphs.references import (
-    Reference,
-    auto_controlnets,
-    capability_for,
-    inject_references,
-)
+from imgen_tui.graphs.reference_pin import PinnedReference
+from imgen_tui.graphs.references import with_local_references
 from imgen_tui.graphs.templates import MODEL_PLACEHOLDERS, WorkflowLibrary, WorkflowTemplate
 from imgen_tui.graphs.typed_params import TypedParameter, typed_parameters
 from imgen_tui.graphs.workflow_file import (
@@ -143,7 +139,9 @@ def plan_jobs(
         graph = _graph(template, {**request.params, "prompt": prompt, "seed": seed}, models)
         if request.loras:
             graph = _with_loras(template, graph, request.loras)
-        graph, images = _with_references(graph, template.family, request.references)
+        graph, images, reference_needs = _with_references(
+            graph, template.family, request.references
+        )
         if index == 0:
             _check_values(template, graph)
             try:
@@ -154,7 +152,7 @@ def plan_jobs(
             JobSpec.from_graph(
                 graph,
                 template.family,
-                needs=frozenset(template.requires) | _reference_needs(request),
+                needs=frozenset(template.requires) | reference_needs,
                 reference_images=images,
                 priority=priority,
                 round_id=round_id,
@@ -164,33 +162,18 @@ def plan_jobs(
     return specs
 
 
-def _reference_needs(request: BatchRequest) -> frozenset[str]:
-    return frozenset(capability_for(kind) for kind, _, _ in request.references)
-
-
 def _with_references(
     graph: Graph, family: str, references: Sequence[tuple[str, str, float]]
-) -> tuple[Graph, tuple[tuple[str, str], ...]]:
-    """The graph with every --ref injected, and which LoadImage reads which local file."""
-    if not references:
-        return graph, ()
-    refs = [
-        Reference(kind, Path(path).name, strength)  # type: ignore[arg-type]
+) -> tuple[Graph, tuple[tuple[str, str], ...], frozenset[str]]:
+    """The graph with every --ref injected, which LoadImage reads which file, and the needs."""
+    pins = [
+        PinnedReference(kind=kind, path=path, strength=strength)  # type: ignore[arg-type]
         for kind, path, strength in references
     ]
-    before = set(graph)
     try:
-        injected = inject_references(graph, refs, auto_controlnets(family))
+        return with_local_references(graph, family, pins)
     except GraphError as error:
         raise ConfigError(f"--ref: {error}") from None
-    loads = [
-        node_id
-        for node_id in sorted(set(injected) - before, key=int)
-        if injected[node_id]["class_type"] == "LoadImage"
-    ]
-    return injected, tuple(
-        (node_id, path) for node_id, (_, path, _) in zip(loads, references, strict=True)
-    )
 
 
 def _check_inputs(
@@ -367,14 +350,14 @@ def plan_loaded_jobs(
             values["positive_prompt"] = job.prompt
             if "positive_prompt" not in kinds:
                 values["prompt"] = job.prompt
-        referenced, images = _with_references(
+        referenced, images, reference_needs = _with_references(
             with_values(swept, values), loaded.info.family, request.references
         )
         specs.append(
             JobSpec.from_graph(
                 referenced,
                 loaded.info.family,
-                needs=loaded.info.needs | _reference_needs(request),
+                needs=loaded.info.needs | reference_needs,
                 reference_images=images,
                 priority=priority,
                 round_id=round_id,

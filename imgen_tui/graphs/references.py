@@ -445,13 +445,26 @@ def with_pinned_references(
 
     An upscale has no sampler to steer, so it is made as it is.
     """
-    if not pins or template.task == "upscale":
+    if template.task == "upscale":
+        return graph, (), frozenset()
+    return with_local_references(graph, template.family, pins)
+
+
+def with_local_references(
+    graph: Graph, family: str, pins: Sequence[PinnedReference]
+) -> tuple[Graph, tuple[tuple[str, str], ...], frozenset[str]]:
+    """Any graph with references to local files: (graph, LoadImage id -> file, needs).
+
+    The LoadImage nodes read the file's name for now; the scheduler uploads
+    each file to the node that runs the job and writes its name there.
+    """
+    if not pins:
         return graph, (), frozenset()
     refs = [
         Reference(pin.kind, Path(pin.path).name, pin.strength, pin.start, pin.end) for pin in pins
     ]
     before = set(graph)
-    injected = inject_references(graph, refs, auto_controlnets(template.family))
+    injected = inject_references(graph, refs, auto_controlnets(family))
     loads = [
         node_id
         for node_id in sorted(set(injected) - before, key=_node_order)
