@@ -381,7 +381,10 @@ def _server_for(graph: dict[str, Any]) -> dict[str, Any]:
             continue
         for name, value in node["inputs"].items():
             declared = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}
-            choices = declared.get(name, [None])[0]
+            combo = declared.get(name, [None])
+            choices = combo[0]
+            if choices == "COMBO" and len(combo) > 1:  # the v3 shape: options in the dict
+                choices = combo[1].setdefault("options", [])
             if isinstance(choices, list) and value not in choices:
                 choices.append(value)
     assert validate_prompt(graph, server).error is None
@@ -426,7 +429,9 @@ def test_injection_into_any_graph_validates_on_the_recorded_server_and_touches_n
         original, refs, controlnets, preprocessors=PREPROCESSORS if aux else frozenset()
     )
     result = validate_prompt(injected, server)
-    assert result.error is None and result.node_errors == {}, (result.error, result.node_errors)
+    # a recording's deliberately broken second output stays as broken, and no more
+    before = validate_prompt(original, server).node_errors
+    assert result.error is None and result.node_errors == before, (result.error, result.node_errors)
     assert _inserted_path_only(original, injected) == []
     assert strip_references(injected) == original
 
