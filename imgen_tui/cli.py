@@ -198,6 +198,13 @@ def _add_batch_parser(
         help="any other workflow placeholder, e.g. cfg=6.5 (repeatable)",
     )
     batch.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        metavar="KIND:IMAGE[:STRENGTH]",
+        help="keep the pose, depth, edges, style or face of an image (repeatable)",
+    )
+    batch.add_argument(
         "--lora",
         action="append",
         default=[],
@@ -352,6 +359,7 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             base_seed=args.seed_start,
             params=_params(args),
             time_limit=args.timeout,
+            references=_references(args.ref),
             loras=tuple(parse_lora(text) for text in args.lora),
             sweeps=_sweeps(args.sweep),
             sweep_mode="zip" if args.zip else "cartesian",
@@ -369,6 +377,12 @@ def _batch(args: argparse.Namespace, console: Console) -> int:
             wait_for_nodes=args.wait_for_nodes,
         )
     )
+
+
+def _references(values: list[str]) -> tuple[tuple[str, str, float], ...]:
+    from imgen_tui.flows.reference_args import parse_references
+
+    return parse_references(values)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,6 +10,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from imgen_tui.comfy.ipadapter_presets import (
+    FACE_PRESET,
+    STYLE_PRESET,
+    PresetError,
+    resolve_preset,
+)
 from imgen_tui.comfy.responses import ObjectInfo
 
 Verdict = Literal["confirmed", "missing", "unchecked"]
@@ -22,9 +28,11 @@ FAMILY_CAPABILITIES = {
     "flux": "flux",
     "flux_fp8": "flux",
 }
+IPADAPTER_CLASSES = {
+    "ipadapter": ("IPAdapterUnifiedLoader", "IPAdapterAdvanced"),
+    "faceid": ("IPAdapterUnifiedLoaderFaceID", "IPAdapterFaceID"),
+}
 CLASS_CAPABILITIES = {
-    "ipadapter": ("IPAdapterModelLoader", "IPAdapterUnifiedLoader"),
-    "faceid": ("IPAdapterModelLoader", "IPAdapterUnifiedLoaderFaceID"),
     "animatediff": ("ADE_AnimateDiffLoaderGen1", "ADE_AnimateDiffLoaderWithContext"),
 }
 
@@ -66,9 +74,40 @@ def _check(info: ObjectInfo, capability: str, models: Mapping[str, str]) -> Capa
                 capability, "confirmed", f"{len(info.controlnets)} ControlNet models"
             )
         return CapabilityCheck(capability, "missing", "no ControlNet models are installed")
+    if capability in ("ipadapter", "faceid"):
+        return _check_ipadapter(info, capability)
     if capability in CLASS_CAPABILITIES:
         classes = CLASS_CAPABILITIES[capability]
         if any(info.has_class(name) for name in classes):
             return CapabilityCheck(capability, "confirmed", "its custom nodes are installed")
         return CapabilityCheck(capability, "missing", f"custom node {classes[0]} is not installed")
     return CapabilityCheck(capability, "unchecked", "nothing to check it against")
+
+
+def _check_ipadapter(info: ObjectInfo, capability: str) -> CapabilityCheck:
+    """The pack's classes and the files its preset resolves to: without them it fails at run time.
+
+    IPAdapterUnifiedLoader's presets are not a file list, so a node without
+    IP-Adapter or CLIP-vision files still validates the graph and then fails
+    with "ClipVision model not found."; routing must know before it sends, so
+    the files are matched with the pack's own rules (`ipadapter_presets`).
+    """
+    absent = [name for name in IPADAPTER_CLASSES[capability] if not info.has_class(name)]
+    if absent:
+        return CapabilityCheck(capability, "missing", f"custom node {absent[0]} is not installed")
+    preset = FACE_PRESET if capability == "faceid" else STYLE_PRESET
+    problems = []
+    for family, is_sdxl in (("sd15", False), ("sdxl", True)):
+        try:
+            files = resolve_preset(
+                preset,
+                is_sdxl,
+                clip_vision=info.options("CLIPVisionLoader", "clip_name"),
+                ipadapter=info.options("IPAdapterModelLoader", "ipadapter_file"),
+                loras=info.loras,
+            )
+        except PresetError as error:
+            problems.append(str(error).rstrip("."))
+            continue
+        return CapabilityCheck(capability, "confirmed", f"{preset} for {family}: {files.ipadapter}")
+    return CapabilityCheck(capability, "missing", f"{preset}: {problems[0]}")

@@ -26,6 +26,8 @@ from imgen_tui.flows.variations import (
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import LoraSpec, inject_loras
 from imgen_tui.graphs.params import extract_parameters, with_values
+from imgen_tui.graphs.reference_pin import PinnedReference
+from imgen_tui.graphs.references import with_local_references
 from imgen_tui.graphs.templates import MODEL_PLACEHOLDERS, WorkflowLibrary, WorkflowTemplate
 from imgen_tui.graphs.typed_params import TypedParameter, typed_parameters
 from imgen_tui.graphs.workflow_file import (
@@ -58,6 +60,8 @@ class BatchRequest:
     #: workflow files only: parameter -> values as typed ("4..8 step 2", "a, b", "*")
     sweeps: Mapping[str, str] = field(default_factory=dict)
     sweep_mode: SweepMode = "cartesian"
+    #: (kind, local image file, strength) of each --ref, applied to every job
+    references: Sequence[tuple[str, str, float]] = ()
 
     @property
     def title(self) -> str:
@@ -135,6 +139,9 @@ def plan_jobs(
         graph = _graph(template, {**request.params, "prompt": prompt, "seed": seed}, models)
         if request.loras:
             graph = _with_loras(template, graph, request.loras)
+        graph, images, reference_needs = _with_references(
+            graph, template.family, request.references
+        )
         if index == 0:
             _check_values(template, graph)
             try:
@@ -145,13 +152,28 @@ def plan_jobs(
             JobSpec.from_graph(
                 graph,
                 template.family,
-                needs=frozenset(template.requires),
+                needs=frozenset(template.requires) | reference_needs,
+                reference_images=images,
                 priority=priority,
                 round_id=round_id,
                 time_limit=request.time_limit,
             )
         )
     return specs
+
+
+def _with_references(
+    graph: Graph, family: str, references: Sequence[tuple[str, str, float]]
+) -> tuple[Graph, tuple[tuple[str, str], ...], frozenset[str]]:
+    """The graph with every --ref injected, which LoadImage reads which file, and the needs."""
+    pins = [
+        PinnedReference(kind=kind, path=path, strength=strength)  # type: ignore[arg-type]
+        for kind, path, strength in references
+    ]
+    try:
+        return with_local_references(graph, family, pins)
+    except GraphError as error:
+        raise ConfigError(f"--ref: {error}") from None
 
 
 def _check_inputs(
@@ -328,11 +350,15 @@ def plan_loaded_jobs(
             values["positive_prompt"] = job.prompt
             if "positive_prompt" not in kinds:
                 values["prompt"] = job.prompt
+        referenced, images, reference_needs = _with_references(
+            with_values(swept, values), loaded.info.family, request.references
+        )
         specs.append(
             JobSpec.from_graph(
-                with_values(swept, values),
+                referenced,
                 loaded.info.family,
-                needs=loaded.info.needs,
+                needs=loaded.info.needs | reference_needs,
+                reference_images=images,
                 priority=priority,
                 round_id=round_id,
                 time_limit=request.time_limit,

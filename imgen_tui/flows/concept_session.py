@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 
 from imgen_tui.flows.concept import FLOW, ConceptBuilder, ConceptError
+from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_session import RoundSession, read_pictures
 from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.llm.field_refine import FieldRefinement, refine_fields
@@ -30,6 +31,7 @@ class ConceptSession(RoundSession):
         super().__init__(builder, store, scheduler, FLOW)
         self.builder = builder
         self.lock_pins: list[str] = []  # what the locks have pinned in the intent document
+        self.references = ReferencePins(store, lambda: self.session_id, builder.maker)
 
     @property
     def session_id(self) -> str | None:
@@ -139,6 +141,7 @@ class ConceptSession(RoundSession):
         history, recipe_for = self.builder.history, self.builder.recipe_for
         state = await self.runner.reopen(session_id, history, recipe_for)
         self.lock_pins = self.builder.restore(state)
+        await self.references.load()
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current

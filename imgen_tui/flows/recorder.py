@@ -22,6 +22,7 @@ from typing import Any
 from imgen_tui.comfy.client import DEFAULT_DOWNLOAD_CAP, ComfyClient
 from imgen_tui.comfy.events import ImageRef
 from imgen_tui.graphs.params import read_values
+from imgen_tui.graphs.references import describe_references
 from imgen_tui.scheduler.events import (
     JobCancelled,
     JobEvent,
@@ -199,6 +200,7 @@ def sidecar_fields(
         "scheduler": values.get("scheduler"),
         "denoise": values.get("denoise"),
         "loras": values.get("lora_name"),
+        "references": describe_references(graph, spec.reference_images),
         "comfyui_prompt_id": prompt_id,
         "graph": graph,
     }

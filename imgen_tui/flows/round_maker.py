@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import Field
 
 from imgen_tui.flows.rounds import SOURCE_PLACEHOLDER, Cell, Recipe, Round, RoundHistory
+from imgen_tui.graphs.reference_pin import PinnedReference
+from imgen_tui.graphs.references import with_pinned_references
 from imgen_tui.graphs.templates import WorkflowLibrary, WorkflowTemplate
 from imgen_tui.scheduler.jobs import JobSpec, Priority
 from imgen_tui.scheduler.variations import MAX_SEED
@@ -56,6 +58,8 @@ class RoundMaker:
         self.more_config = more_like_this or MoreLikeThisConfig()
         self.upscale_workflow = upscale_workflow
         self.rng = rng or random.Random()
+        #: the session's pinned references (intent document): every new job is made with them
+        self.references: list[PinnedReference] = []
 
     def template(self, name: str) -> WorkflowTemplate:
         try:
@@ -211,10 +215,12 @@ class RoundMaker:
         if "image" in template.placeholders:
             values["image"] = SOURCE_PLACEHOLDER
         graph = template.render(values, self.models)
+        graph, images, needs = with_pinned_references(graph, template, self.references)
         spec = JobSpec.from_graph(
             graph,
             template.family,
-            needs=frozenset(template.requires),
+            needs=frozenset(template.requires) | needs,
+            reference_images=images,
             min_tier=stage_round.recipe.min_tier,
             priority=Priority.INTERACTIVE,
             round_id=stage_round.round_id,

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from imgen_tui.graphs.reference_pin import PinnedReference
 from imgen_tui.llm.changes import Changes
 from imgen_tui.llm.check import check, repair
 from imgen_tui.llm.config import EnhancementStyle
@@ -38,6 +39,8 @@ class Intent(BaseModel):
     preferences: list[str] = Field(default_factory=list)
     avoid: list[str] = Field(default_factory=list)
     pinned: list[str] = Field(default_factory=list)  # traits every refinement must keep
+    #: pose / face / style references every round of the session is made with
+    references: list[PinnedReference] = Field(default_factory=list)
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Intent:

@@ -42,6 +42,8 @@ class JobSpec:
     time_limit: float = 300.0
     parent_image_id: str | None = None  # the image an img2img or upscale job starts from
     source_image: str | None = None  # its file: uploaded to whichever node takes the job
+    #: (LoadImage node id, local file) of each reference image: uploaded like source_image
+    reference_images: tuple[tuple[str, str], ...] = ()
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
@@ -82,6 +84,7 @@ class JobSpec:
         data["needs"] = frozenset(data.get("needs", ()))
         data["loras"] = frozenset(data.get("loras", ()))
         data["priority"] = Priority(data.get("priority", Priority.INTERACTIVE))
+        data["reference_images"] = tuple(tuple(pair) for pair in data.get("reference_images", ()))
         return cls(**data)
 
 

@@ -39,6 +39,7 @@ class NodeRuntime:
     state_reason: str = "not checked yet"
     capabilities: frozenset[str] = frozenset()
     checkpoints: frozenset[str] | None = None
+    controlnets: tuple[str, ...] = ()  # ControlNet files, from /object_info
     loras: frozenset[str] | None = None  # installed LoRA files, from /object_info
     object_info: ObjectInfo | None = None  # its last answer: widget order for UI workflows
     loaded_checkpoint: str | None = None
@@ -178,6 +179,7 @@ class NodeRuntime:
         checks = check_capabilities(info, self.config.capabilities, models)
         self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
+        self.controlnets = info.controlnets
         self.loras = frozenset(info.loras)
         self.object_info = info
         self.confirmed = True

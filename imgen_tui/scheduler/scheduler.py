@@ -49,6 +49,11 @@ from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEv
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
+from imgen_tui.graphs.references import (
+    ReferenceUnavailable,
+    bind_references,
+    set_reference_image,
+)
 from imgen_tui.graphs.ui_workflow import ui_workflow
 from imgen_tui.scheduler.events import (
     JobAssigned,
@@ -546,6 +551,10 @@ class Scheduler:
             if job.spec.source_image is not None:
                 name = await runtime.upload_source(job.spec.source_image)
                 graph = set_source_image(graph, name)
+            for load_id, path in job.spec.reference_images:
+                graph = set_reference_image(graph, load_id, await runtime.upload_source(path))
+            if job.spec.reference_images:
+                graph = bind_references(graph, runtime.object_info, job.spec.family)
             job.graph_sent = graph  # the sidecar records what ran, not the template's name
             await runtime.client.submit(
                 graph, prompt_id=prompt_id, extra_data=_png_info(graph, runtime)
@@ -561,6 +570,8 @@ class Scheduler:
             self._retry(runtime, prompt_id, str(error), exclude=False)
             if isinstance(error, NodeUnreachable):
                 await self._node_lost(runtime, str(error))
+        except ReferenceUnavailable as error:  # this node lacks the file: another may have it
+            self._retry(runtime, prompt_id, f"{runtime.id}: {error}", exclude=True)
         except GraphError as error:  # the job itself is wrong: no node can help
             if self._take_back(runtime, prompt_id) is not None:
                 self._finish(job, JobState.FAILED, JobFailed(job, str(error)))

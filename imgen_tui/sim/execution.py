@@ -22,9 +22,17 @@ from typing import Any
 
 from PIL import Image
 
+from imgen_tui.comfy.ipadapter_presets import PresetError
 from imgen_tui.graphs.graph import is_link
 from imgen_tui.graphs.params import read_values
 from imgen_tui.sim import images
+from imgen_tui.sim.references import (
+    UNIFIED_LOADERS,
+    apply_references,
+    check_unified_loader,
+    image_at,
+    reference_load_ids,
+)
 from imgen_tui.sim.spec import SimNodeSpec, family_of_checkpoint
 
 OOM_MESSAGE = (
@@ -254,6 +262,12 @@ class PromptRun:
         elif class_type == "VAEDecode" and self.spec.fixed_seconds:
             # (no zero sleep without a fixed cost: a yield per node slows a busy shared loop)
             await asyncio.sleep(self.spec.fixed_seconds / 2)
+        elif class_type in UNIFIED_LOADERS:  # presets find their files only now, as recorded
+            family = family_of_checkpoint(self.farm_models, self.memory.loaded_checkpoint or "")
+            try:
+                check_unified_loader(inputs, self.spec.models, family != "sd15")
+            except PresetError as error:
+                raise NodeFailure(node_id, class_type, "Exception", f"{error}\n") from None
         elif class_type in ("KSampler", "KSamplerAdvanced"):
             await self._sample(node_id, class_type, inputs)
         elif class_type == "ImageUpscaleWithModel":
@@ -352,6 +366,9 @@ class PromptRun:
             denoise = float(values.get("denoise", 1.0))
             if source is not None and denoise < 1.0:
                 picture = images.blend_with_source(picture, source, denoise)
+            picture = apply_references(picture, self.graph, self.root / "input")
+        elif (saved := self._saved_map()) is not None:  # e.g. LoadImage -> Canny -> PreviewImage
+            return saved
         elif source is not None:
             picture = source.convert("RGB")
         else:
@@ -360,9 +377,18 @@ class PromptRun:
             picture = picture.resize((width, height), Image.Resampling.LANCZOS)
         return picture
 
-    def _load_source(self) -> Image.Image | None:
+    def _saved_map(self) -> Image.Image | None:
         for node in self.graph.values():
-            if node.get("class_type") == "LoadImage":
+            if node.get("class_type") in ("SaveImage", "PreviewImage"):
+                found = image_at(self.graph, node["inputs"].get("images"), self.root / "input")
+                if found is not None:
+                    return found
+        return None
+
+    def _load_source(self) -> Image.Image | None:
+        references = reference_load_ids(self.graph)
+        for node_id, node in self.graph.items():
+            if node.get("class_type") == "LoadImage" and node_id not in references:
                 path = self.root / "input" / str(node["inputs"].get("image"))
                 if path.is_file():
                     with Image.open(path) as image:

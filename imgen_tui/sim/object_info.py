@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from imgen_tui.sim.references import reference_classes
 from imgen_tui.sim.spec import SimNodeSpec
 
 # (class, input) pairs that list the files of one model folder.
@@ -73,6 +74,7 @@ def build_object_info(spec: SimNodeSpec, input_files: list[str]) -> dict[str, An
                 "python_module": "custom_nodes",
                 "category": "custom",
             }
+    classes.update(reference_classes(spec.extra_classes))  # recorded ControlNet/IP-Adapter specs
     for folder, inputs in MODEL_INPUTS.items():
         for class_type, input_name in inputs:
             _set_options(classes, class_type, input_name, list(spec.models.get(folder, [])))

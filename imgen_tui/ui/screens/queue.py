@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from imgen_tui.scheduler.jobs import Job, JobState
+from imgen_tui.scheduler.routing import refusal
 from imgen_tui.ui.screens.modals import ConfirmScreen
 from imgen_tui.ui.widgets.live_table import LiveTableScreen
 
@@ -50,7 +52,7 @@ class QueueScreen(LiveTableScreen):
             row = (
                 job.job_id[:8],
                 JobState(job.state).name.lower(),
-                job.node_id or "-",
+                job.node_id or self._refusals(job),
                 job.spec.family,
                 f"{job.spec.width}x{job.spec.height}",
                 str(job.spec.steps),
@@ -58,6 +60,15 @@ class QueueScreen(LiveTableScreen):
                 (job.spec.round_id or "-")[:8],
             )
             self.put_row(job.job_id, row)
+
+    def _refusals(self, job: Job) -> str:
+        """A waiting job: why the nodes that cannot run it refuse ("gpu-draft: no ipadapter")."""
+        scheduler = self.imgen.engine.scheduler
+        if scheduler is None:
+            return "-"
+        now = time.monotonic()
+        reasons = [refusal(job.spec, runtime.view(now)) for runtime in scheduler.nodes.values()]
+        return "; ".join(reason for reason in reasons if reason) or "-"
 
     def _selected(self) -> Job | None:
         table = self.query_one(DataTable)

@@ -19,11 +19,15 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_store import RoundActions
 from imgen_tui.flows.rounds import Cell, Denoise, Round, mark_for_compare
+from imgen_tui.graphs.reference_pin import PinKind
+from imgen_tui.graphs.references import capability_for
 from imgen_tui.scheduler.events import JobCancelled, JobDone, JobFailed, JobPreview
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.widgets.grid import ThumbGrid
+from imgen_tui.ui.widgets.reference_chips import ReferenceChips
 
 ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("left,h", "move(-1)", "Left", show=False, id="round.left"),
@@ -44,6 +48,9 @@ ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("a", "mark", "Mark A/B", show=False, id="round.mark"),
     Binding("g", "again", "Again", id="round.again"),
     Binding("z", "undo_again", "Undo again", show=False, id="round.undo_again"),
+    Binding("P", "reference('pose')", "Keep pose", show=False, id="round.ref_pose"),
+    Binding("F", "reference('face')", "Keep face", show=False, id="round.ref_face"),
+    Binding("S", "reference('style')", "Keep style", show=False, id="round.ref_style"),
 ]
 FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
 
@@ -125,6 +132,7 @@ class RoundView(Vertical):
             yield ThumbGrid(self.renderer, page_size=self.page_size, id="grid")
         else:
             yield CellGrid(self.renderer, columns=self.columns, page_size=self.page_size, id="grid")
+        yield ReferenceChips(id="reference-chips")
         yield Static("", id="feedback")
 
     @property
@@ -147,6 +155,14 @@ class RoundView(Vertical):
         current = self.current
         self.grid.set_cells(current.cells if current else [])
         self.repaint_feedback()
+        pins, chips = self.reference_pins(), self.query_one(ReferenceChips)
+        if chips.pins is not pins or len(chips.chip_list) != len(pins.pins if pins else []):
+            self.run_worker(chips.show(pins), group="chips")
+
+    def reference_pins(self) -> ReferencePins | None:
+        """The flow session's pinned references, if the flow takes them."""
+        pins = getattr(self.actions, "references", None)
+        return pins if isinstance(pins, ReferencePins) else None
 
     def job_changed(self, event: object, cell: Cell) -> None:
         """A scheduler event already applied to `cell`: store what came, repaint what shows it.
@@ -332,6 +348,41 @@ class RoundView(Vertical):
         self.show_round()
         self.grid.cursor = max(0, len(self.grid.cells) - 1)
         self.repaint_feedback()
+
+    async def action_reference(self, kind: PinKind) -> None:
+        """P / F / S: keep the pose, face or style of the picture under the cursor."""
+        cell = self._cell_or_say()
+        pins = self.reference_pins()
+        if cell is None:
+            return
+        if pins is None:
+            self.notify("This flow does not take references.", severity="warning")
+            return
+        if cell.image is None:
+            self.notify("That image is not finished yet.")
+            return
+        try:
+            pin = await pins.pin(kind, cell.image)
+        except ValueError as error:
+            self.notify(str(error), severity="warning")
+            return
+        await self.query_one(ReferenceChips).show(pins)
+        lacking = self._nodes_lacking(capability_for(kind))
+        note = f"; {lacking} cannot run it" if lacking else ""
+        self.notify(
+            f"Keeping the {kind} of #{self.number(cell)} from the next round on "
+            f"(strength {pin.strength:.1f}){note}"
+        )
+
+    def _nodes_lacking(self, capability: str) -> str:
+        scheduler = getattr(getattr(self.app, "engine", None), "scheduler", None)
+        nodes = getattr(scheduler, "nodes", {})
+        return ", ".join(
+            sorted(n for n, r in nodes.items() if r.confirmed and capability not in r.capabilities)
+        )
+
+    def on_reference_chips_emptied(self) -> None:
+        self.grid.focus()
 
     def _cell_or_say(self) -> Cell | None:
         cell = self.cell()

@@ -1,0 +1,161 @@
+"""P / F / S on the round view, the reference chips, and their life in the session (issue 17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from imgen_tui.llm.pipeline import Intent
+from imgen_tui.ui.screens.concept import ConceptScreen
+from imgen_tui.ui.screens.queue import QueueScreen
+from imgen_tui.ui.widgets.reference_chips import ReferenceChip
+from imgen_tui.ui.widgets.round_view import RoundView
+from tests.pilot_helpers import until
+from tests.test_ui_concept import (
+    FOX,
+    SIZE,
+    demo_app,
+    fill,
+    messages,
+    open_concept,
+    refine,
+    round_done,
+    session_of,
+)
+
+
+def chips(screen: ConceptScreen) -> list[ReferenceChip]:
+    return list(screen.query(ReferenceChip))
+
+
+def chip_texts(screen: ConceptScreen) -> list[str]:
+    return [ReferenceChip.text_for(chip.pin) for chip in chips(screen)]
+
+
+async def first_round(pilot: Pilot[Any], screen: ConceptScreen) -> None:
+    await fill(screen, FOX)
+    screen.query_one("#field-subject", Input).focus()
+    await pilot.press("enter")
+    await until(pilot, lambda: round_done(screen))
+    screen.query_one(RoundView).grid.focus()
+
+
+async def next_round(pilot: Pilot[Any], screen: ConceptScreen) -> None:
+    before = len(session_of(screen).history.rounds)
+    screen.query_one("#field-subject", Input).focus()
+    await pilot.press("enter")
+    await until(pilot, lambda: len(session_of(screen).history.rounds) == before + 1)
+    try:
+        await until(pilot, lambda: round_done(screen))
+    except AssertionError:
+        cells = current.cells if (current := session_of(screen).current) else []
+        raise AssertionError([(c.state, c.error, c.node_id) for c in cells]) from None
+
+
+async def stored_intent(screen: ConceptScreen) -> Intent:
+    session = session_of(screen)
+    assert session.session_id is not None
+    return Intent.from_document(await session.store.intent(session.session_id))
+
+
+async def test_keys_pin_references_chips_nudge_and_drop_them_and_rounds_use_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_concept(pilot)
+        view = screen.query_one(RoundView)
+        await pilot.press("P")  # nothing made yet: said, nothing pinned
+        assert chips(screen) == []
+        await first_round(pilot, screen)
+        cells = session_of(screen).current.cells  # type: ignore[union-attr]
+        await pilot.press("P")
+        await until(pilot, lambda: len(chips(screen)) == 1)
+        assert any(
+            m.startswith("Keeping the pose of #1") and "gpu-draft cannot run it" in m
+            for m in messages(app)
+        )
+        await pilot.press("right", "F")
+        await until(pilot, lambda: len(chips(screen)) == 2)
+        assert "gpu-draft, gpu-quality, gpu-standard cannot run it" in messages(app)[-1]
+        await pilot.press("right", "S")
+        await until(pilot, lambda: len(chips(screen)) == 3)
+        await pilot.press("P")  # a second pose replaces the first
+        await until(pilot, lambda: chips(screen)[0].pin.path == str(cells[2].image.path))  # type: ignore[union-attr]
+        assert [chip.pin.kind for chip in chips(screen)] == ["pose", "face", "style"]
+        assert chip_texts(screen)[0].startswith("pose 0.8")
+
+        view.grid.focus()
+        await pilot.press("tab")  # from the grid to the first chip
+        await until(pilot, lambda: chips(screen)[0].has_focus)
+        await pilot.press("plus", "plus", "minus")
+        await until(pilot, lambda: chip_texts(screen)[0].startswith("pose 0.9"))
+        chips(screen)[2].focus()
+        await pilot.press("delete")
+        await until(pilot, lambda: len(chips(screen)) == 2)
+        intent = await stored_intent(screen)
+        assert [(r.kind, r.strength) for r in intent.references] == [("pose", 0.9), ("face", 0.8)]
+        assert intent.references[1].image_id == cells[1].image.id  # type: ignore[union-attr]
+        chips(screen)[1].focus()
+        await pilot.press("delete")
+        await until(pilot, lambda: len(chips(screen)) == 1)
+        chips(screen)[0].focus()
+        await pilot.press("delete")  # the last one: the grid has the keys again
+        await until(pilot, lambda: chips(screen) == [])
+        assert view.grid.has_focus
+        assert (await stored_intent(screen)).references == []
+
+        # pose + face again, and the next round is made with them on the one node that can
+        await pilot.press("P", "right", "F")
+        await until(pilot, lambda: len(chips(screen)) == 2)
+        await next_round(pilot, screen)
+        made = session_of(screen).current
+        assert made is not None
+        assert {cell.node_id for cell in made.cells} == {"gpu-premium"}
+        scheduler = app.engine.scheduler
+        assert scheduler is not None
+        job = scheduler.jobs[made.cells[0].job_id]
+        assert job.graph_sent is not None
+        ran = {node["class_type"] for node in job.graph_sent.values()}
+        assert {"DWPreprocessor", "ControlNetApplyAdvanced", "IPAdapterFaceID"} <= ran
+        assert job.spec.needs >= {"controlnet", "faceid"}
+        # the queue screen says why the other nodes cannot take such a job
+        await app.push_screen("queue")
+        queue = app.screen
+        assert isinstance(queue, QueueScreen)
+        why = queue._refusals(job)
+        assert "gpu-draft: no controlnet, faceid" in why and "gpu-quality: no faceid" in why
+
+
+async def test_references_survive_refinement_and_come_back_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_concept(pilot)
+        await first_round(pilot, screen)
+        await pilot.press("P", "right", "F")
+        await until(pilot, lambda: len(chips(screen)) == 2)
+        await refine(pilot, screen, "make the mood eerie")
+        intent = await stored_intent(screen)
+        assert [r.kind for r in intent.references] == ["pose", "face"]
+        assert intent.feedback  # refinement wrote the intent, and kept the references
+        refined = session_of(screen).current
+        assert refined is not None
+        job = app.engine.scheduler.jobs[refined.cells[0].job_id]  # type: ignore[union-attr]
+        assert "faceid" in job.spec.needs
+        session_id = session_of(screen).session_id
+
+    again = demo_app(tmp_path, monkeypatch)
+    async with again.run_test(size=SIZE) as pilot:
+        screen = await open_concept(pilot, resume=session_id)
+        await until(pilot, lambda: len(chips(screen)) == 2)
+        assert [t.split(" · ")[0] for t in chip_texts(screen)] == ["pose 0.8", "face 0.8"]
+        # and the reopened session makes its next round with them
+        await next_round(pilot, screen)
+        made = session_of(screen).current
+        assert made is not None and {cell.node_id for cell in made.cells} == {"gpu-premium"}
