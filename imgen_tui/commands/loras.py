@@ -17,12 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from imgen_tui.comfy import ComfyClient
 from imgen_tui.comfy.lora_answers import NodeLoras
 from imgen_tui.comfy.lora_cache import LoraDiscoveryCache
-from imgen_tui.comfy.loras import discover_loras
-from imgen_tui.config import FarmConfig, NodeConfig, load_config
-from imgen_tui.flows.lora_catalog import LoraEntry, build_catalog
+from imgen_tui.config import FarmConfig, load_config
+from imgen_tui.flows.lora_catalog import LoraEntry, build_catalog, discover_farm
 from imgen_tui.locations import user_cache_dir
 from imgen_tui.sim.farm import SimFarm
 from imgen_tui.sim.spec import load_demo_farm
@@ -88,18 +86,6 @@ async def loras_command(
     else:
         render_catalog(console, catalog, found)
     return EXIT_OK if all(node.error is None for node in found) else EXIT_NODE_DOWN
-
-
-async def discover_farm(
-    nodes: Sequence[NodeConfig], *, cache: LoraDiscoveryCache | None, refresh: bool = False
-) -> list[NodeLoras]:
-    async def one(node: NodeConfig) -> NodeLoras:
-        async with ComfyClient(node.base_url, name=node.id, headers=node.headers) as client:
-            if cache is None:
-                return await discover_loras(client, node.id)
-            return await cache.discover(client, node.id, refresh=refresh)
-
-    return list(await asyncio.gather(*(one(node) for node in nodes)))
 
 
 def catalog_json(catalog: Sequence[LoraEntry], found: Sequence[NodeLoras]) -> dict[str, object]:
