@@ -366,6 +366,9 @@ class LoraExplorer:
         if isinstance(strength, list) and len(strength) == 2:
             self.model_strength, self.clip_strength = float(strength[0]), float(strength[1])
         self.marks = list(stack_from_json(state.get("marks")))
+        for stage_round in self.history.made or self.history.rounds:
+            for cell in stage_round.cells:
+                cell.label = self.plan_of(stage_round, cell).label
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -414,7 +417,7 @@ class LoraExplorer:
     def _label(
         self, stage_round: Round, cell: Cell, label: str, stack: Stack, spec: JobSpec
     ) -> None:
-        cell.job_id = spec.job_id
+        cell.job_id, cell.label = spec.job_id, label
         cells = stage_round.meta.setdefault(CELLS_KEY, {})
         cells[spec.job_id] = {"label": label, "stack": stack_to_json(stack)}
 

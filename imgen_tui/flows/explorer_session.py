@@ -175,6 +175,7 @@ class ExplorerSession:
         assert current is not None
         state = self.explorer.state()
         await self.runner.launch(current, specs, title=_title(current), state=state)
+        await self.save()  # again, now that the round has its id: the document names it
         return current
 
 

@@ -26,6 +26,7 @@ from imgen_tui.graphs.graph import is_link
 from imgen_tui.graphs.lora_stack import LoraStack, lora_stack
 from imgen_tui.graphs.params import read_values
 from imgen_tui.sim import images
+from imgen_tui.sim.model_files import apply_lora_look
 from imgen_tui.sim.spec import SimNodeSpec, family_of_checkpoint
 
 OOM_MESSAGE = (
@@ -368,6 +369,7 @@ class PromptRun:
             prompt = str(values.get("positive_prompt", values.get("prompt", "")))
             seed = int(values.get("seed") or 0) + index
             picture = images.render_picture(prompt, seed, *self._sampled_size())
+            picture = apply_lora_look(picture, lora_stack(self.graph))
             denoise = float(values.get("denoise", 1.0))
             if source is not None and denoise < 1.0:
                 picture = images.blend_with_source(picture, source, denoise)

@@ -90,6 +90,28 @@ def preview_webp(name: str, side: int = 128) -> bytes:
     return out.getvalue()
 
 
+def apply_lora_look(picture: Image.Image, stack: Iterable[tuple[str, float, float]]) -> Image.Image:
+    """What a LoRA does to a simulated picture: its own tint over its own part of the frame.
+
+    Each file gets a stable colour and region; the model strength sets how
+    far that region moves toward the tint, so a sweep shows the effect grow
+    and an A/B overlay finds each LoRA where it acts.
+    """
+    result = picture.convert("RGB")
+    width, height = result.size
+    for name, model, _clip in stack:
+        digest = hashlib.sha256(name.encode()).digest()
+        tint = Image.new("RGB", result.size, (digest[0], digest[1], digest[2]))
+        left = digest[3] % 2 * width // 2
+        top = digest[4] % 2 * height // 2
+        box = (left, top, left + width // 2 + width // 4, top + height // 2 + height // 4)
+        amount = min(1.0, abs(model)) * 0.6
+        mask = Image.new("L", result.size, 0)
+        mask.paste(round(255 * amount), box)
+        result = Image.composite(tint, result, mask)
+    return result
+
+
 def file_size(folder: str, name: str) -> int:
     """A stable, plausible size: LoRAs 18-220 MB, other models 0.3-6.9 GB."""
     digest = int.from_bytes(hashlib.sha256(f"{folder}/{name}".encode()).digest()[:4], "big")

@@ -197,6 +197,8 @@ class ImgenApp(App[int]):
 
 def binding_scopes() -> Scopes:
     """Every screen's bindings with the app's (active everywhere): what keys.yaml may remap."""
+    from imgen_tui.ui.screens.explorer import ExplorerScreen
+    from imgen_tui.ui.screens.explorer_modals import LoraCompareScreen
     from imgen_tui.ui.screens.funnel import FunnelScreen
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
@@ -212,6 +214,8 @@ def binding_scopes() -> Scopes:
         ConfirmScreen,
         RefineScreen,
         IntentScreen,
+        ExplorerScreen,
+        LoraCompareScreen,
     ]
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
     return {

@@ -19,19 +19,23 @@ from imgen_tui.ui.widgets.node_strip import NodeStrip
 if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
-FLOWS = [("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final")]
+FLOWS = [
+    ("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final"),
+    ("explorer", "LoRA explorer — what the farm has, strength sweeps, A/B against a baseline"),
+]
 
 
 class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
+        Binding("e", "new_explorer", "LoRA explorer", id="home.explorer"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
-        "**Home.** Start a flow (**f** the draft funnel) or reopen a recent session "
-        "exactly as you left it (**tab** to the list, **enter**). The strip at the "
-        "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "
-        "every action."
+        "**Home.** Start a flow (**f** the draft funnel, **e** the LoRA explorer) or "
+        "reopen a recent session exactly as you left it (**tab** to the list, "
+        "**enter**). The strip at the bottom is the farm: one dot per GPU. "
+        "**F2** nodes, **F3** queue, **ctrl+p** every action."
     )
 
     @property
@@ -55,10 +59,11 @@ class HomeScreen(Screen[None]):
         store = self.imgen.engine.store
         if store is None:
             return
-        sessions = [s for s in await store.sessions(disk_use=False) if s.flow == "funnel"][:10]
+        flows = ("funnel", "explorer")
+        sessions = [s for s in await store.sessions(disk_use=False) if s.flow in flows][:10]
         options = self.query_one("#sessions", OptionList)
         options.clear_options()
-        options.add_options([Option(_describe(s), id=f"session:{s.id}") for s in sessions])
+        options.add_options([Option(_describe(s), id=_session_option(s)) for s in sessions])
         if not sessions:
             options.add_option(Option("(none yet)", disabled=True))
         else:
@@ -69,15 +74,32 @@ class HomeScreen(Screen[None]):
         option_id = event.option.id or ""
         if option_id == "flow:funnel":
             self.action_new_funnel()
+        elif option_id == "flow:explorer":
+            self.action_new_explorer()
+        elif option_id.startswith("explorer-session:"):
+            from imgen_tui.ui.screens.explorer import ExplorerScreen
+
+            await self.app.push_screen(ExplorerScreen(option_id.removeprefix("explorer-session:")))
         elif option_id.startswith("session:"):
             from imgen_tui.ui.screens.funnel import FunnelScreen
 
             await self.app.push_screen(FunnelScreen(resume=option_id.removeprefix("session:")))
 
+    def action_new_explorer(self) -> None:
+        from imgen_tui.ui.screens.explorer import ExplorerScreen
+
+        self.app.push_screen(ExplorerScreen())
+
     def action_new_funnel(self) -> None:
         from imgen_tui.ui.screens.funnel import FunnelScreen
 
         self.app.push_screen(FunnelScreen())
+
+
+def _session_option(session: SessionInfo) -> str:
+    """Funnel sessions keep their `session:` ids; the explorer's open its own screen."""
+    prefix = "explorer-session" if session.flow == "explorer" else "session"
+    return f"{prefix}:{session.id}"
 
 
 def _describe(session: SessionInfo) -> str:
