@@ -51,8 +51,9 @@ async def open_explorer(pilot: Pilot[Any], resume: str | None = None) -> Explore
     if resume is None:
         await pilot.press("e")
         await until(pilot, lambda: isinstance(pilot.app.screen, ExplorerScreen))
-        screen = pilot.app.screen
-        assert isinstance(screen, ExplorerScreen)
+        opened = pilot.app.screen
+        assert isinstance(opened, ExplorerScreen)
+        screen = opened
     else:
         screen = ExplorerScreen(resume)
         await pilot.app.push_screen(screen)
