@@ -20,6 +20,7 @@ from rich.console import Console
 
 from imgen_tui import __version__
 from imgen_tui.comfy.errors import ComfyError
+from imgen_tui.commands.loras import add_loras_parser
 from imgen_tui.config import load_config
 from imgen_tui.logs import setup_logging
 from imgen_tui.store.errors import StoreError
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
 
     _add_workflows_parser(commands, [with_config])
+    add_loras_parser(commands, [with_config])
 
     bench = commands.add_parser(
         "bench", help="measure the scheduler or the terminal UI against simulated farms"
@@ -308,6 +310,8 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _batch(args, console)
     if args.command == "sessions":
         return _sessions(args, console)
+    if getattr(args, "run", None) is not None:  # sub-commands that bring their own runner
+        return int(args.run(args, console))
     if args.command == "workflows":
         from imgen_tui.commands.workflows import workflows_command
 

@@ -121,6 +121,8 @@ class NodeConfig(StrictModel):
     max_batch: WholeNumber = Field(default=1, ge=1)
     seconds_per_step: dict[str, SecondsOrZero] = Field(default_factory=dict)  # 0: a simulated node
     load_seconds: SecondsOrZero = 5.0
+    #: re-patching the loaded model when the LoRA stack (or a strength) changes
+    patch_seconds: SecondsOrZero = 1.5
 
     @field_validator("host")
     @classmethod

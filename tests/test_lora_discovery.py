@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,11 +27,12 @@ from imgen_tui.comfy.lora_answers import (
     parse_metadata,
     trigger_words,
 )
-from imgen_tui.comfy.loras import discover_loras
+from imgen_tui.comfy.loras import discover_loras, lora_preview
 from tests.conftest import recorded_json
 from tests.loopback import serve
 
 RECORDED = recorded_json("lora_discovery_v2.json")
+FIXTURE_DIR = Path(__file__).parent / "fixtures" / "comfyui"
 NAMES = (
     "meta-lora.safetensors",
     "nometa-lora.safetensors",
@@ -165,7 +167,10 @@ def replay_app(variant: Variant | None = None) -> web.Application:
             key += f"?filename={request.query['filename']}"
         entry = RECORDED.get(key, {"status": 404, "text": ""})
         body: Any = web.Response(status=404)
-        if entry["status"] == 200:
+        if entry["status"] == 200 and "saved_as" in entry:  # a picture, kept beside the JSON
+            picture = (FIXTURE_DIR / entry["saved_as"]).read_bytes()
+            body = web.Response(body=picture, content_type=entry["headers"]["content-type"])
+        elif entry["status"] == 200:
             body = web.json_response(entry["json"])
         if variant is not None:
             body = variant(request.path, body)
@@ -187,6 +192,25 @@ async def test_a_real_servers_answers_give_files_sizes_and_metadata() -> None:
     assert found.metadata["styles/sub-lora.safetensors"].trigger_words == ("red fox", "snow")
     assert found.metadata["meta-lora.safetensors"].family == "sd15"
     assert "nometa-lora.safetensors" not in found.metadata  # a bare 404: no header
+
+
+async def test_a_preview_where_the_server_has_one_and_none_elsewhere() -> None:
+    async with serve(replay_app()) as url, ComfyClient(url, name="recorded") as client:
+        found = await discover_loras(client)
+        files = {f.name: f for f in found.files}
+        picture = await lora_preview(client, files["meta-lora.safetensors"])
+        assert await lora_preview(client, files["tiny-lora.safetensors"]) is None  # recorded 404
+        assert await lora_preview(client, LoraFile(name="missing.safetensors")) is None
+    assert picture is not None and picture[:4] == b"RIFF" and picture[8:12] == b"WEBP"
+    assert picture == (FIXTURE_DIR / "experiment_models_preview_meta-lora.webp").read_bytes()
+
+
+async def test_an_unreachable_node_is_one_sentence_naming_it() -> None:
+    async with ComfyClient("http://127.0.0.1:9", name="gpu-gone") as client:
+        found = await discover_loras(client)
+        assert await lora_preview(client, LoraFile(name="x.safetensors")) is None
+    assert found.files == () and found.error is not None
+    assert found.error.startswith("gpu-gone (http://127.0.0.1:9) is unreachable")
 
 
 async def test_an_old_server_with_only_the_model_list_degrades_to_names() -> None:

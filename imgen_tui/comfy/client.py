@@ -309,6 +309,20 @@ class ComfyClient:
         data = self._json(response, "/system_stats")
         return self._parsed(lambda: SystemStats.from_json(data))
 
+    async def get(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        deadline: float = REQUEST_DEADLINE,
+    ) -> httpx.Response:
+        """Any GET, whatever its status: for optional endpoints whose 404 means "not here".
+
+        Only a transport failure raises (as a `ComfyError` naming the node); the
+        caller reads the status, because for `/experiment/...` a 404 is an answer.
+        """
+        return await self._request("GET", path, params=params, deadline=deadline)
+
     # -- plumbing ---------------------------------------------------------------------
 
     async def _request(

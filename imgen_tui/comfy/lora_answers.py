@@ -53,6 +53,10 @@ class NodeLoras:
     sources: tuple[str, ...] = ()
     error: str | None = None
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(file.name for file in self.files)
+
 
 # -- file lists ------------------------------------------------------------------------
 

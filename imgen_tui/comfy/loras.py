@@ -10,11 +10,16 @@ that detail. Only a node that answers none of the list endpoints is an error.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
+
+import httpx
 
 from imgen_tui.comfy.client import ComfyClient
 from imgen_tui.comfy.errors import ComfyError
 from imgen_tui.comfy.lora_answers import (
+    LoraFile,
     LoraMetadata,
     NodeLoras,
     files_from_experiment_models,
@@ -30,13 +35,26 @@ from imgen_tui.comfy.lora_answers import (
 METADATA_CONCURRENCY = 8
 
 
-async def discover_loras(client: ComfyClient, node: str | None = None) -> NodeLoras:
-    """Everything one node says about its LoRAs; never raises for a server's answer."""
+async def discover_loras(
+    client: ComfyClient, node: str | None = None, *, known: NodeLoras | None = None
+) -> NodeLoras:
+    """Everything one node says about its LoRAs; never raises for a server's answer.
+
+    `known` is an earlier discovery of this node (the cache): when the loader
+    still lists exactly its files, it is returned as it is and the per-file
+    header reads (one request per LoRA) are skipped.
+    """
     node = node or client.name
     sources: list[str] = []
-    names = lora_names_from_object_info(await _optional_json(client, "/object_info/LoraLoader"))
+    try:
+        first = await client.get("/object_info/LoraLoader")
+    except ComfyError as error:  # nothing answered at all: the client's sentence says why
+        return NodeLoras(node=node, error=str(error))
+    names = lora_names_from_object_info(_json_of(first))
     if names is not None:
         sources.append("object_info")
+        if known is not None and known.error is None and names == known.names:
+            return replace(known, node=node, sources=(*sources, "cache"))
     else:
         names = lora_names_from_model_list(await _optional_json(client, "/models/loras"))
         if names is not None:
@@ -70,15 +88,45 @@ async def _all_metadata(client: ComfyClient, names: list[str]) -> dict[str, Lora
     return {name: parse_metadata(data) for name, data in answers if isinstance(data, dict)}
 
 
-async def _optional_json(client: ComfyClient, path: str, **kwargs: Any) -> Any:
+async def _optional_json(
+    client: ComfyClient, path: str, params: dict[str, str] | None = None
+) -> Any:
     """The JSON answer, or None for any failure: missing route, 404, non-JSON, no answer."""
     try:
-        response = await client._request("GET", path, **kwargs)
+        response = await client.get(path, params=params)
     except ComfyError:
         return None
+    return _json_of(response)
+
+
+def _json_of(response: httpx.Response) -> Any:
     if response.status_code != 200:
         return None
     try:
         return response.json()
     except ValueError:
         return None
+
+
+#: a preview is a thumbnail; anything bigger is not what the endpoint is for
+PREVIEW_CAP = 4 * 1024 * 1024
+
+
+async def lora_preview(client: ComfyClient, file: LoraFile) -> bytes | None:
+    """The picture `/experiment/models/preview/loras/{index}/{file}` has for a LoRA, or None.
+
+    ComfyUI answers a WEBP made from `name.preview.png` (or .jpg/.webp) next to
+    the file and a bare 404 when there is none; older servers lack the route.
+    None in every case but a picture, so the browser just shows no preview.
+    """
+    path = f"/experiment/models/preview/loras/{file.path_index or 0}/{quote(file.name, safe='/')}"
+    try:
+        response = await client.get(path)
+    except ComfyError:
+        return None
+    kind = response.headers.get("content-type", "")
+    if response.status_code != 200 or not kind.startswith("image/"):
+        return None
+    if not response.content or len(response.content) > PREVIEW_CAP:
+        return None
+    return response.content

@@ -75,7 +75,24 @@ async def bench_scheduler(console: Console, *, scale: float = 1.0, quick: bool =
             "on" if affinity else "off", str(await bench.model_swaps(affinity, scale * 0.25))
         )
     console.print(swaps)
+    console.print(await _lora_sweep_table(scale))
     return 0
+
+
+async def _lora_sweep_table(scale: float) -> Table:
+    from imgen_tui.bench.lora_sweep import lora_sweep_row
+
+    table = Table(title="5. LoRA sweep, 4 LoRAs x 4 strengths x 2 seeds on the seed farm")
+    table.add_column("LoRA-stack affinity")
+    table.add_column("jobs", justify="right")
+    table.add_column("re-patches", justify="right")
+    table.add_column("makespan s", justify="right")
+    for affinity in (True, False):
+        row = await lora_sweep_row(affinity, scale)
+        table.add_row(
+            "on" if affinity else "off", str(row.jobs), str(row.patches), f"{row.makespan:.2f}"
+        )
+    return table
 
 
 async def bench_ui(console: Console, *, scale: float = 1.0) -> int:

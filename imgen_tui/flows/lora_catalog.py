@@ -7,11 +7,16 @@ and which machine has which file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imgen_tui.comfy.client import ComfyClient
 from imgen_tui.comfy.lora_answers import LoraMetadata, NodeLoras
+from imgen_tui.comfy.lora_cache import LoraDiscoveryCache
+from imgen_tui.comfy.loras import discover_loras
+from imgen_tui.config import NodeConfig
 
 FAMILY_LABELS: dict[str, str] = {
     "sd15": "SD1.5",
@@ -99,3 +104,80 @@ def availability_map(catalog: Iterable[LoraEntry]) -> dict[str, dict[str, bool]]
         }
         for entry in catalog
     }
+
+
+def short_name(name: str) -> str:
+    """'styles/detail-tweaker.safetensors' -> 'detail-tweaker': what labels show."""
+    base = name.rsplit("/", 1)[-1]
+    for suffix in (".safetensors", ".ckpt", ".pt", ".bin"):
+        base = base.removesuffix(suffix)
+    return base
+
+
+def filter_catalog(
+    catalog: Iterable[LoraEntry],
+    query: str = "",
+    *,
+    family: str | None = None,
+    node: str | None = None,
+    works_with: str | None = None,
+) -> list[LoraEntry]:
+    """The browser's rows: every word of `query` in the name, title or trigger words,
+    of that family, on that node, and (works_with) of the checkpoint's family.
+
+    A LoRA whose family is unknown passes `works_with`: nothing says it does
+    not fit, and hiding the files without metadata would hide half a farm.
+    """
+    words = query.lower().split()
+    rows = []
+    for entry in catalog:
+        haystack = " ".join((entry.name, entry.title or "", *entry.trigger_words)).lower()
+        if any(word not in haystack for word in words):
+            continue
+        if family is not None and entry.family != family:
+            continue
+        if node is not None and node not in entry.nodes:
+            continue
+        if works_with is not None and entry.family not in (None, works_with):
+            continue
+        rows.append(entry)
+    return rows
+
+
+def nodes_for_stack(
+    catalog: Sequence[LoraEntry], names: Iterable[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The nodes that have every LoRA of a stack, and for each other node what it lacks."""
+    by_name = {entry.name: entry for entry in catalog}
+    wanted = list(dict.fromkeys(names))
+    answered = list(dict.fromkeys(n for e in catalog for n in (*e.nodes, *e.missing_on)))
+    having: list[str] = []
+    lacking: dict[str, str] = {}
+    for node in answered:
+        missing = [n for n in wanted if n not in by_name or node not in by_name[n].nodes]
+        if missing:
+            lacking[node] = f"{node}: no {', '.join(short_name(n) for n in missing)}"
+        else:
+            having.append(node)
+    return having, lacking
+
+
+async def discover_farm(
+    nodes: Sequence[NodeConfig],
+    *,
+    cache: LoraDiscoveryCache | None = None,
+    refresh: bool = False,
+) -> list[NodeLoras]:
+    """Every node asked at once; a node that is down comes back with its `error` set."""
+
+    async def one(node: NodeConfig) -> NodeLoras:
+        async with ComfyClient(node.base_url, name=node.id, headers=node.headers) as client:
+            if cache is None:
+                return await discover_loras(client, node.id)
+            return await cache.discover(client, node.id, refresh=refresh)
+
+    return list(await asyncio.gather(*(one(node) for node in nodes)))
+
+
+def node_errors(found: Iterable[NodeLoras]) -> Mapping[str, str]:
+    return {node.node: node.error for node in found if node.error is not None}

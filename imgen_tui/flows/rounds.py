@@ -78,6 +78,7 @@ class Cell:
     notice: str | None = None  # why it is not moving: its node is down, no node is up
     upscaled: bool = False  # made by `U`
     compare: str | None = None  # "A" or "B": marked to be compared
+    label: str = ""  # what a flow says the cell is ("baseline", "A+B"): shown in its caption
 
     @property
     def progress(self) -> float:

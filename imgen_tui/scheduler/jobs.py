@@ -10,6 +10,7 @@ from typing import Any
 
 from imgen_tui.config import TIERS
 from imgen_tui.graphs.graph import Graph
+from imgen_tui.graphs.lora_stack import LoraStack, lora_stack
 from imgen_tui.graphs.params import extract_parameters, read_values
 
 
@@ -36,6 +37,9 @@ class JobSpec:
     steps: int = 20
     checkpoint: str | None = None
     loras: frozenset[str] = frozenset()  # LoRA files the graph loads: a node must have them
+    #: the LoRAs and strengths that patch the model: a node whose last prompt had another
+    #: stack re-patches its weights (LoRA-stack affinity avoids that)
+    lora_stack: LoraStack = ()
     min_tier: str = "draft"
     priority: Priority = Priority.INTERACTIVE
     round_id: str | None = None
@@ -60,6 +64,7 @@ class JobSpec:
                 for p in extract_parameters(graph)
                 if p.kind == "lora_name" and isinstance(p.value, str)
             ),
+            "lora_stack": lora_stack(graph),
         }
         needs = frozenset(options.pop("needs", frozenset()))
         if family in FAMILY_CAPABILITIES:
@@ -83,6 +88,10 @@ class JobSpec:
         data = json.loads(text)
         data["needs"] = frozenset(data.get("needs", ()))
         data["loras"] = frozenset(data.get("loras", ()))
+        data["lora_stack"] = tuple(
+            (str(name), float(model), float(clip))
+            for name, model, clip in data.get("lora_stack", ())
+        )
         data["priority"] = Priority(data.get("priority", Priority.INTERACTIVE))
         data["reference_images"] = tuple(tuple(pair) for pair in data.get("reference_images", ()))
         return cls(**data)

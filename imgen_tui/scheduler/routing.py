@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from imgen_tui.graphs.lora_stack import LoraStack
 from imgen_tui.scheduler.jobs import JobSpec, tier_rank
 from imgen_tui.scheduler.speed import run_seconds
 
@@ -36,6 +37,8 @@ class NodeView:
     seconds_per_step: Mapping[str, float] = field(default_factory=dict)  # at native size
     fixed_seconds: Mapping[str, float] = field(default_factory=dict)  # per job, any size
     load_seconds: float = 5.0
+    loaded_loras: LoraStack = ()  # the stack its model is patched with once its queue has run
+    patch_seconds: float = 1.5
 
     def run_seconds(self, job: JobSpec) -> float:
         return run_seconds(job, self.seconds_per_step, self.fixed_seconds)
@@ -45,9 +48,19 @@ class NodeView:
         return tier_rank(self.tier) < tier_rank(job.min_tier)
 
     def load_cost(self, job: JobSpec) -> float:
-        if job.checkpoint is None or job.checkpoint == self.loaded_checkpoint:
+        return self.switch_cost(job, self.loaded_checkpoint, self.loaded_loras)
+
+    def switch_cost(self, job: JobSpec, checkpoint: str | None, loras: LoraStack) -> float:
+        """Loading another checkpoint (then patching its LoRAs), or re-patching the loaded one.
+
+        A job without a model (an upscale) leaves the loaded model alone, so it
+        costs nothing and changes nothing.
+        """
+        if job.checkpoint is None:
             return 0.0
-        return self.load_seconds
+        if job.checkpoint != checkpoint:
+            return self.load_seconds + (self.patch_seconds if job.lora_stack else 0.0)
+        return self.patch_seconds if job.lora_stack != loras else 0.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ def refusal(job: JobSpec, node: NodeView) -> str | None:
 def estimate(job: JobSpec, node: NodeView, *, affinity: bool = True) -> Choice:
     """When `node` would finish `job`, with the penalties routing applies.
 
-    Affinity counts the checkpoint load a node would need; a degraded node
+    Affinity counts the checkpoint load or LoRA re-patch a node would need; a degraded node
     counts as slower; a node below the job's preferred tier counts its run
     twice, so quality work overflows to it only when the preferred tiers are
     that much busier.
@@ -144,6 +157,7 @@ def plan_tail(
     """
     available = {node.id: node.busy_seconds for node in nodes}
     loaded = {node.id: node.loaded_checkpoint for node in nodes}
+    patched = {node.id: node.loaded_loras for node in nodes}
     first: dict[str, int] = {}
     # A round's jobs mostly share one shape: judge each shape once per node.
     runs: dict[tuple[str, tuple[object, ...]], float | None] = {}
@@ -158,15 +172,16 @@ def plan_tail(
             run = runs[key]
             if run is None or (excluded and node.id in excluded[index]):
                 continue
-            switch = affinity and job.checkpoint not in (None, loaded[node.id])
-            finish = available[node.id] + (node.load_seconds if switch else 0.0) + run
+            switch = node.switch_cost(job, loaded[node.id], patched[node.id]) if affinity else 0.0
+            finish = available[node.id] + switch + run
             ranked = finish + run if node.below_tier(job) else finish
             if ranked < best_rank:
                 best_id, best_finish, best_rank = node.id, finish, ranked
         if best_id is None:
             continue
         available[best_id] = best_finish
-        loaded[best_id] = job.checkpoint or loaded[best_id]
+        if job.checkpoint is not None:
+            loaded[best_id], patched[best_id] = job.checkpoint, job.lora_stack
         first.setdefault(best_id, index)
         if len(first) == len(nodes):
             break

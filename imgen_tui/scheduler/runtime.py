@@ -16,7 +16,8 @@ from imgen_tui.comfy.capabilities import check_capabilities
 from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
-from imgen_tui.scheduler.jobs import Job, JobState
+from imgen_tui.graphs.lora_stack import LoraStack
+from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
 from imgen_tui.scheduler.routing import NodeState, NodeView
 from imgen_tui.scheduler.speed import SpeedModel
 
@@ -35,6 +36,7 @@ class NodeRuntime:
     speed: SpeedModel
     capacity: int  # prompts on the node at once: one running plus the prefetched
     load_seconds: float = 5.0
+    patch_seconds: float = 1.5
     state: NodeState = "down"
     state_reason: str = "not checked yet"
     capabilities: frozenset[str] = frozenset()
@@ -43,6 +45,7 @@ class NodeRuntime:
     loras: frozenset[str] | None = None  # installed LoRA files, from /object_info
     object_info: ObjectInfo | None = None  # its last answer: widget order for UI workflows
     loaded_checkpoint: str | None = None
+    loaded_loras: LoraStack = ()  # the LoRA stack its model was last patched with
     in_flight: dict[str, Job] = field(default_factory=dict)  # prompt id -> job
     slot_freed_at: float = 0.0
     consecutive_failures: int = 0
@@ -78,6 +81,7 @@ class NodeRuntime:
             capacity=1 + prefetch,
             capabilities=frozenset(config.capabilities),
             load_seconds=config.load_seconds,
+            patch_seconds=config.patch_seconds,
         )
 
     @property
@@ -136,6 +140,18 @@ class NodeRuntime:
                 return job.spec.checkpoint
         return self.loaded_checkpoint
 
+    def loras_after_queue(self) -> LoraStack:
+        """The LoRA stack this node's model will carry once its queued prompts have run."""
+        for job in reversed(list(self.in_flight.values())):
+            if job.spec.checkpoint is not None:
+                return job.spec.lora_stack
+        return self.loaded_loras
+
+    def mark_loaded(self, spec: JobSpec) -> None:
+        """A prompt with a model ran here: its checkpoint and LoRA stack are what is loaded."""
+        if spec.checkpoint is not None:
+            self.loaded_checkpoint, self.loaded_loras = spec.checkpoint, spec.lora_stack
+
     def others_queued(self) -> int:
         """Prompts on the node that are not ours: other people's load."""
         return max(0, self.stream.queue_remaining - len(self.in_flight))
@@ -153,6 +169,8 @@ class NodeRuntime:
             seconds_per_step=dict(self.speed.seconds_per_step),
             fixed_seconds=dict(self.speed.fixed_seconds),
             load_seconds=self.load_seconds,
+            loaded_loras=self.loras_after_queue(),
+            patch_seconds=self.patch_seconds,
         )
         busy = 0.0
         for job in self.in_flight.values():

@@ -30,7 +30,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from imgen_tui.comfy import ComfyError, GraphRejected, NodeUnreachable
@@ -49,6 +49,7 @@ from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEv
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
+from imgen_tui.graphs.lora_stack import LoraStack
 from imgen_tui.graphs.references import (
     ReferenceUnavailable,
     bind_references,
@@ -350,13 +351,20 @@ class Scheduler:
         """While many jobs wait, each free node takes the first job it can run.
 
         With model affinity it looks a little ahead for a job that needs no
-        checkpoint switch, unless the job at the head has waited too long.
+        checkpoint switch or LoRA re-patch, unless the job at the head has waited
+        too long; when it must switch, it leaves alone the models another node
+        is about to have loaded (a sweep's seeds stay together on one node).
         """
         taken: set[int] = set()
         for runtime in free:
             view = runtime.view(now)
             while runtime.can_take():
-                job = self._pick_for(view, taken, now)
+                claimed = {
+                    (other.checkpoint_after_queue(), other.loras_after_queue())
+                    for other in self.nodes.values()
+                    if other is not runtime and other.state != "down"
+                }
+                job = self._pick_for(view, taken, now, claimed)
                 if job is None:
                     break
                 taken.add(job.seq)
@@ -368,9 +376,20 @@ class Scheduler:
             if any([self._failed_as_hopeless(job, views) for job in front]):
                 self._wake.set()  # look again at the jobs behind them
 
-    def _pick_for(self, view: NodeView, taken: set[int], now: float) -> Job | None:
-        """The first job in the queue this node can run, preferring its loaded model."""
+    def _pick_for(
+        self,
+        view: NodeView,
+        taken: set[int],
+        now: float,
+        claimed: Collection[tuple[str | None, LoraStack]] = (),
+    ) -> Job | None:
+        """The first job in the queue this node can run, preferring its loaded model.
+
+        Without one, the first job whose model no other node has `claimed`
+        (loaded, or queued last) goes before the plain first job.
+        """
         fallback: Job | None = None
+        unclaimed: Job | None = None
         looked = 0
         for _, _, job in self._pending:
             if looked >= AFFINITY_WINDOW:
@@ -388,7 +407,9 @@ class Scheduler:
                 fallback = job
                 if now - job.queued_at > AFFINITY_MAX_WAIT:
                     return job
-        return fallback
+            if unclaimed is None and (job.spec.checkpoint, job.spec.lora_stack) not in claimed:
+                unclaimed = job
+        return unclaimed or fallback
 
     def _dispatch_tail(
         self, ready: list[Job], free: list[NodeRuntime], views: dict[str, NodeView]
@@ -620,7 +641,7 @@ class Scheduler:
             job.started_at = time.monotonic()
             checkpoint = job.spec.checkpoint
             job.switched_model = checkpoint is not None and checkpoint != runtime.loaded_checkpoint
-            runtime.loaded_checkpoint = checkpoint or runtime.loaded_checkpoint
+            runtime.mark_loaded(job.spec)
             self._emit(JobStarted(job, runtime.id))
         elif isinstance(event, Progress):
             now = time.monotonic()
@@ -682,7 +703,7 @@ class Scheduler:
             return
         if job.started_at is not None:
             runtime.learn(job, time.monotonic() - job.started_at, switched_model=job.switched_model)
-        runtime.loaded_checkpoint = job.spec.checkpoint or runtime.loaded_checkpoint
+        runtime.mark_loaded(job.spec)
         self._dispatch_once()  # refill the freed slot now, while the outputs are fetched
         kept: tuple[object, ...] = ()
         if self.keeper is not None:

@@ -24,8 +24,10 @@ from PIL import Image
 
 from imgen_tui.comfy.ipadapter_presets import PresetError
 from imgen_tui.graphs.graph import is_link
+from imgen_tui.graphs.lora_stack import LoraStack, lora_stack
 from imgen_tui.graphs.params import read_values
 from imgen_tui.sim import images
+from imgen_tui.sim.model_files import apply_lora_look
 from imgen_tui.sim.references import (
     UNIFIED_LOADERS,
     apply_references,
@@ -90,6 +92,8 @@ class NodeMemory:
 
     loaded_checkpoint: str | None = None
     checkpoint_loads: int = 0
+    lora_stack: LoraStack = ()  # what the loaded model is patched with
+    lora_patches: int = 0
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)  # signature -> output
     counters: dict[str, int] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -251,6 +255,7 @@ class PromptRun:
                 await asyncio.sleep(self.spec.load_seconds)
                 self.memory.loaded_checkpoint = name
                 self.memory.checkpoint_loads += 1
+                self.memory.lora_stack = ()  # fresh weights: any LoRA is patched again
         elif class_type in ("LoraLoader", "LoraLoaderModelOnly") and "broken" in str(
             inputs.get("lora_name")
         ):
@@ -276,6 +281,20 @@ class PromptRun:
             return await self._save(class_type, inputs)
         return None
 
+    async def _patch_loras(self) -> None:
+        """Like ComfyUI's model patcher: another LoRA stack (or strength) re-patches the weights.
+
+        Charged when the first sampler needs the model, once per change; going
+        back to no LoRA unpatches, which costs the same.
+        """
+        stack = lora_stack(self.graph)
+        if stack == self.memory.lora_stack:
+            return
+        self.memory.lora_stack = stack
+        self.memory.lora_patches += 1
+        if self.spec.patch_seconds:
+            await asyncio.sleep(self.spec.patch_seconds)
+
     async def _sample(self, node_id: str, class_type: str, inputs: dict[str, Any]) -> None:
         if self.faults.oom > 0:
             self.faults.oom -= 1
@@ -283,6 +302,7 @@ class PromptRun:
         hang = self.faults.hang > 0
         if hang:
             self.faults.hang -= 1
+        await self._patch_loras()
         steps = int(inputs.get("steps") or 1)
         width, height = self._output_size()
         family = family_of_checkpoint(self.farm_models, self.memory.loaded_checkpoint or "")
@@ -363,6 +383,7 @@ class PromptRun:
             prompt = str(values.get("positive_prompt", values.get("prompt", "")))
             seed = int(values.get("seed") or 0) + index
             picture = images.render_picture(prompt, seed, *self._sampled_size())
+            picture = apply_lora_look(picture, lora_stack(self.graph))
             denoise = float(values.get("denoise", 1.0))
             if source is not None and denoise < 1.0:
                 picture = images.blend_with_source(picture, source, denoise)

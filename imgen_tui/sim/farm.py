@@ -93,6 +93,7 @@ class SimFarm:
                     "max_batch": node.spec.max_batch,
                     "seconds_per_step": dict(node.spec.seconds_per_step),
                     "load_seconds": node.spec.load_seconds,
+                    "patch_seconds": node.spec.patch_seconds,
                 }
                 for node in self.nodes
             ],

@@ -1,7 +1,8 @@
 """What a simulated node says about its model files: sizes, dates, safetensors headers.
 
-Serves `/experiment/models`, `/experiment/models/{folder}` and
-`/view_metadata/{folder}` in the shapes ComfyUI 0.3.64 was recorded sending
+Serves `/experiment/models`, `/experiment/models/{folder}`, the preview picture
+`/experiment/models/preview/{folder}/{index}/{file}` and `/view_metadata/{folder}`
+in the shapes ComfyUI 0.3.64 was recorded sending
 (tests/fixtures/comfyui/lora_discovery_v2.json). The demo LoRAs cover every case
 the LoRA explorer must show: kohya metadata, a bare SAI model spec, minimal
 metadata, none at all, and one trained for another family than the demo's
@@ -10,11 +11,14 @@ SD1.5 checkpoint. Every failure is a bare 404, as upstream sends it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
+from PIL import Image
 
 from imgen_tui.sim.spec import SimNodeSpec
 
@@ -69,6 +73,43 @@ DEMO_LORA_METADATA: dict[str, dict[str, str]] = {
     "cinematic-light.safetensors": {"ss_network_module": "networks.lora", "ss_network_dim": "16"},
     # film-grain.safetensors has no __metadata__ at all: /view_metadata answers 404
 }
+
+
+#: LoRAs that have a `.preview.png` next to them on the simulated nodes
+DEMO_PREVIEWS = frozenset({"detail-tweaker.safetensors"})
+
+
+def preview_webp(name: str, side: int = 128) -> bytes:
+    """A small WEBP as ComfyUI makes from `name.preview.png`: a gradient in a colour of its own."""
+    digest = hashlib.sha256(name.encode()).digest()
+    gradient = Image.linear_gradient("L").resize((side, side))
+    tint = Image.new("RGB", (side, side), (digest[0], digest[1], digest[2]))
+    picture = Image.merge("RGB", (gradient, gradient.rotate(90), gradient.rotate(180)))
+    out = io.BytesIO()
+    Image.blend(picture, tint, 0.5).save(out, "WEBP", quality=80)
+    return out.getvalue()
+
+
+def apply_lora_look(picture: Image.Image, stack: Iterable[tuple[str, float, float]]) -> Image.Image:
+    """What a LoRA does to a simulated picture: its own tint over its own part of the frame.
+
+    Each file gets a stable colour and region; the model strength sets how
+    far that region moves toward the tint, so a sweep shows the effect grow
+    and an A/B overlay finds each LoRA where it acts.
+    """
+    result = picture.convert("RGB")
+    width, height = result.size
+    for name, model, _clip in stack:
+        digest = hashlib.sha256(name.encode()).digest()
+        tint = Image.new("RGB", result.size, (digest[0], digest[1], digest[2]))
+        left = digest[3] % 2 * width // 2
+        top = digest[4] % 2 * height // 2
+        box = (left, top, left + width // 2 + width // 4, top + height // 2 + height // 4)
+        amount = min(1.0, abs(model)) * 0.6
+        mask = Image.new("L", result.size, 0)
+        mask.paste(round(255 * amount), box)
+        result = Image.composite(tint, result, mask)
+    return result
 
 
 def file_size(folder: str, name: str) -> int:
@@ -126,6 +167,19 @@ def add_model_file_routes(
             return web.Response(status=404)
         return web.json_response(header)
 
+    async def preview(request: web.Request) -> web.Response:
+        folder, name = request.match_info["folder"], request.match_info["filename"]
+        if (
+            folder not in folders()
+            or request.match_info["index"] != "0"
+            or name not in spec().models.get(folder, [])
+            or name not in DEMO_PREVIEWS
+        ):
+            return web.Response(status=404)
+        body = await asyncio.to_thread(preview_webp, name)
+        return web.Response(body=body, content_type="image/webp")
+
     app.router.add_get("/experiment/models", folders_listing)
+    app.router.add_get("/experiment/models/preview/{folder}/{index}/{filename:.*}", preview)
     app.router.add_get("/experiment/models/{folder}", folder_listing)
     app.router.add_get("/view_metadata/{folder}", view_metadata)

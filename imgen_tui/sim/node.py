@@ -172,6 +172,10 @@ class SimulatedNode:
     def checkpoint_loads(self) -> int:
         return self._memory.checkpoint_loads
 
+    @property
+    def lora_patches(self) -> int:
+        return self._memory.lora_patches
+
     def object_info(self) -> dict[str, Any]:
         """Built once; an upload (the only thing that changes LoadImage's list) rebuilds it."""
         if self._object_info_cache is None:
@@ -558,6 +562,7 @@ class SimulatedNode:
         body = await _json_body(request)
         if body.get("unload_models"):
             self._memory.loaded_checkpoint = None
+            self._memory.lora_stack = ()
         return web.Response(status=200)
 
     async def _set_faults(self, request: web.Request) -> web.Response:

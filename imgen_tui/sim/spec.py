@@ -22,6 +22,8 @@ class SimNodeSpec(StrictModel):
     seconds_per_step: dict[str, float] = Field(default_factory=lambda: {"sd15": 0.1})
     upscale_seconds: float = 2.0
     load_seconds: float = 0.0
+    #: charged when a prompt's LoRA stack (files or strengths) differs from the last one's
+    patch_seconds: float = 0.0
     #: per prompt whatever its size, like text encoding and VAE decoding: half before the
     #: first sampler step, half after the last
     fixed_seconds: float = 0.0
@@ -47,6 +49,7 @@ class SimNodeSpec(StrictModel):
                 "seconds_per_step": {k: v * factor for k, v in self.seconds_per_step.items()},
                 "upscale_seconds": self.upscale_seconds * factor,
                 "load_seconds": self.load_seconds * factor,
+                "patch_seconds": self.patch_seconds * factor,
                 "fixed_seconds": self.fixed_seconds * factor,
             }
         )

@@ -202,6 +202,8 @@ def binding_scopes() -> Scopes:
     A screen that composes the round view has its `round.*` bindings too.
     """
     from imgen_tui.ui.screens.concept import ConceptScreen
+    from imgen_tui.ui.screens.explorer import ExplorerScreen
+    from imgen_tui.ui.screens.explorer_modals import LoraCompareScreen
     from imgen_tui.ui.screens.funnel import FunnelScreen
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
@@ -218,8 +220,10 @@ def binding_scopes() -> Scopes:
         RefineScreen,
         IntentScreen,
         ConceptScreen,
+        ExplorerScreen,
+        LoraCompareScreen,
     ]
-    with_round_view = (FunnelScreen, ConceptScreen)
+    with_round_view = (FunnelScreen, ConceptScreen, ExplorerScreen)
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
     return {
         screen.__name__: app

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FLOWS = [
     ("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final"),
     ("concept", "Concept builder — fields with locks → 4 SDXL variations, refine the unlocked"),
+    ("explorer", "LoRA explorer — what the farm has, strength sweeps, A/B against a baseline"),
 ]
 
 
@@ -35,6 +36,10 @@ def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
         from imgen_tui.ui.screens.concept import ConceptScreen
 
         return ConceptScreen(resume=resume)
+    if flow == "explorer":
+        from imgen_tui.ui.screens.explorer import ExplorerScreen
+
+        return ExplorerScreen(resume=resume)
     return None
 
 
@@ -42,10 +47,12 @@ class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
         Binding("c", "new_flow('concept')", "New concept", id="home.concept"),
+        Binding("e", "new_flow('explorer')", "LoRA explorer", id="home.explorer"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
-        "**Home.** Start a flow (**f** the draft funnel, **c** the concept builder) or "
+        "**Home.** Start a flow (**f** the draft funnel, **c** the concept builder, "
+        "**e** the LoRA explorer) or "
         "reopen a recent session "
         "exactly as you left it (**tab** to the list, **enter**). The strip at the "
         "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "

@@ -117,6 +117,9 @@ class ThumbPainted(Message):
 
 def _caption(cell: Cell, number: int) -> Text:
     text = Text(f"{number:>2} ", style="bold")
+    label = getattr(cell, "label", "")  # a round's cell may say what it is ("baseline")
+    if label:
+        text.append(f"{label} ", style="bold cyan")
     if cell.verdict in BADGES:
         label, style = BADGES[cell.verdict]
         text.append(label + " ", style=style)
