@@ -19,12 +19,16 @@ from imgen_tui.ui.widgets.node_strip import NodeStrip
 if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
-FLOWS = [("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final")]
+FLOWS = [
+    ("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final"),
+    ("workflows", "Workflow browser — any ComfyUI workflow: Ready/Missing per node, run it"),
+]
 
 
 class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
+        Binding("w", "workflows", "Workflows", id="home.workflows"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
@@ -69,10 +73,17 @@ class HomeScreen(Screen[None]):
         option_id = event.option.id or ""
         if option_id == "flow:funnel":
             self.action_new_funnel()
+        elif option_id == "flow:workflows":
+            self.action_workflows()
         elif option_id.startswith("session:"):
             from imgen_tui.ui.screens.funnel import FunnelScreen
 
             await self.app.push_screen(FunnelScreen(resume=option_id.removeprefix("session:")))
+
+    def action_workflows(self) -> None:
+        from imgen_tui.ui.screens.workflows import WorkflowsScreen
+
+        self.app.push_screen(WorkflowsScreen())
 
     def action_new_funnel(self) -> None:
         from imgen_tui.ui.screens.funnel import FunnelScreen
