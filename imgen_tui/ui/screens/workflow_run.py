@@ -225,7 +225,8 @@ class WorkflowRunScreen(Screen[None]):
     # -- CSV sets ---------------------------------------------------------------------------------
 
     def _preview_csv(self) -> None:
-        self.run_worker(self.csv_prompts(), group="csv", exclusive=True, exit_on_error=False)
+        # the callable, not a coroutine: a worker replaced before it starts leaves nothing behind
+        self.run_worker(self.csv_prompts, group="csv", exclusive=True, exit_on_error=False)
 
     async def csv_prompts(self) -> list[str] | None:
         """The set's prompts (shown, the first few, under the boxes); None when it has none."""
@@ -256,7 +257,12 @@ class WorkflowRunScreen(Screen[None]):
             )
             return
         self.query_one("#prompts", TextArea).text = "\n".join(prompts)
-        self.notify(f"{len(prompts)} prompts from the set: one job each (ctrl+r runs them)")
+        # prompts cycle over the count (seed 003): a count of one per row runs every row once
+        self.query_one("#count", Input).value = str(len(prompts))
+        self.notify(
+            f"{len(prompts)} prompts from the set, count {len(prompts)}: one image per row "
+            "(ctrl+r runs them)"
+        )
 
     # -- moving around ----------------------------------------------------------------------------
 
