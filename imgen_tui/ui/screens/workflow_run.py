@@ -224,9 +224,11 @@ class WorkflowRunScreen(Screen[None]):
 
     # -- CSV sets ---------------------------------------------------------------------------------
 
-    def _preview_csv(self) -> None:
-        # the callable, not a coroutine: a worker replaced before it starts leaves nothing behind
-        self.run_worker(self.csv_prompts, group="csv", exclusive=True, exit_on_error=False)
+    @work(exclusive=True, group="csv", exit_on_error=False)
+    async def _preview_csv(self) -> None:
+        """Each keystroke replaces the last preview (the decorator makes the coroutine only
+        when the worker starts, so a replaced one leaves nothing un-awaited)."""
+        await self.csv_prompts()
 
     async def csv_prompts(self) -> list[str] | None:
         """The set's prompts (shown, the first few, under the boxes); None when it has none."""
