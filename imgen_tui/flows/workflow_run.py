@@ -87,6 +87,22 @@ class RunSettings:
         )
 
 
+#: a saved workflow's "control after generate" -> the form's seed mode
+CONTROL_SEED_MODES: dict[str, SeedStrategy] = {
+    "randomize": "random",
+    "increment": "increment",
+    "decrement": "increment",
+    "fixed": "fixed",
+}
+
+
+def saved_seed_mode(parameters: Sequence[TypedParameter]) -> SeedStrategy:
+    """The seed mode the workflow was saved with (ComfyUI's control after generate)."""
+    seed = next((p for p in parameters if p.role == "seed"), None)
+    control = seed.control if seed is not None else None
+    return CONTROL_SEED_MODES.get(control or "", "random")
+
+
 def form_parameters(
     card: WorkflowCard, object_info: Mapping[str, Any] | None
 ) -> list[TypedParameter]:

@@ -37,6 +37,7 @@ from imgen_tui.flows.workflow_run import (
     form_parameters,
     key_text,
     plan_run,
+    saved_seed_mode,
 )
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
@@ -121,7 +122,11 @@ class WorkflowRunScreen(Screen[None]):
         view.show_round()
         saved = await asyncio.to_thread(remembered, self.memory_file, self.card.key)
         settings = saved.pop(SETTINGS_KEY, None)
-        start = RunSettings.from_json(settings) if isinstance(settings, dict) else RunSettings()
+        start = (
+            RunSettings.from_json(settings)
+            if isinstance(settings, dict)
+            else RunSettings(seed_mode=saved_seed_mode(self.parameters))
+        )
         usable = self._still_fitting(saved)
         form = ParamForm(self.parameters, usable, start, id="form")
         await self.query_one("#form").remove()
@@ -136,7 +141,9 @@ class WorkflowRunScreen(Screen[None]):
         fitting = {}
         for parameter in self.parameters:
             name = key_text((parameter.node, parameter.input))
-            if name in saved and parameter.check(saved[name]) is None:
+            if name in saved and (
+                parameter.role == "image" or parameter.check(saved[name]) is None
+            ):
                 fitting[name] = saved[name]
         return fitting
 

@@ -22,6 +22,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Collapsible, Input, Label, Select, Static, TextArea
 
+from imgen_tui.flows.rounds import SOURCE_PLACEHOLDER
 from imgen_tui.flows.workflow_run import (
     SEED_MODES,
     SWEEP_MODES,
@@ -126,6 +127,11 @@ class ParamForm(VerticalScroll):
 
     def _editor(self, parameter: TypedParameter, value: Any) -> Widget:
         ident = field_id(parameter)
+        if (
+            parameter.role == "image"
+        ):  # a picture on this machine, uploaded to the node that runs it
+            shown = "" if value == SOURCE_PLACEHOLDER else _text(value)
+            return Input(shown, placeholder="path to a picture on this machine", id=ident)
         if parameter.kind == "combo" and parameter.options:
             options = list(dict.fromkeys(parameter.options))
             if value not in options:
