@@ -225,6 +225,14 @@ class WorkflowRunScreen(Screen[None]):
         if self.app.screen is self:
             self.query_one(RoundView).job_changed(message.event, cell)
 
+    @on(RoundView.RefineAsked)
+    def _refine(self) -> None:
+        self.notify(
+            "Here the form is the refinement: change the prompt or a parameter (ctrl+e) and "
+            "run again (ctrl+r); locked seeds (l) stay as they are with g.",
+            timeout=8,
+        )
+
     def on_screen_resume(self) -> None:
         if self.session is not None:
             self.query_one(RoundView).show_round()

@@ -46,11 +46,11 @@ def _text(value: Any) -> str:
 
 class ParamForm(VerticalScroll):
     DEFAULT_CSS = """
-    ParamForm .param-row { height: auto; }
-    ParamForm .param-label { width: 22; padding: 1 1 0 0; }
+    ParamForm .param-row { height: auto; margin: 0 0 1 0; }
+    ParamForm .param-label { width: 22; padding: 0 1 0 0; }
     ParamForm .param-row Input, ParamForm .param-row Select { width: 1fr; }
-    ParamForm .param-row TextArea { width: 1fr; height: 5; }
-    ParamForm .variation-box { height: 5; }
+    ParamForm .param-row TextArea { width: 1fr; height: 3; }
+    ParamForm .variation-box { height: 4; margin: 0 0 1 0; }
     ParamForm #plan { margin: 1 0; }
     ParamForm #csv-preview { color: $text-muted; }
     """
@@ -88,31 +88,35 @@ class ParamForm(VerticalScroll):
         yield Label("Variations", classes="heading")
         with Horizontal(classes="param-row"):
             yield Label("count", classes="param-label")
-            yield Input(str(settings.count), id="count", type="integer")
+            yield Input(str(settings.count), id="count", type="integer", compact=True)
         with Horizontal(classes="param-row"):
             yield Label("seed mode", classes="param-label")
             yield Select(
                 [(mode, mode) for mode in SEED_MODES],
                 value=settings.seed_mode,
                 allow_blank=False,
+                compact=True,
                 id="seed-mode",
             )
         yield Label("prompts, one per line (cycled; empty: the prompt above)")
-        yield TextArea(settings.prompts, id="prompts", classes="variation-box")
+        yield TextArea(settings.prompts, id="prompts", classes="variation-box", compact=True)
         yield Label("sweeps, one per line: steps = 10..30 step 10 · sampler = euler, dpmpp_2m")
-        yield TextArea(settings.sweeps, id="sweeps", classes="variation-box")
+        yield TextArea(settings.sweeps, id="sweeps", classes="variation-box", compact=True)
         with Horizontal(classes="param-row"):
             yield Label("sweep mode", classes="param-label")
             yield Select(
                 [(mode, mode) for mode in SWEEP_MODES],
                 value=settings.sweep_mode,
                 allow_blank=False,
+                compact=True,
                 id="sweep-mode",
             )
         yield Static("", id="plan")
         with Collapsible(title="CSV set: prompts from a file", collapsed=True, id="csv"):
-            yield Input(placeholder="path/to/set.csv", id="csv-file")
-            yield Input(placeholder="template, e.g. {subject} in {place}", id="csv-template")
+            yield Input(placeholder="path/to/set.csv", id="csv-file", compact=True)
+            yield Input(
+                placeholder="template, e.g. {subject} in {place}", id="csv-template", compact=True
+            )
             yield Static(
                 "choose a file and a template to preview the first prompts", id="csv-preview"
             )
@@ -131,7 +135,9 @@ class ParamForm(VerticalScroll):
             parameter.role == "image"
         ):  # a picture on this machine, uploaded to the node that runs it
             shown = "" if value == SOURCE_PLACEHOLDER else _text(value)
-            return Input(shown, placeholder="path to a picture on this machine", id=ident)
+            return Input(
+                shown, placeholder="path to a picture on this machine", id=ident, compact=True
+            )
         if parameter.kind == "combo" and parameter.options:
             options = list(dict.fromkeys(parameter.options))
             if value not in options:
@@ -140,12 +146,13 @@ class ParamForm(VerticalScroll):
                 [(str(option), option) for option in options],
                 value=value,
                 allow_blank=False,
+                compact=True,
                 id=ident,
             )
         if parameter.kind == "boolean":
-            return Checkbox(parameter.input, bool(value), id=ident)
+            return Checkbox(parameter.input, bool(value), id=ident, compact=True)
         if parameter.kind == "string" and parameter.multiline:
-            return TextArea(_text(value), id=ident)
+            return TextArea(_text(value), id=ident, compact=True)
         if parameter.kind == "unknown":
             return Static(_text(value), id=ident)
         bounds = ""
@@ -153,7 +160,7 @@ class ParamForm(VerticalScroll):
             low = "" if parameter.minimum is None else f"{parameter.minimum:g}"
             high = "" if parameter.maximum is None else f"{parameter.maximum:g}"
             bounds = f"{low}..{high}"
-        return Input(_text(value), placeholder=bounds, id=ident)
+        return Input(_text(value), placeholder=bounds, id=ident, compact=True)
 
     # -- refusing bad numbers as they are entered -------------------------------------------------
 
