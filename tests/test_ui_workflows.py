@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Select, Static, TextArea
 
@@ -318,3 +320,59 @@ async def test_a_csv_set_previews_its_first_prompts_and_becomes_the_prompt_lines
             if n["class_type"] == "CLIPTextEncode"
         ]
         assert "the ace of spades" in prompts
+
+
+async def test_from_the_palette_with_a_node_down_an_unknown_class_and_an_img2img_run(
+    homes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = homes / "config" / "imgen-tui" / "workflows"
+    unknown = dict(IPADAPTER_GRAPH)
+    unknown["3"] = {**IPADAPTER_GRAPH["3"], "class_type": "IPAdapterUnifiedLoader"}
+    (folder / "needs_a_pack.json").write_text(json.dumps(unknown))
+    picture = homes / "start.png"
+    Image.new("RGB", (64, 64), "teal").save(picture)
+    app = demo_app(homes / "data", monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))
+        assert app.engine.sim_farm is not None
+        await app.engine.sim_farm.node("gpu-draft").kill()
+        # the command palette knows the browser
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette))
+        await pilot.press(*"Workflows")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, WorkflowsScreen))
+        browser = pilot.app.screen
+        assert isinstance(browser, WorkflowsScreen)
+        await until(pilot, lambda: browser.loaded)
+        # a node that does not answer is unreachable, not "Missing everything"
+        assert statuses(browser, "sd15_txt2img")["gpu-draft"].startswith("unreachable")
+        assert statuses(browser, "sd15_txt2img")["gpu-quality"] == "Ready"
+        assert any("gpu-draft did not answer" in m for m in said(app))
+        # a class no node has: the card says so and opening it says what to do
+        assert card(browser, "needs_a_pack").missing_classes == ("IPAdapterUnifiedLoader",)
+        browser.query_one("#search", Input).value = "needs_a_pack"
+        await until(pilot, lambda: [c.name for c in browser.shown] == ["needs_a_pack"])
+        browser.action_focus_cards()
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: any("'IPAdapterUnifiedLoader', which no node has" in m for m in said(app)),
+        )
+        assert isinstance(pilot.app.screen, WorkflowsScreen)  # still the browser
+        # an image-to-image workflow starts from a picture on this machine
+        screen = await open_card(pilot, browser, "sd15_img2img")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: any("starts from a picture" in m for m in said(app)))
+        editor(screen, "image").value = str(picture)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: cells_done(screen, 1))
+        scheduler = app.engine.scheduler
+        assert scheduler is not None and screen.session is not None and screen.session.current
+        job = scheduler.jobs[screen.session.current.cells[0].job_id]
+        assert job.spec.source_image == str(picture)
+        assert job.node_id != "gpu-draft"
+        # back to the browser, then Home
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: pilot.app.screen is browser)
