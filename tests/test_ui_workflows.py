@@ -154,6 +154,14 @@ async def test_the_browser_lists_every_workflow_with_ready_and_missing_per_node(
         sdxl = statuses(browser, "sdxl_txt2img")
         assert sdxl["gpu-premium"] == "Ready"
         assert sdxl["gpu-draft"] == "Missing 1 checkpoints/sd_xl_base_1.0.safetensors"
+        # a node lacking classes: the demo laptop's older ComfyUI has no Flux nodes
+        flux = statuses(browser, "flux_txt2img")
+        assert flux["gpu-premium"] == "Ready"
+        assert flux["gpu-quality"] == "Missing 1 checkpoints/flux1-dev-fp8.safetensors"
+        assert flux["gpu-draft"] == (
+            "Missing 3 class EmptySD3LatentImage, class FluxGuidance, "
+            "checkpoints/flux1-dev-fp8.safetensors"
+        )
         # nodes lacking a class: only gpu-premium has the IPAdapter pack
         face = statuses(browser, "ipadapter_face")
         assert face["gpu-premium"] == "Ready"

@@ -70,9 +70,15 @@ def test_a_broken_file_is_a_card_with_its_sentence(cards: dict[str, WorkflowCard
 def test_flux_runs_only_where_its_checkpoint_is(cards: dict[str, WorkflowCard]) -> None:
     flux = cards["flux_txt2img"]
     assert flux.ready_nodes == ["gpu-premium"]
+    quality = next(s for s in flux.statuses if s.node_id == "gpu-quality")
+    assert quality.label() == "Missing 1"
+    assert quality.detail() == "checkpoints/flux1-dev-fp8.safetensors"
+    # the demo's laptop runs an older ComfyUI without the Flux nodes: classes missing too
     draft = next(s for s in flux.statuses if s.node_id == "gpu-draft")
-    assert draft.label() == "Missing 1"
-    assert draft.detail() == "checkpoints/flux1-dev-fp8.safetensors"
+    assert draft.label() == "Missing 3"
+    assert draft.detail() == (
+        "class EmptySD3LatentImage, class FluxGuidance, checkpoints/flux1-dev-fp8.safetensors"
+    )
 
 
 def test_values_are_typed_and_bounded_with_a_sentence(cards: dict[str, WorkflowCard]) -> None:

@@ -32,7 +32,8 @@ class HomeScreen(Screen[None]):
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
-        "**Home.** Start a flow (**f** the draft funnel) or reopen a recent session "
+        "**Home.** Start a flow (**f** the draft funnel, **w** the workflow browser) or reopen a "
+        "recent session "
         "exactly as you left it (**tab** to the list, **enter**). The strip at the "
         "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "
         "every action."
