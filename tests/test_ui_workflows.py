@@ -210,7 +210,9 @@ async def test_the_form_refuses_bad_values_remembers_and_runs_variations(
         sampler = editor(screen, "sampler")
         assert isinstance(sampler, Select)
         assert "dpmpp_2m" in parameter(screen, "sampler").options
-        sampler.value = "dpmpp_2m"
+        sampler.focus()
+        await pilot.press("enter", *"dpmpp_2m", "enter")  # open, type to find, choose
+        await until(pilot, lambda: sampler.value == "dpmpp_2m")
         # an int with bounds refuses an out-of-range value and keeps the last good one
         steps = editor(screen, "steps")
         assert isinstance(steps, Input)
@@ -283,10 +285,14 @@ async def test_sweeps_a_ui_file_from_the_user_folder_and_a_node_dying(
         await until(pilot, lambda: plan_line(screen).startswith("4 jobs, about"))
         await pilot.press("ctrl+r")
         assert screen.session is not None and screen.session.current is not None
-        await until(pilot, lambda: any(c.state == "running" for c in screen.session.current.cells))  # type: ignore[union-attr]
-        assert app.engine.sim_farm is not None
-        await app.engine.sim_farm.node("gpu-quality").kill()
+        cells = screen.session.current.cells
+        await until(pilot, lambda: any(c.state == "running" and c.node_id for c in cells))
+        victim = next(c for c in cells if c.state == "running" and c.node_id)
+        dead = victim.node_id
+        assert app.engine.sim_farm is not None and dead is not None
+        await app.engine.sim_farm.node(dead).kill()  # the node running it dies mid-job
         await until(pilot, lambda: cells_done(screen, 4), seconds=60)
+        assert victim.node_id != dead and victim.image is not None  # made again elsewhere
         graphs = graphs_of(app, screen)
         pairs = sorted(
             (n["inputs"]["steps"], n["inputs"]["cfg"])
