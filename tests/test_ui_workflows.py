@@ -248,6 +248,18 @@ async def test_the_form_refuses_bad_values_remembers_and_runs_variations(
         # judging works as everywhere
         await pilot.press("space")
         assert cells[0].verdict == "picked"
+        # again: new seeds for the rest, the pick kept; z brings the first round back
+        first = screen.session.current
+        await pilot.press("g")
+        await until(
+            pilot, lambda: screen.session is not None and screen.session.current is not first
+        )
+        await until(pilot, lambda: cells_done(screen, 4))
+        again_cells = screen.session.current.cells
+        assert again_cells[0].image == cells[0].image and again_cells[0].verdict == "picked"
+        assert {c.seed for c in again_cells[1:]}.isdisjoint({1001, 1002})
+        await pilot.press("z")
+        await until(pilot, lambda: screen.session is not None and screen.session.current is first)
         # a bad count is refused with a sentence, and nothing runs
         screen.query_one("#count", Input).value = "0"
         await pilot.press("ctrl+r")
