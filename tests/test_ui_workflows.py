@@ -280,6 +280,25 @@ async def test_the_form_refuses_bad_values_remembers_and_runs_variations(
         assert editor(screen, "prompt").text == "a lighthouse at dusk"
         assert screen.query_one("#seed-mode", Select).value == "increment"
         assert screen.query_one("#count", Input).value == "3"
+        # o on the card reopens its last run as it was left: the round looked at, the pick
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: pilot.app.screen is browser)
+        browser.action_focus_cards()
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(pilot.app.screen, WorkflowRunScreen))
+        reopened = pilot.app.screen
+        assert isinstance(reopened, WorkflowRunScreen) and reopened is not screen
+        await until(
+            pilot, lambda: reopened.session is not None and reopened.session.current is not None
+        )
+        assert reopened.session is not None and reopened.session.current is not None
+        cells = reopened.session.current.cells
+        assert [c.seed for c in cells] == [1000, 1001, 1002]
+        assert [c.verdict for c in cells] == ["picked", "none", "none"]
+        assert all(c.state == "done" and c.image is not None for c in cells)
+        assert len(reopened.session.history.made) == 2  # the round "again" made is kept too
+        await pilot.press("x")  # judging goes on where it was left
+        assert cells[0].verdict == "rejected"
 
 
 async def test_sweeps_a_ui_file_from_the_user_folder_and_a_node_dying(

@@ -41,7 +41,7 @@ from imgen_tui.scheduler.jobs import JobSpec, Priority
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.scheduler.variations import SeedStrategy
 from imgen_tui.store import SessionStore
-from imgen_tui.store.records import Verdict
+from imgen_tui.store.records import RoundInfo, Verdict
 
 FLOW = "workflow"
 SEED_MODES: tuple[SeedStrategy, ...] = ("random", "increment", "fixed")
@@ -313,6 +313,28 @@ def estimate(specs: Sequence[JobSpec], scheduler: Scheduler | None) -> FarmEstim
     return estimate_on_views(specs, views)
 
 
+def session_workflow(state: Mapping[str, Any]) -> str | None:
+    """Which workflow (card key) a saved session ran: the first round's meta says."""
+    rounds = state.get("rounds")
+    first = rounds[0] if isinstance(rounds, list) and rounds else None
+    meta = first.get("meta") if isinstance(first, dict) else None
+    key = meta.get("workflow") if isinstance(meta, dict) else None
+    return key if isinstance(key, str) else None
+
+
+async def latest_session(store: SessionStore, card_key: str) -> str | None:
+    """The newest session that ran this workflow, to reopen it as it was left."""
+    for session in await store.sessions(disk_use=False):  # newest first
+        if session.flow == FLOW and session_workflow(session.state) == card_key:
+            return session.id
+    return None
+
+
+def _key_of(text: str) -> ParameterKey:
+    node_id, _, input_name = text.rpartition(".")
+    return (node_id, input_name)
+
+
 class WorkflowRun:
     """One workflow's session: each run a round, judged as everywhere, kept in the store."""
 
@@ -376,6 +398,29 @@ class WorkflowRun:
         )
         for cell, spec in zip(stage_round.cells[-len(placed) :], placed, strict=True):
             cell.job_id = spec.job_id
+
+    async def reopen(self, session_id: str, parameters: Sequence[TypedParameter]) -> None:
+        """The session's rounds as they were left (verdicts, locks, the round looked at);
+        what was still running is put back to work, and `again` knows the last plan."""
+
+        def recipe_for(info: RoundInfo) -> RoundRecipe:
+            return RoundRecipe(info.stage, self.card.name, 0, self.card.name)
+
+        await self.runner.reopen(session_id, self._history, recipe_for)
+        current = self.current
+        if current is None:
+            return
+        saved = current.meta.get("values")
+        variations = current.meta.get("variations")
+        values = (
+            {_key_of(text): value for text, value in saved.items()}
+            if isinstance(saved, dict)
+            else {}
+        )
+        settings = (
+            RunSettings.from_json(variations) if isinstance(variations, dict) else RunSettings()
+        )
+        self.last = (parameters, values, settings)
 
     async def save(self) -> None:
         await self.runner.save_state(rounds_state(self._history))

@@ -80,9 +80,15 @@ class WorkflowRunScreen(Screen[None]):
         "back to the form, **ctrl+b** back to the browser."
     )
 
-    def __init__(self, card: WorkflowCard, object_info: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        card: WorkflowCard,
+        object_info: Mapping[str, Any] | None,
+        resume: str | None = None,
+    ) -> None:
         super().__init__()
         self.card = card
+        self.resume_id = resume
         self.object_info = object_info
         self.parameters = form_parameters(card, object_info)
         self.session: WorkflowRun | None = None
@@ -119,6 +125,9 @@ class WorkflowRunScreen(Screen[None]):
         view = self.query_one(RoundView)
         view.actions = self.session
         view.label = self.card.name
+        if self.resume_id is not None:
+            await self.session.reopen(self.resume_id, self.parameters)
+            view.label = f"{self.card.name} run {self.session.history.position + 1}"
         view.show_round()
         saved = await asyncio.to_thread(remembered, self.memory_file, self.card.key)
         settings = saved.pop(SETTINGS_KEY, None)
@@ -133,7 +142,10 @@ class WorkflowRunScreen(Screen[None]):
         await self.query_one("#run-body", Horizontal).mount(form, before=0)
         for box in form.query(Input):
             box.cursor_blink = False
-        self.action_edit_form()
+        if self.resume_id is not None and self.session.current is not None:
+            view.grid.focus()
+        else:
+            self.action_edit_form()
         self._replan()
 
     def _still_fitting(self, saved: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from textual.widgets.option_list import Option
 from imgen_tui.flows.farm_info import FarmObjectInfo, farm_object_info
 from imgen_tui.flows.workflow_catalog import WorkflowCard, collect_cards, model_sizes
 from imgen_tui.flows.workflow_filter import describe_intent, filter_workflows
-from imgen_tui.flows.workflow_run import estimate
+from imgen_tui.flows.workflow_run import estimate, latest_session
 from imgen_tui.locations import bundled_dir, user_config_dir
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.ui.widgets.node_strip import NodeStrip
@@ -50,6 +50,7 @@ class WorkflowsScreen(Screen[None]):
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="workflows.search"),
         Binding("i", "focus_intent", "I want to…", id="workflows.intent"),
+        Binding("o", "reopen", "Reopen last run", id="workflows.reopen"),
         Binding("ctrl+r", "reload", "Ask the nodes again", id="workflows.reload"),
         Binding("escape", "focus_cards", "Cards", show=False, id="workflows.cards"),
         Binding("q", "leave", "Back", id="workflows.quit"),
@@ -57,7 +58,8 @@ class WorkflowsScreen(Screen[None]):
     HELP = (
         "**Workflows.** Every workflow the app can see, with Ready / Missing per node. "
         "**/** search by words, **i** say what you want to do (upscale, image to video, "
-        "text to image), **enter** on a card opens its form, **ctrl+r** asks the nodes again."
+        "text to image), **enter** on a card opens its form, **o** reopens the card's last run "
+        "as it was left, **ctrl+r** asks the nodes again."
     )
 
     def __init__(self, extra_folders: Sequence[Path] = ()) -> None:
@@ -155,8 +157,10 @@ class WorkflowsScreen(Screen[None]):
     @on(OptionList.OptionSelected, "#cards")
     def _opened(self, event: OptionList.OptionSelected) -> None:
         card = next((c for c in self.shown if c.key == event.option.id), None)
-        if card is None:
-            return
+        if card is not None:
+            self._open(card)
+
+    def _open(self, card: WorkflowCard, resume: str | None = None) -> None:
         problem = card.runnable_problem()
         if problem is not None:
             self.notify(problem, severity="warning", timeout=10)
@@ -164,7 +168,23 @@ class WorkflowsScreen(Screen[None]):
         from imgen_tui.ui.screens.workflow_run import WorkflowRunScreen
 
         merged = self.farm_info.merged() if self.farm_info is not None else None
-        self.app.push_screen(WorkflowRunScreen(card, merged))
+        self.app.push_screen(WorkflowRunScreen(card, merged, resume))
+
+    def _highlighted(self) -> WorkflowCard | None:
+        index = self.query_one("#cards", OptionList).highlighted
+        return self.shown[index] if index is not None and index < len(self.shown) else None
+
+    async def action_reopen(self) -> None:
+        card = self._highlighted()
+        store = self.imgen.engine.store
+        if card is None or store is None:
+            self.notify("Move to a card first (escape, then the arrows).")
+            return
+        session_id = await latest_session(store, card.key)
+        if session_id is None:
+            self.notify(f"{card.name} has not been run yet: enter opens its form.")
+            return
+        self._open(card, session_id)
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
