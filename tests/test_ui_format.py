@@ -76,7 +76,9 @@ def test_editor_file_converts_as_the_frontend_queues_it() -> None:
     conversion = ui_to_api(load("sd15_editor_ui.json"), full_object_info())
     assert without_meta(conversion.graph) == SD15_EXPECTED
     assert conversion.missing_classes == ()
-    assert conversion.controls == {"3": {"seed": "randomize"}}
+    # The seed comes from the primitive, so its control after generate ("fixed") governs, not
+    # the hidden one the KSampler kept from before its widget was converted ("randomize").
+    assert conversion.controls == {"3": {"seed": "fixed"}}
     assert conversion.graph["6"]["_meta"] == {"title": "Positive"}
     assert conversion.graph["8"]["_meta"] == {"title": "VAE Decode"}  # the class's display name
 

@@ -199,23 +199,29 @@ def estimate_farm_seconds(jobs: Sequence[JobSpec], farm: FarmConfig) -> FarmEsti
         )
         for node in farm.nodes
     ]
-    counts: dict[str, int] = {view.id: 0 for view in views}
+    return estimate_on_views(jobs, views)
+
+
+def estimate_on_views(jobs: Sequence[JobSpec], views: Sequence[NodeView]) -> FarmEstimate:
+    """The same estimate from the scheduler's own node views: learned speeds, current load."""
+    placed = list(views)
+    counts: dict[str, int] = {view.id: 0 for view in placed}
     unrunnable, reason = 0, ""
     for job in jobs:
-        routing = route(job, views)
+        routing = route(job, placed)
         best = routing.best
         if best is None:
             unrunnable += 1
             reason = reason or routing.explain()
             continue
-        index = next(i for i, view in enumerate(views) if view.id == best.node_id)
-        views[index] = replace(
-            views[index],
+        index = next(i for i, view in enumerate(placed) if view.id == best.node_id)
+        placed[index] = replace(
+            placed[index],
             busy_seconds=best.finish_in,
-            loaded_checkpoint=job.checkpoint or views[index].loaded_checkpoint,
+            loaded_checkpoint=job.checkpoint or placed[index].loaded_checkpoint,
         )
         counts[best.node_id] += 1
-    seconds = max((view.busy_seconds for view in views), default=0.0)
+    seconds = max((view.busy_seconds for view in placed), default=0.0)
     return FarmEstimate(seconds, counts, unrunnable, reason)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imgen_tui.graphs.graph import Graph, GraphError
-from imgen_tui.graphs.widgets import assign_widget_values
+from imgen_tui.graphs.widgets import CONTROL_MODES, assign_widget_values
 
 WorkflowFormat = Literal["ui", "api"]
 
@@ -129,6 +129,8 @@ class _Converter:
         self.output: Graph = {}
         self.missing: set[str] = set()
         self.controls: dict[str, dict[str, str]] = {}
+        #: the control of the primitive the input being resolved came from, if any
+        self.primitive_control: str | None = None
         self.children: dict[int, _Scope] = {}
 
     def run(self) -> Conversion:
@@ -182,12 +184,16 @@ class _Converter:
         else:
             self.missing.add(class_type)
         for index, slot in enumerate(_slots(node, "inputs")):
+            self.primitive_control = None
             resolved = self._resolve_input(scope, node, index, set(), None)
             name = slot.get("name")
             if resolved is None or not isinstance(name, str):
                 continue
             if resolved[0] == "value":
                 inputs[name] = _wrap(resolved[1])
+                control = self._primitive_control_taken()
+                if control is not None:
+                    self.controls.setdefault(execution_id, {})[name] = control
             else:
                 inputs[name] = [resolved[1], resolved[2]]
         title = node.get("title")
@@ -199,6 +205,11 @@ class _Converter:
             "class_type": class_type,
             "_meta": {"title": title},
         }
+
+    def _primitive_control_taken(self) -> str | None:
+        """The control of the primitive the last input resolved through (then forgotten)."""
+        control, self.primitive_control = self.primitive_control, None
+        return control
 
     def _is_frontend_only(self, class_type: str) -> bool:
         return class_type in FRONTEND_ONLY_CLASSES and class_type not in self.object_info
@@ -279,7 +290,12 @@ class _Converter:
         if self._is_frontend_only(class_type):
             if class_type in PRIMITIVE_CLASSES:
                 values = node.get("widgets_values")
-                return ("value", values[0]) if isinstance(values, list) and values else None
+                if not isinstance(values, list) or not values:
+                    return None
+                # The primitive's own "control after generate" governs the value it feeds.
+                if len(values) > 1 and values[1] in CONTROL_MODES:
+                    self.primitive_control = str(values[1])
+                return ("value", values[0])
             if class_type == "GetNode":
                 setter = _setter_for(scope, node)
                 if setter is None:

@@ -75,6 +75,8 @@ def build_object_info(spec: SimNodeSpec, input_files: list[str]) -> dict[str, An
                 "category": "custom",
             }
     classes.update(reference_classes(spec.extra_classes))  # recorded ControlNet/IP-Adapter specs
+    for name in spec.missing_classes:
+        classes.pop(name, None)
     for folder, inputs in MODEL_INPUTS.items():
         for class_type, input_name in inputs:
             _set_options(classes, class_type, input_name, list(spec.models.get(folder, [])))

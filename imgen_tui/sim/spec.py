@@ -33,6 +33,8 @@ class SimNodeSpec(StrictModel):
     models: dict[str, list[str]] = Field(default_factory=dict)
     #: custom-node classes this node pretends to have (IP-Adapter, AnimateDiff...)
     extra_classes: tuple[str, ...] = ()
+    #: core classes an older ComfyUI on this node does not have yet (Flux's, say)
+    missing_classes: tuple[str, ...] = ()
     comfyui_version: str = "0.3.64"
 
     def step_seconds(self, family: str, width: int, height: int) -> float:

@@ -208,6 +208,8 @@ def binding_scopes() -> Scopes:
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
     from imgen_tui.ui.screens.refine import RefineScreen
+    from imgen_tui.ui.screens.workflow_run import WorkflowRunScreen
+    from imgen_tui.ui.screens.workflows import WorkflowsScreen
 
     screens: list[type[object]] = [
         HomeScreen,
@@ -222,6 +224,8 @@ def binding_scopes() -> Scopes:
         ConceptScreen,
         ExplorerScreen,
         LoraCompareScreen,
+        WorkflowsScreen,
+        WorkflowRunScreen,
     ]
     with_round_view = (FunnelScreen, ConceptScreen, ExplorerScreen)
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]

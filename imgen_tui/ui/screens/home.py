@@ -23,6 +23,7 @@ FLOWS = [
     ("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final"),
     ("concept", "Concept builder — fields with locks → 4 SDXL variations, refine the unlocked"),
     ("explorer", "LoRA explorer — what the farm has, strength sweeps, A/B against a baseline"),
+    ("workflows", "Workflow browser — any ComfyUI workflow: Ready/Missing per node, run it"),
 ]
 
 
@@ -40,6 +41,10 @@ def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
         from imgen_tui.ui.screens.explorer import ExplorerScreen
 
         return ExplorerScreen(resume=resume)
+    if flow == "workflows" and resume is None:
+        from imgen_tui.ui.screens.workflows import WorkflowsScreen
+
+        return WorkflowsScreen()
     return None
 
 
@@ -48,11 +53,12 @@ class HomeScreen(Screen[None]):
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
         Binding("c", "new_flow('concept')", "New concept", id="home.concept"),
         Binding("e", "new_flow('explorer')", "LoRA explorer", id="home.explorer"),
+        Binding("w", "workflows", "Workflows", id="home.workflows"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
         "**Home.** Start a flow (**f** the draft funnel, **c** the concept builder, "
-        "**e** the LoRA explorer) or "
+        "**e** the LoRA explorer, **w** the workflow browser) or "
         "reopen a recent session "
         "exactly as you left it (**tab** to the list, **enter**). The strip at the "
         "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "
@@ -102,6 +108,11 @@ class HomeScreen(Screen[None]):
             screen = flow_screen(flow, resume=session_id)
             if screen is not None:
                 await self.app.push_screen(screen)
+
+    def action_workflows(self) -> None:
+        from imgen_tui.ui.screens.workflows import WorkflowsScreen
+
+        self.app.push_screen(WorkflowsScreen())
 
     def action_new_funnel(self) -> None:
         self.action_new_flow("funnel")
