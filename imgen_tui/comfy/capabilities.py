@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from imgen_tui.comfy.responses import ObjectInfo
+from imgen_tui.comfy.video_capabilities import VIDEO_CAPABILITIES, check_video_capability
 
 Verdict = Literal["confirmed", "missing", "unchecked"]
 
@@ -66,6 +67,8 @@ def _check(info: ObjectInfo, capability: str, models: Mapping[str, str]) -> Capa
                 capability, "confirmed", f"{len(info.controlnets)} ControlNet models"
             )
         return CapabilityCheck(capability, "missing", "no ControlNet models are installed")
+    if capability in VIDEO_CAPABILITIES:  # classes and a motion model: video_capabilities.py
+        return CapabilityCheck(capability, *check_video_capability(info, capability))
     if capability in CLASS_CAPABILITIES:
         classes = CLASS_CAPABILITIES[capability]
         if any(info.has_class(name) for name in classes):

@@ -16,6 +16,9 @@ from imgen_tui.graphs.graph import GraphError
 
 #: node classes known to show a picture without saving it, though their names say "save"
 _NOT_SAVING = frozenset({"SaveImageWebsocket", "PreviewImage"})
+#: node classes that save though their names do not say so (VHS writes to `temp` when
+#: its `save_output` is off)
+_SAVING = frozenset({"VHS_VideoCombine"})
 
 
 def saving_nodes(graph: Mapping[str, Any]) -> list[str]:
@@ -27,11 +30,14 @@ def saving_nodes(graph: Mapping[str, Any]) -> list[str]:
     found = []
     for node_id, node in graph.items():
         class_type = node.get("class_type") if isinstance(node, Mapping) else None
-        if (
-            isinstance(class_type, str)
-            and "save" in class_type.lower()
-            and class_type not in _NOT_SAVING
-        ):
+        if not isinstance(class_type, str) or class_type in _NOT_SAVING:
+            continue
+        if class_type in _SAVING:
+            inputs = node.get("inputs")
+            if isinstance(inputs, Mapping) and inputs.get("save_output", True) is False:
+                continue
+            found.append(str(node_id))
+        elif "save" in class_type.lower():
             found.append(str(node_id))
     return found
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 from imgen_tui.graphs.graph import is_link
 from imgen_tui.graphs.params import read_values
-from imgen_tui.sim import images
+from imgen_tui.sim import images, video
 from imgen_tui.sim.spec import SimNodeSpec, family_of_checkpoint
 
 OOM_MESSAGE = (
@@ -235,6 +235,8 @@ class PromptRun:
     async def _execute_node(self, node_id: str) -> dict[str, Any] | None:
         node = self.graph[node_id]
         class_type, inputs = node["class_type"], node.get("inputs") or {}
+        if video.handles(class_type):  # AnimateDiff's savers and interpolators: sim/video.py
+            return await video.execute(self, node_id, class_type, inputs)
         if class_type == "CheckpointLoaderSimple":
             name = str(inputs.get("ckpt_name"))
             if "broken" in name:  # a corrupt file fails where real ComfyUI's loader does

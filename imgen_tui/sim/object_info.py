@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from imgen_tui.sim.spec import SimNodeSpec
+from imgen_tui.sim.video import add_video_classes
 
 # (class, input) pairs that list the files of one model folder.
 MODEL_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -73,6 +74,7 @@ def build_object_info(spec: SimNodeSpec, input_files: list[str]) -> dict[str, An
                 "python_module": "custom_nodes",
                 "category": "custom",
             }
+    add_video_classes(classes, spec)  # core's animated savers; AnimateDiff, VHS, RIFE/FILM
     for folder, inputs in MODEL_INPUTS.items():
         for class_type, input_name in inputs:
             _set_options(classes, class_type, input_name, list(spec.models.get(folder, [])))

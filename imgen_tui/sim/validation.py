@@ -175,7 +175,8 @@ def _check_literal(name: str, spec: list[Any], value: Any) -> dict[str, Any] | N
         if len(choices) > _COMBO_LIST_LIMIT:
             listing, config = f"(list of length {len(choices)})", None
         else:
-            listing, config = str(choices), spec
+            # ComfyUI reports (type, extra_info): a list-only spec gets its empty dict (recorded)
+            listing, config = str(choices), spec if len(spec) > 1 else [kind, {}]
         return _error(
             "value_not_in_list",
             "Value not in list",
