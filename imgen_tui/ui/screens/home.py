@@ -19,7 +19,10 @@ from imgen_tui.ui.widgets.node_strip import NodeStrip
 if TYPE_CHECKING:
     from imgen_tui.ui.app import ImgenApp
 
-FLOWS = [("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final")]
+FLOWS = [
+    ("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 final"),
+    ("keyframes", "Keyframe video — keyframes → stills → motion preview → full render"),
+]
 
 
 class HomeScreen(Screen[None]):
@@ -69,6 +72,10 @@ class HomeScreen(Screen[None]):
         option_id = event.option.id or ""
         if option_id == "flow:funnel":
             self.action_new_funnel()
+        elif option_id == "flow:keyframes":
+            from imgen_tui.ui.screens.keyframes import KeyframesScreen
+
+            await self.app.push_screen(KeyframesScreen())
         elif option_id.startswith("session:"):
             from imgen_tui.ui.screens.funnel import FunnelScreen
 
