@@ -82,7 +82,7 @@ class KeyframeFlow:
     fps: float = 8.0
     stills_per_round: int = 4
     still_workflow: str = "sd15_txt2img"
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=lambda: random.Random())
     keyframes: list[KeyframeSlot] = field(default_factory=list)
     selected: int = 0
     history: RoundHistory = field(default_factory=RoundHistory)

@@ -124,6 +124,13 @@ class LightboxScreen(ModalScreen[Cell | None]):
         self._describe(image, "")
         self.run_worker(self._load(image), exclusive=True)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The playback keys exist only while a video is open (the footer never offers them
+        for a still)."""
+        if action in ("play_pause", "frame"):
+            return self.playback is not None
+        return True
+
     def action_play_pause(self) -> None:
         if self.playback is None:
             self.notify("This is a still; only videos play.")
@@ -138,7 +145,9 @@ class LightboxScreen(ModalScreen[Cell | None]):
     def _stop_playback(self) -> None:
         if self.playback is not None and self.playback.timer is not None:
             self.playback.timer.stop()
-        self.playback = None
+        if self.playback is not None:
+            self.playback = None
+            self.refresh_bindings()
 
     def _tick(self) -> None:
         if self.playback is not None and self.playback.playing:
@@ -163,6 +172,7 @@ class LightboxScreen(ModalScreen[Cell | None]):
             self.playback = Playback(frames, animation.fps)
             self._show_frame(frames[0])
             self.playback.timer = self.set_interval(animation.frame_seconds, self._tick)
+            self.refresh_bindings()
             self._describe(image, await read_prompt(image.sidecar_path))
             return
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
