@@ -26,6 +26,7 @@ from imgen_tui.store.animation import read_animation
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.graphics import image_widget
 from imgen_tui.ui.widgets.playback import Playback, load_frames
+from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.thumbs import load_picture
 
 LIGHTBOX_MAX_SIDE = 1024
@@ -150,8 +151,12 @@ class LightboxScreen(ModalScreen[Cell | None]):
             self.refresh_bindings()
 
     def _tick(self) -> None:
-        if self.playback is not None and self.playback.playing:
-            self._show_frame(self.playback.step(1))
+        playback = self.playback
+        if playback is None or not playback.playing:
+            return
+        if not frame_on_screen(self.query_one("#large"), playback.frames[playback.index]):
+            return  # the terminal is behind (an encode or upload still running): hold this frame
+        self._show_frame(playback.step(1))
 
     def _show_frame(self, picture: Any) -> None:
         self.query_one("#large").image = picture  # type: ignore[attr-defined]
@@ -178,6 +183,17 @@ class LightboxScreen(ModalScreen[Cell | None]):
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
         self.query_one("#large").image = picture  # type: ignore[attr-defined]
         self._describe(image, await read_prompt(image.sidecar_path))
+
+
+def frame_on_screen(widget: Any, frame: Any) -> bool:
+    """Whether `frame` has reached the terminal: Sixel says so, TGP once its upload is shown.
+
+    Advancing before that would cancel the frame's encoding (each widget keeps
+    one exclusive encoder), and a slow link would then show no frame at all.
+    """
+    if isinstance(widget, SixelPicture):
+        return widget.delivered
+    return getattr(widget, "image", None) is frame
 
 
 class CompareScreen(ModalScreen[None]):
