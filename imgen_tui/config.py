@@ -42,6 +42,8 @@ KNOWN_CAPABILITIES: frozenset[str] = frozenset(
         "ipadapter",
         "faceid",
         "animatediff",
+        "interpolation",
+        "video",
     }
 )
 

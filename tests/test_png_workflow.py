@@ -33,9 +33,11 @@ from tests.conftest import FAST_NODE, RECORDED
 from tests.test_scheduler_store import node_of, run_to_idle, scheduler_for, stored_jobs
 
 LIBRARY = load_library([bundled_dir("workflows")])
-REAL_OBJECT_INFO: dict[str, Any] = json.loads(
-    (RECORDED / "object_info_workflow_classes.json").read_text()
-)
+REAL_OBJECT_INFO: dict[str, Any] = {
+    # the video templates' classes (AnimateDiff-Evolved, Frame-Interpolation), recorded in v2
+    **json.loads((RECORDED / "video" / "object_info_video.json").read_text()),
+    **json.loads((RECORDED / "object_info_workflow_classes.json").read_text()),
+}
 
 
 def img2img_job(source: Path) -> JobSpec:

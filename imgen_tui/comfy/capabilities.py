@@ -17,6 +17,7 @@ from imgen_tui.comfy.ipadapter_presets import (
     resolve_preset,
 )
 from imgen_tui.comfy.responses import ObjectInfo
+from imgen_tui.comfy.video_capabilities import VIDEO_CAPABILITIES, check_video_capability
 
 Verdict = Literal["confirmed", "missing", "unchecked"]
 
@@ -76,6 +77,8 @@ def _check(info: ObjectInfo, capability: str, models: Mapping[str, str]) -> Capa
         return CapabilityCheck(capability, "missing", "no ControlNet models are installed")
     if capability in ("ipadapter", "faceid"):
         return _check_ipadapter(info, capability)
+    if capability in VIDEO_CAPABILITIES:  # classes and a motion model: video_capabilities.py
+        return CapabilityCheck(capability, *check_video_capability(info, capability))
     if capability in CLASS_CAPABILITIES:
         classes = CLASS_CAPABILITIES[capability]
         if any(info.has_class(name) for name in classes):

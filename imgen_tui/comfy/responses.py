@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from imgen_tui.comfy.errors import ProtocolError
 from imgen_tui.comfy.events import ExecutionError, ImageRef, parse_message
+from imgen_tui.comfy.outputs import FILE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ class HistoryEntry:
                     ImageRef.from_json(image)
                     for node_output in outputs.values()
                     if isinstance(node_output, dict)
-                    for image in _list(node_output.get("images"), f"the images in the {where}")
+                    for key in FILE_KEYS  # VHS lists its videos under `gifs`
+                    for image in _list(node_output.get(key), f"the {key} in the {where}")
                 )
             )
             error: ExecutionError | None = None

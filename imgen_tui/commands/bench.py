@@ -136,6 +136,7 @@ async def bench_ui(console: Console, *, scale: float = 1.0) -> int:
             f"{sum(moves) / max(1, len(moves)) / 1000:.2f} KB",
         )
     console.print(table)
+    console.print(await _playback_table())
     encoders = Table(
         title="Sixel encoders, one 384 px picture (read back as xterm 379 reads it, and leniently)"
     )
@@ -166,3 +167,26 @@ async def bench_ui(console: Console, *, scale: float = 1.0) -> int:
         "libsixel, which a fresh machine does not have (PyPI ships no wheel with it)."
     )
     return 0
+
+
+async def _playback_table() -> Table:
+    """The lightbox playing a 16-frame 512x512 video: frames/s shown and bytes/s sent."""
+    import tempfile
+    from pathlib import Path
+
+    from imgen_tui.ui.bench import RENDERERS
+    from imgen_tui.ui.bench_playback import FRAMES, SIDE, measure_playback
+
+    table = Table(title=f"Playback in the lightbox, {FRAMES} frames at {SIDE}x{SIDE}, looping")
+    for column in ("renderer", "video fps", "frames/s shown", "bytes/s to the terminal"):
+        table.add_column(column, justify="left" if column == "renderer" else "right")
+    for renderer in RENDERERS:
+        with tempfile.TemporaryDirectory(prefix="imgen-bench-play-") as folder:
+            figures = await measure_playback(renderer, Path(folder))
+        table.add_row(
+            renderer,
+            f"{figures.fps:g}",
+            f"{figures.frames_per_second:.1f}",
+            f"{figures.bytes_per_second / 1e6:.2f} MB/s",
+        )
+    return table

@@ -23,6 +23,7 @@ from imgen_tui.comfy.client import DEFAULT_DOWNLOAD_CAP, ComfyClient
 from imgen_tui.comfy.events import ImageRef
 from imgen_tui.graphs.params import read_values
 from imgen_tui.graphs.references import describe_references
+from imgen_tui.graphs.video_savers import video_sidecar_fields
 from imgen_tui.scheduler.events import (
     JobCancelled,
     JobEvent,
@@ -33,7 +34,8 @@ from imgen_tui.scheduler.events import (
 from imgen_tui.scheduler.jobs import Job, JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import CorruptImage, NewImage, SessionStore, StoreError
-from imgen_tui.store.files import check_pixel_budget, inspect_image
+from imgen_tui.store.animation import inspect_output
+from imgen_tui.store.files import check_pixel_budget
 from imgen_tui.store.records import JobRow, JobRowState
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ class SessionRecorder:
         sizes = []
         for image, path in zip(images, paths, strict=True):
             try:
-                _, width, height = await asyncio.to_thread(inspect_image, path)
+                _, width, height = await asyncio.to_thread(inspect_output, path)
             except CorruptImage as error:
                 raise CorruptImage(f"{node_id}: {image.filename!r} from /view: {error}") from None
             sizes.append((width, height))
@@ -203,4 +205,5 @@ def sidecar_fields(
         "references": describe_references(graph, spec.reference_images),
         "comfyui_prompt_id": prompt_id,
         "graph": graph,
+        **video_sidecar_fields(graph),
     }

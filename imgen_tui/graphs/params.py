@@ -79,6 +79,9 @@ PARAMETER_TABLE: dict[str, dict[str, str]] = {
     "LoadImage": {"image": "image"},
     "UpscaleModelLoader": {"model_name": "upscale_model"},
     "FluxGuidance": {"guidance": "guidance"},
+    # prompt travel (AnimateDiff-Evolved, FizzNodes): the whole schedule text is the prompt
+    "ADE_PromptScheduling": {"prompts": "prompt"},
+    "BatchPromptSchedule": {"text": "prompt"},
 }
 
 #: value nodes whose one literal takes the kind of the input it is wired to
@@ -98,7 +101,15 @@ GUIDERS: dict[str, dict[str, str]] = {
     "BasicGuider": {"conditioning": "positive"},
     "DualCFGGuider": {"cond1": "positive", "cond2": "positive", "negative": "negative"},
 }
-TEXT_ENCODERS = frozenset({"CLIPTextEncode", "CLIPTextEncodeFlux", "CLIPTextEncodeSDXL"})
+TEXT_ENCODERS = frozenset(
+    {
+        "CLIPTextEncode",
+        "CLIPTextEncodeFlux",
+        "CLIPTextEncodeSDXL",
+        "ADE_PromptScheduling",
+        "BatchPromptSchedule",
+    }
+)
 _MAX_TRACE_DEPTH = 64
 
 

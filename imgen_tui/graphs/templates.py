@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}")
 
 Family = Literal["sd15", "sdxl", "flux", "pony", "illustrious", "any"]
-Task = Literal["txt2img", "img2img", "upscale"]
+Task = Literal["txt2img", "img2img", "upscale", "video"]
 
 # Placeholders whose default comes from the farm config's `models:` section.
 MODEL_PLACEHOLDERS = {"checkpoint": None, "upscale_model": "upscale"}

@@ -26,7 +26,7 @@ from imgen_tui.comfy.ipadapter_presets import PresetError
 from imgen_tui.graphs.graph import is_link
 from imgen_tui.graphs.lora_stack import LoraStack, lora_stack
 from imgen_tui.graphs.params import read_values
-from imgen_tui.sim import images
+from imgen_tui.sim import images, video
 from imgen_tui.sim.model_files import apply_lora_look
 from imgen_tui.sim.references import (
     UNIFIED_LOADERS,
@@ -247,6 +247,8 @@ class PromptRun:
     async def _execute_node(self, node_id: str) -> dict[str, Any] | None:
         node = self.graph[node_id]
         class_type, inputs = node["class_type"], node.get("inputs") or {}
+        if video.handles(class_type):  # AnimateDiff's savers and interpolators: sim/video.py
+            return await video.execute(self, node_id, class_type, inputs)
         if class_type == "CheckpointLoaderSimple":
             name = str(inputs.get("ckpt_name"))
             if "broken" in name:  # a corrupt file fails where real ComfyUI's loader does

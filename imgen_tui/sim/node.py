@@ -28,6 +28,7 @@ from imgen_tui.sim.model_files import add_model_file_routes
 from imgen_tui.sim.object_info import MODEL_INPUTS, build_object_info
 from imgen_tui.sim.spec import SimNodeSpec
 from imgen_tui.sim.validation import prompt_error, validate_prompt
+from imgen_tui.sim.video import content_type_of
 
 MAX_UPLOAD_SIZE = 104857600
 _FOLDER_TYPES = ("output", "input", "temp")
@@ -454,7 +455,7 @@ class SimulatedNode:
         if self.faults.truncate > 0:
             self.faults.truncate -= 1
             data = data[: len(data) // 2]
-        content_type = "image/png"
+        content_type = content_type_of(filename)  # image/webp, image/gif, video/mp4 as recorded
         preview = request.query.get("preview", "")
         if preview.startswith("jpeg") or preview.startswith("webp"):
             quality = int(preview.split(";")[1]) if ";" in preview else 90

@@ -10,6 +10,7 @@ from typing import Any
 
 from imgen_tui.sim.references import reference_classes
 from imgen_tui.sim.spec import SimNodeSpec
+from imgen_tui.sim.video import add_video_classes
 
 # (class, input) pairs that list the files of one model folder.
 MODEL_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -77,6 +78,7 @@ def build_object_info(spec: SimNodeSpec, input_files: list[str]) -> dict[str, An
     classes.update(reference_classes(spec.extra_classes))  # recorded ControlNet/IP-Adapter specs
     for name in spec.missing_classes:
         classes.pop(name, None)
+    add_video_classes(classes, spec)  # core's animated savers; AnimateDiff, VHS, RIFE/FILM
     for folder, inputs in MODEL_INPUTS.items():
         for class_type, input_name in inputs:
             _set_options(classes, class_type, input_name, list(spec.models.get(folder, [])))

@@ -21,8 +21,8 @@ from PIL import Image, UnidentifiedImageError
 
 from imgen_tui.store.errors import CorruptImage
 
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
-EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF"})  # GIF: what VHS animates into
+EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 DEFAULT_THUMBNAIL_SIDE = 384
 # Pillow's decompression-bomb limit stays on; a picture over it is refused outright.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
@@ -105,7 +105,7 @@ def check_pixel_budget(sizes: list[tuple[int, int]]) -> None:
 
 def _checked_header(image: Image.Image) -> tuple[str, int, int]:
     if image.format not in ACCEPTED_FORMATS:
-        raise CorruptImage(f"it is a {image.format or 'unknown'} file, not PNG, JPEG or WebP")
+        raise CorruptImage(f"it is a {image.format or 'unknown'} file, not PNG, JPEG, WebP or GIF")
     if image.width * image.height > MAX_PIXELS:
         raise CorruptImage(
             f"it is {image.width}x{image.height}, over the {MAX_PIXELS:,}-pixel safety limit"
@@ -116,7 +116,7 @@ def _checked_header(image: Image.Image) -> tuple[str, int, int]:
 def _unreadable(error: Exception, start: bytes) -> str:
     """Pillow's own words name a BytesIO or a temporary file; say what the bytes were."""
     if isinstance(error, UnidentifiedImageError):
-        return f"it is not a readable image: not PNG, JPEG or WebP (it starts {start!r})"
+        return f"it is not a readable image: not PNG, JPEG, WebP or GIF (it starts {start!r})"
     return f"it is not a readable image ({error})"
 
 

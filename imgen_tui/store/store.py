@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from imgen_tui.locations import user_data_dir
+from imgen_tui.store.animation import (
+    CheckedAnimation,
+    animation_sidecar,
+    check_output,
+    frame_thumbnail_names,
+)
 from imgen_tui.store.database import Database, new_id
 from imgen_tui.store.errors import StoreError
 from imgen_tui.store.files import (
     DEFAULT_THUMBNAIL_SIDE,
-    check_and_thumbnail,
     remove_quietly,
     safe_name,
     tree_size,
@@ -249,11 +254,23 @@ class SessionStore:
         output: NewImage,
         written: list[Path],
     ) -> ImageRecord:
-        checked = check_and_thumbnail(output.data, self.thumbnail_side)
+        fps = output.sidecar.get("fps")
+        checked = check_output(
+            output.data, self.thumbnail_side, fps_hint=fps if isinstance(fps, float) else None
+        )
         name = safe_name(stem, limit=80) + (f"-{index + 1}" if index else "")
         original = folder / f"{name}{checked.extension}"
         thumb = folder / "thumbs" / f"{name}.jpg"
         sidecar = folder / f"{name}.json"
+        frame_files: list[tuple[Path, bytes]] = []
+        animation: dict[str, Any] = {}
+        if isinstance(checked, CheckedAnimation):  # a video: its frames' thumbnails too
+            names = frame_thumbnail_names(name, checked.frames)
+            frame_files = [
+                (folder / "thumbs" / frame, data)
+                for frame, data in zip(names, checked.frame_thumbnails, strict=True)
+            ]
+            animation = animation_sidecar(checked, names)
         record = ImageRecord(
             id=new_id(),
             job_id=job_id,
@@ -274,10 +291,15 @@ class SessionStore:
             created_at=time.time(),
         )
         try:
+            document = {**_sidecar(record, output), **animation}
             for path, write in (
                 (original, functools.partial(write_atomic, original, output.data)),
                 (thumb, functools.partial(write_atomic, thumb, checked.thumbnail)),
-                (sidecar, functools.partial(write_json_atomic, sidecar, _sidecar(record, output))),
+                *(
+                    (path, functools.partial(write_atomic, path, data))
+                    for path, data in frame_files
+                ),
+                (sidecar, functools.partial(write_json_atomic, sidecar, document)),
             ):
                 write()
                 written.append(path)

@@ -24,6 +24,7 @@ FLOWS = [
     ("concept", "Concept builder — fields with locks → 4 SDXL variations, refine the unlocked"),
     ("explorer", "LoRA explorer — what the farm has, strength sweeps, A/B against a baseline"),
     ("workflows", "Workflow browser — any ComfyUI workflow: Ready/Missing per node, run it"),
+    ("keyframes", "Keyframe video — keyframes → stills → motion preview → full render"),
 ]
 
 
@@ -45,6 +46,10 @@ def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
         from imgen_tui.ui.screens.workflows import WorkflowsScreen
 
         return WorkflowsScreen()
+    if flow == "keyframes" and resume is None:  # reopening a video session: not yet
+        from imgen_tui.ui.screens.keyframes import KeyframesScreen
+
+        return KeyframesScreen()
     return None
 
 

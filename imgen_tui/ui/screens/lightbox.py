@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,8 +22,11 @@ from textual.widgets import Footer, Static
 
 from imgen_tui.flows.rounds import Cell
 from imgen_tui.store import ImageRecord
+from imgen_tui.store.animation import read_animation
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.graphics import image_widget
+from imgen_tui.ui.widgets.playback import Playback, load_frames
+from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.thumbs import load_picture
 
 LIGHTBOX_MAX_SIDE = 1024
@@ -71,11 +75,15 @@ class LightboxScreen(ModalScreen[Cell | None]):
         Binding("space,p", "judge('picked')", "Pick", id="lightbox.pick"),
         Binding("x", "judge('rejected')", "Reject", id="lightbox.reject"),
         Binding("u", "judge('none')", "Clear", show=False, id="lightbox.clear"),
+        Binding("s", "play_pause", "Play/pause", id="lightbox.play"),
+        Binding("full_stop", "frame(1)", "Next frame", show=False, id="lightbox.frame_next"),
+        Binding("comma", "frame(-1)", "Previous frame", show=False, id="lightbox.frame_previous"),
     ]
     HELP = (
         "The picture as large as the terminal allows. **←/→** step through the "
         "finished images of the round, **space** picks, **x** rejects, **u** clears; "
-        "closing puts the grid's cursor on the image shown."
+        "closing puts the grid's cursor on the image shown. A video plays at its fps, "
+        "looping: **s** pauses and plays, **,**/**.** step a frame."
     )
 
     def __init__(
@@ -84,6 +92,7 @@ class LightboxScreen(ModalScreen[Cell | None]):
         super().__init__()
         self.cells, self.index, self.renderer, self.judge = cells, index, renderer, judge
         self._prompt = ""
+        self.playback: Playback | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lightbox"):
@@ -112,8 +121,45 @@ class LightboxScreen(ModalScreen[Cell | None]):
     def _show(self) -> None:
         image = self.cells[self.index].image
         assert image is not None
+        self._stop_playback()
         self._describe(image, "")
         self.run_worker(self._load(image), exclusive=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The playback keys exist only while a video is open (the footer never offers them
+        for a still)."""
+        if action in ("play_pause", "frame"):
+            return self.playback is not None
+        return True
+
+    def action_play_pause(self) -> None:
+        if self.playback is None:
+            self.notify("This is a still; only videos play.")
+            return
+        self.playback.playing = not self.playback.playing
+
+    def action_frame(self, delta: int) -> None:
+        if self.playback is not None:
+            self.playback.playing = False
+            self._show_frame(self.playback.step(delta))
+
+    def _stop_playback(self) -> None:
+        if self.playback is not None and self.playback.timer is not None:
+            self.playback.timer.stop()
+        if self.playback is not None:
+            self.playback = None
+            self.refresh_bindings()
+
+    def _tick(self) -> None:
+        playback = self.playback
+        if playback is None or not playback.playing:
+            return
+        if not frame_on_screen(self.query_one("#large"), playback.frames[playback.index]):
+            return  # the terminal is behind (an encode or upload still running): hold this frame
+        self._show_frame(playback.step(1))
+
+    def _show_frame(self, picture: Any) -> None:
+        self.query_one("#large").image = picture  # type: ignore[attr-defined]
 
     def _describe(self, image: ImageRecord, prompt: str) -> None:
         self._prompt = prompt
@@ -125,9 +171,29 @@ class LightboxScreen(ModalScreen[Cell | None]):
         self.query_one("#about", Static).update(position + describe(image, prompt, cell.seed))
 
     async def _load(self, image: ImageRecord) -> None:
+        animation = await asyncio.to_thread(read_animation, image.sidecar_path)
+        if animation is not None:  # frames decoded once, in a thread, then only switched
+            frames = await load_frames(image.path, LIGHTBOX_MAX_SIDE)
+            self.playback = Playback(frames, animation.fps)
+            self._show_frame(frames[0])
+            self.playback.timer = self.set_interval(animation.frame_seconds, self._tick)
+            self.refresh_bindings()
+            self._describe(image, await read_prompt(image.sidecar_path))
+            return
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
         self.query_one("#large").image = picture  # type: ignore[attr-defined]
         self._describe(image, await read_prompt(image.sidecar_path))
+
+
+def frame_on_screen(widget: Any, frame: Any) -> bool:
+    """Whether `frame` has reached the terminal: Sixel says so, TGP once its upload is shown.
+
+    Advancing before that would cancel the frame's encoding (each widget keeps
+    one exclusive encoder), and a slow link would then show no frame at all.
+    """
+    if isinstance(widget, SixelPicture):
+        return widget.delivered
+    return getattr(widget, "image", None) is frame
 
 
 class CompareScreen(ModalScreen[None]):

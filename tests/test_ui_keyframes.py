@@ -1,0 +1,168 @@
+"""The keyframe video screen driven by keys through Pilot, on the demo farm over loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+
+from imgen_tui.flows.keyframes import KeyframeFlow
+from imgen_tui.ui.app import ImgenApp, make_app
+from imgen_tui.ui.screens.home import HomeScreen
+from imgen_tui.ui.screens.keyframes import KeyframesScreen
+from imgen_tui.ui.screens.lightbox import LightboxScreen
+from imgen_tui.ui.widgets.round_view import RoundView
+from imgen_tui.ui.widgets.timeline import Timeline
+from tests.pilot_helpers import until
+
+SIZE = (160, 48)
+
+
+def demo_app(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ImgenApp:
+    app = make_app(None, demo=True, data_dir=data_dir, graphics="halfcell", demo_speed=0.01)
+    said: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **options: Any) -> None:
+        said.append(str(message))
+        original(message, **options)
+
+    monkeypatch.setattr(app, "notify", notify)
+    monkeypatch.setattr(app, "said", said, raising=False)
+    return app
+
+
+def said(app: ImgenApp) -> list[str]:
+    found = getattr(app, "said", [])
+    assert isinstance(found, list)
+    return found
+
+
+def flow_of(screen: KeyframesScreen) -> KeyframeFlow:
+    assert screen.session is not None
+    return screen.session.flow
+
+
+async def open_keyframes(pilot: Pilot[Any], export_to: Path) -> KeyframesScreen:
+    """From Home, as a user would: the Keyframe video entry."""
+    await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))
+    flows = pilot.app.screen.query_one("#flows", OptionList)
+    flows.focus()
+    flows.highlighted = 1
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(pilot.app.screen, KeyframesScreen))
+    screen = pilot.app.screen
+    assert isinstance(screen, KeyframesScreen)
+    await until(pilot, lambda: screen.session is not None)
+    screen.export_to = export_to
+    for field in screen.query(Input):
+        field.cursor_blink = False
+    return screen
+
+
+async def type_into(pilot: Pilot[Any], screen: KeyframesScreen, selector: str, text: str) -> None:
+    field = screen.query_one(selector, Input)
+    field.focus()
+    field.value = text
+    await pilot.press("enter")
+
+
+async def test_three_keyframes_refine_lock_preview_render_play_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path / "data", monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_keyframes(pilot, tmp_path / "export")
+        flow = flow_of(screen)
+        await type_into(pilot, screen, "#scene", "a red fox in a snowy forest")
+        for text in ("asleep in the snow", "waking up", "running through the trees"):
+            await type_into(pilot, screen, "#keyframe", text)
+        assert [(s.frame, s.description) for s in flow.keyframes] == [
+            (0, "asleep in the snow"),
+            (8, "waking up"),
+            (12, "running through the trees"),
+        ]
+        timeline = screen.query_one(Timeline)
+        assert len(timeline.entries) == 3 and timeline.selected == 2
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("comma")  # back to the second keyframe
+        assert flow.selected == 1
+        await pilot.press("n")  # a round of stills of it
+        current = flow.history.current
+        assert current is not None and current.meta["keyframe"] == flow.keyframes[1].key
+        await until(pilot, lambda: current.done == len(current.cells), seconds=60)
+        await pilot.press("right", "L")  # the second still is how "waking up" looks
+        await until(pilot, lambda: flow.keyframes[1].locked)
+        assert flow.keyframes[1].still == current.cells[1].image
+        assert current.cells[1].verdict == "picked"
+        await pilot.pause()
+        assert timeline.entries[1].thumb == current.cells[1].image.thumb_path  # type: ignore[union-attr]
+
+        await pilot.press("v")
+        await until(pilot, lambda: len(flow.renders()) == 1)
+        preview = flow.renders()[0]
+        await until(pilot, lambda: preview.done == 1, seconds=90)
+        await pilot.press("V")
+        await until(pilot, lambda: len(flow.renders()) == 2)
+        full = flow.renders()[1]
+        await until(pilot, lambda: full.done == 1, seconds=120)
+        assert full.cells[0].image is not None and full.cells[0].image.node_id == "gpu-premium"
+        assert any("built for gpu-standard" in text for text in said(app))  # preview: fast tier
+
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, LightboxScreen))
+        lightbox = app.screen
+        assert isinstance(lightbox, LightboxScreen)
+        await until(pilot, lambda: lightbox.playback is not None, seconds=30)
+        playback = lightbox.playback
+        assert playback is not None and len(playback.frames) == 31 and playback.fps == 16.0
+        await until(pilot, lambda: playback.shown >= 5)  # it plays, looping
+        await pilot.press("s")  # pause
+        paused_at = playback.index
+        await pilot.pause(0.3)
+        assert playback.index == paused_at
+        await pilot.press("full_stop")
+        assert playback.index == (paused_at + 1) % 31
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+
+        await pilot.press("e")
+        await until(pilot, lambda: any(text.startswith("Exported") for text in said(app)))
+    exported = sorted(path.name for path in (tmp_path / "export").iterdir())
+    assert exported == [
+        "keyframe-02-frame-008-waking-up.json",
+        "keyframe-02-frame-008-waking-up.png",
+        "video.json",
+        "video.webp",
+    ]
+
+
+async def test_bad_timeline_keys_say_what_to_do_and_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path / "data", monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_keyframes(pilot, tmp_path / "export")
+        flow = flow_of(screen)
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("n", "v", "e")
+        assert "Add a keyframe first: type it and press enter." in said(app)
+        assert "the timeline is empty: add a keyframe first" in said(app)
+        await type_into(pilot, screen, "#keyframe", "asleep")
+        await type_into(pilot, screen, "#keyframe", "running")
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("greater_than_sign", "greater_than_sign", "ctrl+left")
+        assert [(s.frame, s.description) for s in flow.keyframes] == [
+            (0, "running"),
+            (10, "asleep"),
+        ]
+        await pilot.press("ctrl+down")  # 16 -> 8 frames would drop the keyframe at 10
+        assert flow.length == 16
+        assert any("move or remove it before shortening" in text for text in said(app))
+        await pilot.press("F")
+        assert flow.fps == 12.0
+        await pilot.press("delete")
+        assert [s.description for s in flow.keyframes] == ["asleep"]
