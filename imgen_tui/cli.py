@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument(
         "--demo", action="store_true", help="start the simulated demo farm and show it"
     )
+    nodes.add_argument(
+        "--watch", action="store_true", help="a live dashboard of the farm until Ctrl-C"
+    )
 
     sim = commands.add_parser("sim", help="run a simulated ComfyUI farm in the foreground")
     sim.add_argument("--nodes", type=int, default=4, metavar="N", help="how many nodes (default 4)")
@@ -290,6 +293,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from imgen_tui.commands.nodes import nodes_command
 
         farm = None if args.demo else load_config(args.config).farm
+        if args.watch:
+            from imgen_tui.commands.nodes_watch import watch_command
+
+            return asyncio.run(watch_command(farm, console, demo=args.demo))
         return asyncio.run(nodes_command(farm, console, demo=args.demo))
     if args.command == "bench":
         from imgen_tui.commands.bench import bench_scheduler, bench_ui

@@ -21,7 +21,7 @@ from imgen_tui.scheduler.farm_stats import (
     now_text,
     spark_text,
 )
-from imgen_tui.scheduler.jobs import Job, JobSpec
+from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
 from imgen_tui.sim.farm import SimFarm
 from tests.test_scheduler_farm import FARM, LIBRARY, drafts, make_scheduler, run_all
 
@@ -105,7 +105,8 @@ async def test_an_idle_node_beside_waiting_jobs_says_why(sim_farm: SimFarm) -> N
     async with make_scheduler(sim_farm) as scheduler:
         jobs = scheduler.submit_many(sdxl_jobs(8, steps=40))
         for _ in range(200):
-            if any(job.node_id for job in jobs) and any(j.state == 0 for j in jobs):
+            running = {job.node_id for job in jobs if job.state == JobState.RUNNING}
+            if "gpu-premium" in running and any(j.state == JobState.QUEUED for j in jobs):
                 break
             await asyncio.sleep(0.02)
         snapshot = farm_snapshot(

@@ -32,6 +32,8 @@ BUCKET_SECONDS = 10.0
 BUCKETS = 30
 #: "images in the last ten minutes"
 RECENT_SECONDS = 600.0
+#: how the scheduler's reason starts when a faster node takes a queued prompt over
+TAKEN_BACK = "taken back from"
 #: at most this many refusal reasons are named per idle node (the rest are counted)
 MAX_REASONS = 3
 
@@ -100,7 +102,11 @@ class FarmStats:
             if isinstance(event, JobDone) and event.node_id in self.history:
                 count = max(1, len(event.images))
                 self.history[event.node_id].finished.extend([now] * count)
-            if isinstance(event, JobRetrying) and event.node_id in self.history:
+            if (
+                isinstance(event, JobRetrying)
+                and event.node_id in self.history
+                and not event.reason.startswith(TAKEN_BACK)  # a faster node took it: no fault
+            ):
                 history = self.history[event.node_id]
                 history.last_error, history.last_error_at = event.reason, time.time()
 
