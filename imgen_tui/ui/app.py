@@ -201,6 +201,7 @@ def binding_scopes() -> Scopes:
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
     from imgen_tui.ui.screens.refine import RefineScreen
+    from imgen_tui.ui.screens.sessions import SessionsScreen
 
     screens: list[type[object]] = [
         HomeScreen,
@@ -212,6 +213,7 @@ def binding_scopes() -> Scopes:
         ConfirmScreen,
         RefineScreen,
         IntentScreen,
+        SessionsScreen,
     ]
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
     return {

@@ -25,6 +25,7 @@ FLOWS = [("funnel", "Draft funnel — prompt → 20 drafts → 8 → 3 → 1 fin
 class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "new_funnel", "New funnel", id="home.funnel"),
+        Binding("s", "sessions", "Sessions", id="home.sessions"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
@@ -73,6 +74,11 @@ class HomeScreen(Screen[None]):
             from imgen_tui.ui.screens.funnel import FunnelScreen
 
             await self.app.push_screen(FunnelScreen(resume=option_id.removeprefix("session:")))
+
+    def action_sessions(self) -> None:
+        from imgen_tui.ui.screens.sessions import SessionsScreen
+
+        self.app.push_screen(SessionsScreen())
 
     def action_new_funnel(self) -> None:
         from imgen_tui.ui.screens.funnel import FunnelScreen
