@@ -20,6 +20,7 @@ from time import monotonic, sleep
 from typing import Any
 
 from imgen_tui.store.records import (
+    GalleryImage,
     ImageLabel,
     ImageRecord,
     JobRow,
@@ -180,6 +181,22 @@ class Database:
             )
             for session_id in {*prompts, *picks}
         }
+
+    def gallery(self, final_stage: str) -> list[GalleryImage]:
+        """Every picked image and every image of a `final_stage` round, newest first."""
+        rows = self.connection.execute(
+            f"SELECT {_IMAGE_COLUMNS}, r.session_id, s.flow, r.prompt FROM images "
+            "JOIN jobs ON images.job_id = jobs.id JOIN rounds r ON jobs.round_id = r.id "
+            "JOIN sessions s ON r.session_id = s.id "
+            "WHERE images.verdict = 'picked' OR r.stage = ? "
+            "ORDER BY images.created_at DESC, r.position DESC, jobs.position",
+            (final_stage,),
+        ).fetchall()
+        width = len(_IMAGE_COLUMNS.split(","))
+        return [
+            GalleryImage(_image_record(row[:width]), row[width], row[width + 1], row[width + 2])
+            for row in rows
+        ]
 
     def set_label(self, image_id: str, label: ImageLabel) -> None:
         with self.transaction() as db:

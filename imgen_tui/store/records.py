@@ -43,6 +43,16 @@ class SessionDetails:
 
 
 @dataclass(frozen=True)
+class GalleryImage:
+    """A picked or final image with where it came from: the gallery's one cell."""
+
+    image: ImageRecord
+    session_id: str
+    flow: str
+    prompt: str
+
+
+@dataclass(frozen=True)
 class ImageLabel:
     """What the vision model said an image shows."""
 

@@ -37,6 +37,7 @@ from imgen_tui.store.files import (
 )
 from imgen_tui.store.lock import SessionBusy, SessionLock, is_locked
 from imgen_tui.store.records import (
+    GalleryImage,
     ImageLabel,
     ImageRecord,
     JobRow,
@@ -350,6 +351,11 @@ class SessionStore:
 
     async def set_locks(self, image_id: str, locks: Iterable[str]) -> None:
         await self._db(self._database.set_locks, image_id, tuple(locks))
+
+    async def gallery(self, final_stage: str = "final") -> list[GalleryImage]:
+        """All picked and final images across sessions (absolute paths), newest first."""
+        found = await self._db(self._database.gallery, final_stage)
+        return [dataclasses.replace(g, image=self._absolute(g.image)) for g in found]
 
     async def set_label(self, image: ImageRecord, label: ImageLabel) -> None:
         """Into the DB and into the image's sidecar (its `label` key), so it travels with it."""

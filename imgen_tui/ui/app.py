@@ -198,6 +198,7 @@ class ImgenApp(App[int]):
 def binding_scopes() -> Scopes:
     """Every screen's bindings with the app's (active everywhere): what keys.yaml may remap."""
     from imgen_tui.ui.screens.funnel import FunnelScreen
+    from imgen_tui.ui.screens.gallery import GalleryScreen
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
     from imgen_tui.ui.screens.refine import RefineScreen
@@ -214,6 +215,7 @@ def binding_scopes() -> Scopes:
         RefineScreen,
         IntentScreen,
         SessionsScreen,
+        GalleryScreen,
     ]
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
     return {

@@ -52,6 +52,7 @@ class SessionsScreen(Screen[None]):
         Binding("o", "sort", "Sort", id="sessions.sort"),
         Binding("d,delete", "delete", "Delete", id="sessions.delete"),
         Binding("E", "export", "Export", id="sessions.export"),
+        Binding("G", "gallery", "Gallery", id="sessions.gallery"),
         Binding("escape,q", "leave", "Back", id="sessions.back"),
     ]
     HELP = (
@@ -60,7 +61,8 @@ class SessionsScreen(Screen[None]):
         "**enter** reopens it in its own flow where it was; **/** searches prompts, "
         "labels, dates (2026-12-01, December, Monday) and flows; **o** changes the "
         "order; **d** deletes (it asks, naming the space that comes back); **E** "
-        "exports the picks with their sidecars, or every image, to a folder you type."
+        "exports the picks with their sidecars, or every image, to a folder you type; "
+        "**G** is the gallery of every pick and final."
     )
 
     def __init__(self) -> None:
@@ -215,6 +217,11 @@ class SessionsScreen(Screen[None]):
     @on(Input.Submitted, "#session-search")
     def _search_done(self) -> None:
         self.query_one(DataTable).focus()
+
+    def action_gallery(self) -> None:
+        from imgen_tui.ui.screens.gallery import GalleryScreen
+
+        self.app.push_screen(GalleryScreen())
 
     def action_sort(self) -> None:
         self.sort = next_sort(self.sort)
