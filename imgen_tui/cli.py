@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("session", nargs="?", help="session id (or its first characters)")
     sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
 
+    label = commands.add_parser(
+        "label", parents=[with_data_dir], help="caption, tag and NSFW-flag a session's images"
+    )
+    label.add_argument("session", nargs="?", help="session id (or its first characters)")
+    label.add_argument("--demo", action="store_true", help="label a new demo session")
+    label.add_argument("--picked", action="store_true", help="only the picked images")
+
     _add_workflows_parser(commands, [with_config])
 
     bench = commands.add_parser(
@@ -308,6 +315,13 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _batch(args, console)
     if args.command == "sessions":
         return _sessions(args, console)
+    if args.command == "label":
+        from imgen_tui.commands.label import label_command
+
+        data_dir = getattr(args, "data_dir", None)
+        return asyncio.run(
+            label_command(console, data_dir, args.session, demo=args.demo, picked_only=args.picked)
+        )
     if args.command == "workflows":
         from imgen_tui.commands.workflows import workflows_command
 

@@ -21,6 +21,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from imgen_tui.flows.session_list import SORTS, SessionRow, next_sort, shown_rows
+from imgen_tui.llm.labels import LabelRun, label_session
+from imgen_tui.llm.ollama_stages import LlmError
 from imgen_tui.scheduler.farm_stats import size_text
 from imgen_tui.store import StoreError
 from imgen_tui.store.files import safe_name
@@ -53,6 +55,7 @@ class SessionsScreen(Screen[None]):
         Binding("d,delete", "delete", "Delete", id="sessions.delete"),
         Binding("E", "export", "Export", id="sessions.export"),
         Binding("G", "gallery", "Gallery", id="sessions.gallery"),
+        Binding("L", "label", "Label", id="sessions.label"),
         Binding("escape,q", "leave", "Back", id="sessions.back"),
     ]
     HELP = (
@@ -62,7 +65,8 @@ class SessionsScreen(Screen[None]):
         "labels, dates (2026-12-01, December, Monday) and flows; **o** changes the "
         "order; **d** deletes (it asks, naming the space that comes back); **E** "
         "exports the picks with their sidecars, or every image, to a folder you type; "
-        "**G** is the gallery of every pick and final."
+        "**G** is the gallery of every pick and final; **L** labels the session's images "
+        "(caption, tags, NSFW flag) with the vision model, in the background."
     )
 
     def __init__(self) -> None:
@@ -217,6 +221,42 @@ class SessionsScreen(Screen[None]):
     @on(Input.Submitted, "#session-search")
     def _search_done(self) -> None:
         self.query_one(DataTable).focus()
+
+    def action_label(self) -> None:
+        row = self.highlighted()
+        if row is None:
+            return
+        if self.imgen.llm_stages is None:
+            self.notify(
+                "Labels need the vision model (vision: in llm.yaml) on Ollama, and this run "
+                "has none (demo or --no-llm); start imgen-tui without them, or use "
+                "`imgen-tui label SESSION`.",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        self.label_in_background(row)
+
+    @work(exclusive=True, group="labels", exit_on_error=False)
+    async def label_in_background(self, row: SessionRow) -> None:
+        """One image after another; the sub-title counts, the list is searchable after."""
+        store, stages = self.imgen.engine.store, self.imgen.llm_stages
+        assert store is not None and stages is not None
+
+        def progress(run: LabelRun) -> None:
+            self.sub_title = f"labelling {row.id[:8]}: {run.done} of {run.total}"
+
+        try:
+            run = await label_session(store, stages, row.id, progress=progress)
+        except LlmError as error:
+            self.notify(f"{str(error)[0].upper()}{str(error)[1:]}.", severity="error", timeout=10)
+            return
+        finally:
+            self.sub_title = ""
+        for problem in run.failed:
+            self.notify(problem, severity="warning", timeout=10)
+        self.notify(f"Labelled {run.labelled} of {run.total} images of session {row.id[:8]}.")
+        await self.reload()
 
     def action_gallery(self) -> None:
         from imgen_tui.ui.screens.gallery import GalleryScreen
