@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument(
         "--demo", action="store_true", help="start the simulated demo farm and show it"
     )
+    nodes.add_argument(
+        "--watch", action="store_true", help="a live dashboard of the farm until Ctrl-C"
+    )
 
     sim = commands.add_parser("sim", help="run a simulated ComfyUI farm in the foreground")
     sim.add_argument("--nodes", type=int, default=4, metavar="N", help="how many nodes (default 4)")
@@ -121,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("action", nargs="?", choices=["list", "delete", "export"], default="list")
     sessions.add_argument("session", nargs="?", help="session id (or its first characters)")
     sessions.add_argument("destination", nargs="?", type=Path, help="export: target folder")
+
+    label = commands.add_parser(
+        "label", parents=[with_data_dir], help="caption, tag and NSFW-flag a session's images"
+    )
+    label.add_argument("session", nargs="?", help="session id (or its first characters)")
+    label.add_argument("--demo", action="store_true", help="label a new demo session")
+    label.add_argument("--picked", action="store_true", help="only the picked images")
 
     _add_workflows_parser(commands, [with_config])
     add_loras_parser(commands, [with_config])
@@ -299,6 +309,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from imgen_tui.commands.nodes import nodes_command
 
         farm = None if args.demo else load_config(args.config).farm
+        if args.watch:
+            from imgen_tui.commands.nodes_watch import watch_command
+
+            return asyncio.run(watch_command(farm, console, demo=args.demo))
         return asyncio.run(nodes_command(farm, console, demo=args.demo))
     if args.command == "bench":
         from imgen_tui.commands.bench import bench_scheduler, bench_ui
@@ -312,6 +326,13 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _sessions(args, console)
     if getattr(args, "run", None) is not None:  # sub-commands that bring their own runner
         return int(args.run(args, console))
+    if args.command == "label":
+        from imgen_tui.commands.label import label_command
+
+        data_dir = getattr(args, "data_dir", None)
+        return asyncio.run(
+            label_command(console, data_dir, args.session, demo=args.demo, picked_only=args.picked)
+        )
     if args.command == "workflows":
         from imgen_tui.commands.workflows import workflows_command
 

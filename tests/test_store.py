@@ -178,7 +178,7 @@ async def test_a_database_from_the_previous_schema_version_keeps_every_row(
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     old = sqlite3.connect(data_dir / "imgen.sqlite3", isolation_level=None)
-    old.executescript(MIGRATIONS[0] + f"\nPRAGMA user_version = {SCHEMA_VERSION - 1};")
+    old.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")  # the first release
     old.executescript(
         """
         INSERT INTO sessions VALUES ('s1', 'funnel', 'old session', 1.0, 2.0, '{"stage": 2}');

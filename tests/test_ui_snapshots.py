@@ -47,6 +47,18 @@ class _StoppedClock:
         return 1_790_000_000.0
 
 
+class _StoppedDashboardClock:
+    """The GPU dashboard's clocks, stopped: "up for 0 s", no busy time, bars at the end."""
+
+    @staticmethod
+    def time() -> float:
+        return 1_790_000_000.0
+
+    @staticmethod
+    def monotonic() -> float:
+        return 1_000_000.0
+
+
 def _spread(number: int) -> int:
     """A counted UUID whose first hex digits differ too (screens show id prefixes)."""
     return (number * 0x1F3D5B79 % 2**32) << 96 | number
@@ -62,6 +74,8 @@ def pinned(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ImgenApp:
         lambda seed=None: real_random(20261121 if seed is None else seed),
     )
     monkeypatch.setattr("imgen_tui.store.database.time", _StoppedClock)
+    monkeypatch.setattr("imgen_tui.scheduler.farm_stats.time", _StoppedDashboardClock)
+    monkeypatch.setattr("imgen_tui.ui.screens.nodes.time", _StoppedDashboardClock)
     monkeypatch.setattr("imgen_tui.flows.recorder.job_seconds", lambda job: 1.5)
     data_dir = Path("/tmp/imgen-tui-snapshots")  # the same path every run: the lightbox shows it
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -197,6 +197,8 @@ class SystemStats:
     python_version: str
     pytorch_version: str
     devices: tuple[Device, ...]
+    ram_total: int = 0  # the machine's RAM in bytes (0: the server did not say)
+    ram_free: int = 0
 
     @classmethod
     def from_json(cls, data: Any) -> SystemStats:
@@ -219,6 +221,8 @@ class SystemStats:
             python_version=str(system.get("python_version") or "").split(" ")[0],
             pytorch_version=str(system.get("pytorch_version") or ""),
             devices=devices,
+            ram_total=_number(system.get("ram_total"), "/system_stats ram_total"),
+            ram_free=_number(system.get("ram_free"), "/system_stats ram_free"),
         )
 
     @property

@@ -13,7 +13,7 @@ import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
 from imgen_tui.comfy.capabilities import check_capabilities
-from imgen_tui.comfy.responses import ObjectInfo
+from imgen_tui.comfy.responses import ObjectInfo, SystemStats
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
 from imgen_tui.graphs.lora_stack import LoraStack
@@ -51,6 +51,9 @@ class NodeRuntime:
     consecutive_failures: int = 0
     confirmed: bool = False  # object_info has been read at least once
     uploads: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # source -> name here
+    #: its last /system_stats answer (VRAM, RAM): the health check reads it anyway
+    system_stats: SystemStats | None = None
+    state_since: float = field(default_factory=time.time)  # wall clock of the last state change
 
     @classmethod
     def create(
@@ -186,7 +189,9 @@ class NodeRuntime:
     async def probe(self) -> str | None:
         """Check the node answers; returns why not, or None when it is healthy."""
         try:
-            await self.client.system_stats(http_timeout=PROBE_TIMEOUT, deadline=PROBE_DEADLINE)
+            self.system_stats = await self.client.system_stats(
+                http_timeout=PROBE_TIMEOUT, deadline=PROBE_DEADLINE
+            )
         except ComfyError as error:
             return str(error)
         return None

@@ -69,6 +69,7 @@ from imgen_tui.scheduler.events import (
     JobStarted,
     NodeStateChanged,
 )
+from imgen_tui.scheduler.farm_stats import FarmStats
 from imgen_tui.scheduler.jobs import Job, JobSpec, JobState
 from imgen_tui.scheduler.mailbox import EventMailbox
 from imgen_tui.scheduler.routing import (
@@ -163,6 +164,7 @@ class Scheduler:
         self._taking_back: set[str] = set()  # free nodes waiting for a prompt taken back for them
         self.taken_back = 0  # prompts moved from a slow node's queue to a faster node
         self._stranded = False  # some waiting job has found no live node to run it
+        self.stats = FarmStats(self.nodes)  # what the GPU dashboard draws
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -839,6 +841,7 @@ class Scheduler:
     def _set_state(self, runtime: NodeRuntime, state: NodeState, reason: str) -> None:
         if runtime.state != state:
             runtime.state, runtime.state_reason = state, reason
+            runtime.state_since = time.time()
             self._emit(NodeStateChanged(runtime.id, state, reason))
 
     async def _watchdog(self) -> None:
@@ -853,6 +856,9 @@ class Scheduler:
             now = time.monotonic()
             if ticks % 4 == 0:
                 self._fail_stranded(now)
+                self.stats.sample(
+                    {r.id: len(r.in_flight) + r.others_queued() for r in self.nodes.values()}
+                )
             for runtime in self.nodes.values():
                 if ticks % 4 == 0 and runtime.state != "down" and _has_adopted(runtime):
                     self._spawn(self._reconcile(runtime, adopted_only=True))
@@ -950,6 +956,7 @@ class Scheduler:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _emit(self, event: JobEvent) -> None:
+        self.stats.record(event)
         if self.keeper is not None:
             self.keeper.record(event)
         for mailbox in self._subscribers:

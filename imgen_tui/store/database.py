@@ -20,10 +20,13 @@ from time import monotonic, sleep
 from typing import Any
 
 from imgen_tui.store.records import (
+    GalleryImage,
+    ImageLabel,
     ImageRecord,
     JobRow,
     JobRowState,
     RoundInfo,
+    SessionDetails,
     SessionInfo,
     Verdict,
     loads_object,
@@ -154,6 +157,82 @@ class Database:
             )
             for row in rows
         ]
+
+    def session_details(self, thumbs: int) -> dict[str, SessionDetails]:
+        """Every session's picks, prompts and first `thumbs` picked thumbnails, in two queries."""
+        prompts: dict[str, list[str]] = {}
+        for session_id, prompt in self.connection.execute(
+            "SELECT session_id, prompt FROM rounds ORDER BY session_id, position"
+        ):
+            if prompt and prompt not in prompts.setdefault(session_id, []):
+                prompts[session_id].append(prompt)
+        picks: dict[str, list[str]] = {}
+        for session_id, thumb in self.connection.execute(
+            "SELECT r.session_id, i.thumb_path FROM images i JOIN jobs j ON i.job_id = j.id "
+            "JOIN rounds r ON j.round_id = r.id WHERE i.verdict = 'picked' "
+            "ORDER BY r.session_id, r.position, j.position, i.output_index"
+        ):
+            picks.setdefault(session_id, []).append(thumb)
+        return {
+            session_id: SessionDetails(
+                picks=len(picks.get(session_id, [])),
+                prompts="\n".join(prompts.get(session_id, [])),
+                picked_thumbs=tuple(Path(t) for t in picks.get(session_id, [])[:thumbs]),
+            )
+            for session_id in {*prompts, *picks}
+        }
+
+    def gallery(self, final_stage: str) -> list[GalleryImage]:
+        """Every picked image and every image of a `final_stage` round, newest first."""
+        rows = self.connection.execute(
+            f"SELECT {_IMAGE_COLUMNS}, r.session_id, s.flow, r.prompt FROM images "
+            "JOIN jobs ON images.job_id = jobs.id JOIN rounds r ON jobs.round_id = r.id "
+            "JOIN sessions s ON r.session_id = s.id "
+            "WHERE images.verdict = 'picked' OR r.stage = ? "
+            "ORDER BY images.created_at DESC, r.position DESC, jobs.position",
+            (final_stage,),
+        ).fetchall()
+        width = len(_IMAGE_COLUMNS.split(","))
+        return [
+            GalleryImage(_image_record(row[:width]), row[width], row[width + 1], row[width + 2])
+            for row in rows
+        ]
+
+    def set_label(self, image_id: str, label: ImageLabel) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO labels (image_id, caption, tags, nsfw, model, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    image_id,
+                    label.caption,
+                    json.dumps(list(label.tags)),
+                    int(label.nsfw),
+                    label.model,
+                    time.time(),
+                ),
+            )
+
+    def labels(self, session_id: str) -> dict[str, ImageLabel]:
+        """image id -> its label, for one session's images."""
+        rows = self.connection.execute(
+            "SELECT l.image_id, l.caption, l.tags, l.nsfw, l.model FROM labels l "
+            "JOIN images i ON l.image_id = i.id JOIN jobs j ON i.job_id = j.id "
+            "JOIN rounds r ON j.round_id = r.id WHERE r.session_id = ?",
+            (session_id,),
+        ).fetchall()
+        return {row[0]: _label(row[1:]) for row in rows}
+
+    def session_labels(self) -> dict[str, str]:
+        """session id -> its labels as text, one per line: what the sessions search reads."""
+        found: dict[str, list[str]] = {}
+        for session_id, *label in self.connection.execute(
+            "SELECT r.session_id, l.caption, l.tags, l.nsfw, l.model FROM labels l "
+            "JOIN images i ON l.image_id = i.id JOIN jobs j ON i.job_id = j.id "
+            "JOIN rounds r ON j.round_id = r.id ORDER BY r.session_id, l.created_at"
+        ):
+            found.setdefault(session_id, []).append(_label(label).text())
+        return {session_id: "\n".join(lines) for session_id, lines in found.items()}
 
     def update_session(
         self, session_id: str, *, title: str | None = None, state: dict[str, Any] | None = None
@@ -375,6 +454,16 @@ class Database:
 
     def _touch(self, db: sqlite3.Connection, session_id: str) -> None:
         db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (time.time(), session_id))
+
+
+def _label(row: Sequence[Any]) -> ImageLabel:
+    tags = json.loads(row[1]) if row[1] else []
+    return ImageLabel(
+        caption=str(row[0]),
+        tags=tuple(str(tag) for tag in tags) if isinstance(tags, list) else (),
+        nsfw=bool(row[2]),
+        model=str(row[3]),
+    )
 
 
 def _image_record(row: Sequence[Any]) -> ImageRecord:

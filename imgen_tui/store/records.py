@@ -34,6 +34,40 @@ class SessionInfo:
 
 
 @dataclass(frozen=True)
+class SessionDetails:
+    """What the sessions screen shows and searches beyond `SessionInfo`: one query for all."""
+
+    picks: int = 0
+    prompts: str = ""  # every round's prompt, one per line: what a search looks through
+    picked_thumbs: tuple[Path, ...] = ()  # the first few picks' thumbnails
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """A picked or final image with where it came from: the gallery's one cell."""
+
+    image: ImageRecord
+    session_id: str
+    flow: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class ImageLabel:
+    """What the vision model said an image shows."""
+
+    caption: str
+    tags: tuple[str, ...]
+    nsfw: bool
+    model: str = ""
+
+    def text(self) -> str:
+        """The label as one searchable line."""
+        flag = " nsfw" if self.nsfw else ""
+        return f"{self.caption} [{', '.join(self.tags)}]{flag}"
+
+
+@dataclass(frozen=True)
 class RoundInfo:
     id: str
     session_id: str

@@ -78,6 +78,17 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # 3: image labels from the vision model (caption, tags, NSFW flag), searchable
+    """
+    CREATE TABLE labels (
+        image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        caption TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        nsfw INTEGER NOT NULL DEFAULT 0,
+        model TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

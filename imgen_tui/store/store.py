@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import os
 import shutil
 import sqlite3
@@ -41,11 +42,14 @@ from imgen_tui.store.files import (
 )
 from imgen_tui.store.lock import SessionBusy, SessionLock, is_locked
 from imgen_tui.store.records import (
+    GalleryImage,
+    ImageLabel,
     ImageRecord,
     JobRow,
     JobRowState,
     NewImage,
     RoundInfo,
+    SessionDetails,
     SessionInfo,
     Verdict,
 )
@@ -67,6 +71,9 @@ class SessionStore:
         self.thumbnail_side = thumbnail_side
         self._database = database
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-db")
+        #: session id -> (its updated_at when measured, bytes): a folder is walked again only
+        #: after the session changed, so the sessions screen reopens with its sizes at once
+        self._disk_use: dict[str, tuple[float, int]] = {}
 
     @classmethod
     async def open(
@@ -114,6 +121,32 @@ class SessionStore:
         return [
             dataclasses.replace(s, disk_bytes=size) for s, size in zip(found, sizes, strict=True)
         ]
+
+    async def session_details(self, *, thumbs: int = 6) -> dict[str, SessionDetails]:
+        """Picks, prompts and the first picked thumbnails (absolute paths) of every session."""
+        found = await self._db(self._database.session_details, thumbs)
+        return {
+            session_id: dataclasses.replace(
+                details, picked_thumbs=tuple(self.data_dir / t for t in details.picked_thumbs)
+            )
+            for session_id, details in found.items()
+        }
+
+    def cached_disk_use(self, session: SessionInfo) -> int | None:
+        """The session's size if it was measured since it last changed; None: not known yet."""
+        known = self._disk_use.get(session.id)
+        return known[1] if known is not None and known[0] == session.updated_at else None
+
+    async def disk_use(self, sessions: Sequence[SessionInfo]) -> dict[str, int]:
+        """Each session's folder size, walking (in a thread) only those changed since last time."""
+        stale = [s for s in sessions if self.cached_disk_use(s) is None]
+        if stale:
+            sizes = await asyncio.to_thread(
+                lambda: [tree_size(self.session_dir(s.id)) for s in stale]
+            )
+            for session, size in zip(stale, sizes, strict=True):
+                self._disk_use[session.id] = (session.updated_at, size)
+        return {s.id: self._disk_use[s.id][1] for s in sessions}
 
     async def session(self, session_id: str) -> SessionInfo:
         found = await self._db(self._database.sessions, session_id)
@@ -170,8 +203,27 @@ class SessionStore:
 
     async def export_picked(self, session_id: str, destination: Path) -> list[Path]:
         """Copy the picked originals and their sidecars to a folder; returns the copies."""
-        picked = [i for i in await self.images(session_id=session_id) if i.verdict == "picked"]
-        return await asyncio.to_thread(_copy_images, picked, destination)
+        return await self.export_session(session_id, destination)
+
+    async def export_session(
+        self, session_id: str, destination: Path, *, everything: bool = False
+    ) -> list[Path]:
+        """Copy the picks (or every image) with their sidecars; returns the copies.
+
+        A file already in the folder is never overwritten: a copy of another
+        picture with the same name gets a numbered name beside it. A folder
+        that cannot be made or written is one `StoreError` sentence.
+        """
+        images = await self.images(session_id=session_id)
+        chosen = images if everything else [i for i in images if i.verdict == "picked"]
+        try:
+            return await asyncio.to_thread(_copy_images, chosen, destination)
+        except OSError as error:
+            place = error.filename or destination
+            raise StoreError(
+                f"could not export to {destination} ({place}: {error.strerror or error}); "
+                "type a folder you can write to"
+            ) from error
 
     # -- rounds and jobs ------------------------------------------------------------------------
 
@@ -321,6 +373,23 @@ class SessionStore:
 
     async def set_locks(self, image_id: str, locks: Iterable[str]) -> None:
         await self._db(self._database.set_locks, image_id, tuple(locks))
+
+    async def gallery(self, final_stage: str = "final") -> list[GalleryImage]:
+        """All picked and final images across sessions (absolute paths), newest first."""
+        found = await self._db(self._database.gallery, final_stage)
+        return [dataclasses.replace(g, image=self._absolute(g.image)) for g in found]
+
+    async def set_label(self, image: ImageRecord, label: ImageLabel) -> None:
+        """Into the DB and into the image's sidecar (its `label` key), so it travels with it."""
+        await self._db(self._database.set_label, image.id, label)
+        sidecar = image.sidecar_path
+        await asyncio.to_thread(_add_to_sidecar, sidecar, "label", dataclasses.asdict(label))
+
+    async def labels(self, session_id: str) -> dict[str, ImageLabel]:
+        return await self._db(self._database.labels, session_id)
+
+    async def session_labels(self) -> dict[str, str]:
+        return await self._db(self._database.session_labels)
 
     async def intent(self, session_id: str) -> dict[str, Any]:
         return await self._db(self._database.intent, session_id)
@@ -484,11 +553,35 @@ def _sidecar(record: ImageRecord, output: NewImage) -> dict[str, Any]:
 
 
 def _copy_images(images: Sequence[ImageRecord], destination: Path) -> list[Path]:
+    if destination.exists() and not destination.is_dir():
+        raise NotADirectoryError(20, "it is a file, not a folder", str(destination))
     destination.mkdir(parents=True, exist_ok=True)
     copies: list[Path] = []
     for image in images:
         for source in (image.path, image.sidecar_path):
-            target = destination / source.name
-            write_atomic(target, source.read_bytes())
+            data = source.read_bytes()
+            target = _free_name(destination / source.name, data)
+            write_atomic(target, data)
             copies.append(target)
     return copies
+
+
+def _add_to_sidecar(path: Path, key: str, value: Any) -> None:
+    """Set one key of a sidecar, keeping the rest; a missing or unreadable one is started anew."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    document[key] = value
+    write_json_atomic(path, document)
+
+
+def _free_name(target: Path, data: bytes) -> Path:
+    """`target`, or `name-2.ext`, `name-3.ext`…: never over a different file already there."""
+    candidate, number = target, 1
+    while candidate.exists() and candidate.read_bytes() != data:
+        number += 1
+        candidate = target.with_name(f"{target.stem}-{number}{target.suffix}")
+    return candidate

@@ -205,9 +205,11 @@ def binding_scopes() -> Scopes:
     from imgen_tui.ui.screens.explorer import ExplorerScreen
     from imgen_tui.ui.screens.explorer_modals import LoraCompareScreen
     from imgen_tui.ui.screens.funnel import FunnelScreen
+    from imgen_tui.ui.screens.gallery import GalleryScreen
     from imgen_tui.ui.screens.intent import IntentScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
     from imgen_tui.ui.screens.refine import RefineScreen
+    from imgen_tui.ui.screens.sessions import SessionsScreen
     from imgen_tui.ui.screens.workflow_run import WorkflowRunScreen
     from imgen_tui.ui.screens.workflows import WorkflowsScreen
 
@@ -226,6 +228,8 @@ def binding_scopes() -> Scopes:
         LoraCompareScreen,
         WorkflowsScreen,
         WorkflowRunScreen,
+        SessionsScreen,
+        GalleryScreen,
     ]
     with_round_view = (FunnelScreen, ConceptScreen, ExplorerScreen)
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]

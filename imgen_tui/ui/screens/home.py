@@ -27,6 +27,8 @@ FLOWS = [
     ("keyframes", "Keyframe video — keyframes → stills → motion preview → full render"),
 ]
 
+RESUMABLE_FLOWS = frozenset({"funnel", "concept", "explorer"})  # flows that reopen a session
+
 
 def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
     """The screen that runs a flow (a new session, or `resume` one); None: not a flow here."""
@@ -59,11 +61,13 @@ class HomeScreen(Screen[None]):
         Binding("c", "new_flow('concept')", "New concept", id="home.concept"),
         Binding("e", "new_flow('explorer')", "LoRA explorer", id="home.explorer"),
         Binding("w", "workflows", "Workflows", id="home.workflows"),
+        Binding("s", "sessions", "Sessions", id="home.sessions"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
     ]
     HELP = (
         "**Home.** Start a flow (**f** the draft funnel, **c** the concept builder, "
-        "**e** the LoRA explorer, **w** the workflow browser) or "
+        "**e** the LoRA explorer, **w** the workflow browser), see every session "
+        "(**s**) or "
         "reopen a recent session "
         "exactly as you left it (**tab** to the list, **enter**). The strip at the "
         "bottom is the farm: one dot per GPU. **F2** nodes, **F3** queue, **ctrl+p** "
@@ -91,7 +95,7 @@ class HomeScreen(Screen[None]):
         store = self.imgen.engine.store
         if store is None:
             return
-        flows = {name for name, _ in FLOWS}
+        flows = RESUMABLE_FLOWS
         sessions = [s for s in await store.sessions(disk_use=False) if s.flow in flows][:10]
         options = self.query_one("#sessions", OptionList)
         options.clear_options()
@@ -118,6 +122,11 @@ class HomeScreen(Screen[None]):
         from imgen_tui.ui.screens.workflows import WorkflowsScreen
 
         self.app.push_screen(WorkflowsScreen())
+
+    def action_sessions(self) -> None:
+        from imgen_tui.ui.screens.sessions import SessionsScreen
+
+        self.app.push_screen(SessionsScreen())
 
     def action_new_funnel(self) -> None:
         self.action_new_flow("funnel")

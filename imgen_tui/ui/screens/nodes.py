@@ -1,13 +1,32 @@
-"""Nodes: every GPU's tier, health, queue (ours and others'), current job, VRAM and speed."""
+"""The GPU dashboard (F2): every node's health, queue, job, memory, speed and recent pace.
+
+The numbers are `farm_snapshot`'s (scheduler/farm_stats.py), the same ones
+`imgen-tui nodes --watch` prints; this screen only draws them. The table
+keeps one short line per node; under it the highlighted node's whole story
+(reasons in full, RAM, every family's speed) and its sparklines.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 
-from imgen_tui.scheduler.jobs import JobState
+from imgen_tui.scheduler.farm_stats import (
+    FarmSnapshot,
+    NodeRow,
+    farm_line,
+    farm_snapshot,
+    memory_text,
+    now_text,
+    since_text,
+    speed_text,
+)
 from imgen_tui.scheduler.runtime import NodeRuntime
 from imgen_tui.ui.widgets.live_table import LiveTableScreen
 from imgen_tui.ui.widgets.node_strip import STATE_STYLE
@@ -17,6 +36,8 @@ if TYPE_CHECKING:
 
 
 STATE_WIDTH = 18  # a long "down (…unreachable…)" is cut here; the row's detail has it all
+NOW_WIDTH = 18
+LOADED_WIDTH = 12
 
 
 def state_text(runtime: NodeRuntime) -> str:
@@ -28,48 +49,94 @@ def shortened(text: str, width: int) -> str:
 
 
 class NodesScreen(LiveTableScreen):
-    COLUMNS = ("node", "tier", "state", "ours", "others", "now", "VRAM", "s/step", "loaded")
+    DEFAULT_CSS = """
+    NodesScreen #farm-line { height: 1; padding: 0 1; }
+    NodesScreen DataTable { height: auto; max-height: 1fr; }
+    NodesScreen #row-detail { height: auto; padding: 0 1; }
+    NodesScreen .spark-row { height: 3; padding: 0 1; }
+    NodesScreen .spark-row Label { width: 14; }
+    NodesScreen .spark-row Sparkline { width: 1fr; height: 2; }
+    """
+    COLUMNS = ("node", "tier", "state", "q", "now", "VRAM", "s/step", "10m", "loaded")
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back", id="nodes.back")]
     HELP = (
-        "Every GPU of the farm, refreshed twice a second: its tier, whether it is up "
-        "(the reason when it is not, in full under the table), our jobs and other "
-        "clients' on it, what it runs now, its VRAM, learnt speed and loaded model. "
-        "F3 switches to the queue."
+        "**GPU dashboard.** Every GPU, refreshed twice a second: tier, health (the "
+        "reason in full under the table), queue (ours+others'), what it runs (or why it "
+        "is idle while jobs wait), VRAM used/total, learnt seconds per SD1.5 step, "
+        "images in the last 10 minutes, loaded model. Under the table: the highlighted "
+        "node's RAM, every family's speed, last error and sparklines of images and "
+        "queue depth over the last five minutes. F3 switches to the queue."
     )
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: FarmSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="farm-line")
+        yield DataTable(cursor_type="row")
+        with Vertical(id="node-detail"):
+            yield Static("", id="row-detail")
+            with Horizontal(classes="spark-row"):
+                yield Label("images/10 s")
+                yield Sparkline([0.0], id="throughput")
+            with Horizontal(classes="spark-row"):
+                yield Label("queue depth")
+                yield Sparkline([0.0], id="queue-depth")
+        yield Footer()
+
+    def _row(self, key: str) -> NodeRow | None:
+        if self.snapshot is None:
+            return None
+        return next((row for row in self.snapshot.nodes if row.id == key), None)
+
     def detail_for(self, key: str) -> str:
-        app: ImgenApp = self.app  # type: ignore[assignment]
-        runtime = app.engine.scheduler.nodes.get(key) if app.engine.scheduler else None
-        if runtime is None:
+        row = self._row(key)
+        if row is None:
             return ""
-        loaded = runtime.loaded_checkpoint or "no model loaded"
-        return (
-            f"{runtime.id} ({runtime.config.tier}): {state_text(runtime)}; {loaded}; "
-            "s/step is its learnt seconds per SD1.5 step at 512 px"
-        )
+        lines = [
+            f"{row.id} ({row.tier}): {row.health} for {since_text(row.since)} ({row.reason}); "
+            f"{row.checkpoint or 'no model loaded'}",
+            f"queue: {row.ours} ours, {row.others} other clients'; "
+            f"VRAM {memory_text(row.vram_used, row.vram_total)}, "
+            f"RAM {memory_text(row.ram_used, row.ram_total)}; "
+            f"s/step {speed_text(row)}; {row.images_recent} images in 10 min; "
+            f"busy {row.busy_share:.0%} of this session",
+        ]
+        if row.last_error:
+            lines.append(f"last error: {row.last_error}")
+        if row.idle_reasons:
+            lines.append("why idle: " + "; ".join(row.idle_reasons))
+        self._show_sparklines(row)
+        return "\n".join(lines)
+
+    def _show_sparklines(self, row: NodeRow) -> None:
+        self.query_one("#throughput", Sparkline).data = list(row.throughput)
+        self.query_one("#queue-depth", Sparkline).data = list(row.queue_depth)
 
     def refresh_table(self) -> None:
         app: ImgenApp = self.app  # type: ignore[assignment]
         scheduler = app.engine.scheduler
         if scheduler is None:
             return
-        for runtime in scheduler.nodes.values():
-            running = next(
-                (j for j in runtime.in_flight.values() if j.state == JobState.RUNNING), None
-            )
-            now = "idle"
-            if running is not None:
-                now = f"job {running.job_id[:6]}"
-            speed = runtime.speed.seconds_per_step.get("sd15")
-            row = (
-                Text(runtime.id, style="bold"),
-                runtime.config.tier,
-                Text(shortened(state_text(runtime), STATE_WIDTH), STATE_STYLE[runtime.state]),
-                str(len(runtime.in_flight)),
-                str(runtime.others_queued()),
-                now,
-                f"{runtime.config.vram_gb:g} GB",
+        self.snapshot = snapshot = farm_snapshot(
+            scheduler.nodes, scheduler.jobs.values(), scheduler.stats, time.monotonic()
+        )
+        self.query_one("#farm-line", Static).update(farm_line(snapshot))
+        for row in snapshot.nodes:
+            speed = row.seconds_per_step.get("sd15")
+            state = f"{row.health} ({row.reason})"
+            now = now_text(row)
+            cells = (
+                Text(row.id, style="bold"),
+                row.tier,
+                Text(shortened(state, STATE_WIDTH), STATE_STYLE[row.health]),
+                f"{row.ours}+{row.others}",
+                Text(shortened(now, NOW_WIDTH), "yellow" if row.idle_reasons else ""),
+                memory_text(row.vram_used, row.vram_total),
                 "-" if speed is None else f"{speed:.3f}",
-                shortened((runtime.loaded_checkpoint or "-").removesuffix(".safetensors"), 16),
+                str(row.images_recent),
+                shortened((row.checkpoint or "-").removesuffix(".safetensors"), LOADED_WIDTH),
             )
-            self.put_row(runtime.id, row)
+            self.put_row(row.id, cells)
