@@ -41,6 +41,7 @@ from imgen_tui.ui.screens.funnel import FunnelScreen
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
+from imgen_tui.ui.widgets.tgp_picture import TGPPicture
 
 SIZE = (160, 48)
 KEY_PRESSES = 60
@@ -118,10 +119,8 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def _on_terminal(widget: Any) -> bool:
-    """The cell's current picture has been written to the terminal (or is being)."""
-    if isinstance(widget, SixelPicture):
-        return widget.delivered
-    return widget.image is not None
+    """The picture last given to the widget has been written to the terminal."""
+    return isinstance(widget, SixelPicture | TGPPicture) and widget.delivered
 
 
 async def _until(pilot: Pilot[object], check: Callable[[], bool], seconds: float = 120) -> None:
@@ -158,7 +157,7 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
             cell = slot.cell
             if cell is None or cell.job_id in painted or cell.image is None:
                 continue
-            if _on_terminal(picture):
+            if slot.thumb_shown == cell.image.thumb_path and _on_terminal(picture):
                 painted[cell.job_id] = time.time()
 
     tap.on_write.append(check_painted)
