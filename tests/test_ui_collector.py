@@ -7,6 +7,7 @@ every 7 s while drafts stream) behind most of the key → repaint tail.
 from __future__ import annotations
 
 import gc
+import weakref
 from pathlib import Path
 
 from imgen_tui.ui.app import make_app
@@ -59,6 +60,37 @@ def test_full_collections_wait_for_quiet_but_not_forever() -> None:
         collector.stop()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
     assert not collector.tick()  # stopped: CPython's own schedule again
+
+
+class Node:
+    """A cycle's member that a weak reference can watch."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_a_collection_leaves_is_frozen_and_a_quiet_sweep_frees_frozen_cycles() -> None:
+    clock = Clock()
+    collector = QuietCollector(quiet=2.0, longest=60.0, sweep=600.0, clock=clock)
+    collector.start()
+    try:
+        holder = [Node()]
+        watch = weakref.ref(holder[0])
+        frozen = gc.get_freeze_count()
+        _pile_up_cycles()
+        clock.now += 3.0
+        assert collector.tick()  # a quiet collection: the survivors join the frozen heap
+        assert gc.get_freeze_count() > frozen
+        holder.clear()  # now the cycle is garbage, but frozen: quiet collections skip it
+        _pile_up_cycles()
+        clock.now += 3.0
+        assert collector.tick() and watch() is not None
+        _pile_up_cycles()
+        clock.now += 600.0  # a quiet moment ten minutes on: the whole heap, once
+        assert collector.tick() and watch() is None
+    finally:
+        collector.stop()
+    assert gc.get_freeze_count() == 0
 
 
 async def test_the_app_defers_full_collections_while_keys_are_pressed(tmp_path: Path) -> None:

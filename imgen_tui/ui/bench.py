@@ -27,13 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from PIL import Image as PILImage
 from textual.drivers.headless_driver import HeadlessDriver
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
+from imgen_tui.bench.child_farm import farm_in_child_process
 from imgen_tui.scheduler.events import JobAssigned
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.graphics import Graphics
@@ -131,17 +132,19 @@ async def _until(pilot: Pilot[object], check: Callable[[], bool], seconds: float
         await pilot.pause(0.02)
 
 
-async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigures) -> None:
+async def _drafts_while_pressing(
+    pilot: Pilot[object], tap: Tap, figures: UiFigures, farm: Farm
+) -> None:
     app = pilot.app
     assert isinstance(app, ImgenApp) and app.engine.scheduler is not None
-    prompts: dict[str, str] = {}  # job id → prompt id
+    prompts: dict[str, tuple[str, str]] = {}  # job id → (node id, prompt id)
     painted: dict[str, float] = {}  # job id → wall clock when its picture was written
 
     async def watch_jobs() -> None:
         assert app.engine.scheduler is not None
         async for event in app.engine.scheduler.subscribe():
             if isinstance(event, JobAssigned):
-                prompts[event.job.job_id] = event.prompt_id
+                prompts[event.job.job_id] = (event.node_id, event.prompt_id)
 
     watcher = app.run_worker(watch_jobs(), exclusive=False)
     await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
@@ -188,10 +191,9 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
     await _until(pilot, lambda: len(painted) >= len(current.cells), seconds=30)
     tap.on_write.remove(check_painted)
     watcher.cancel()
-    assert app.engine.sim_farm is not None
     for job_id, painted_at in painted.items():
-        for node in app.engine.sim_farm.nodes:
-            finished = node.finished_at(prompts.get(job_id, ""))
+        if job_id in prompts:
+            finished = await farm.finished_at(*prompts[job_id])
             if finished is not None:
                 figures.paint_latencies.append(painted_at - finished)
     await pilot.press("q")
@@ -224,16 +226,45 @@ async def _reopen_and_move(pilot: Pilot[object], tap: Tap, figures: UiFigures) -
         figures.move_bytes.append(tap.total - before)
 
 
-async def measure(renderer: Graphics, data_dir: Path, demo_speed: float) -> UiFigures:
-    """Both scenarios for one renderer, in one app run on a fresh demo farm."""
+class Farm(Protocol):
+    async def finished_at(self, node_id: str, prompt_id: str) -> float | None: ...
+
+
+class InProcessFarm:
+    """The demo farm the app starts in its own process (`imgen-tui --demo`)."""
+
+    def __init__(self, app: ImgenApp) -> None:
+        self.app = app
+
+    async def finished_at(self, node_id: str, prompt_id: str) -> float | None:
+        assert self.app.engine.sim_farm is not None
+        return self.app.engine.sim_farm.node(node_id).finished_at(prompt_id)
+
+
+async def measure(
+    renderer: Graphics, data_dir: Path, demo_speed: float, *, farm_in_process: bool = False
+) -> UiFigures:
+    """Both scenarios for one renderer, in one app run on a fresh demo farm.
+
+    The farm runs in a child process, as a real farm is other machines (see
+    `imgen_tui.bench.child_farm`); `farm_in_process` is `imgen-tui --demo`'s way.
+    """
+    if farm_in_process:
+        app = make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=demo_speed)
+        return await _measure_app(app, renderer, InProcessFarm(app))
+    async with farm_in_child_process(speed=demo_speed) as child:
+        app = make_app(child.config, data_dir=data_dir, graphics=renderer)
+        return await _measure_app(app, renderer, child)
+
+
+async def _measure_app(app: ImgenApp, renderer: str, farm: Farm) -> UiFigures:
     figures = UiFigures(renderer)
     tap = Tap()
-    app = make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=demo_speed)
     app.driver_class = tap_driver(tap)
 
     async def scenario(pilot: Pilot[object]) -> None:
         try:
-            await _drafts_while_pressing(pilot, tap, figures)
+            await _drafts_while_pressing(pilot, tap, figures, farm)
             await _reopen_and_move(pilot, tap, figures)
         finally:
             app.exit(0)
