@@ -326,7 +326,7 @@ def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
     encoders: list[tuple[str, Callable[[PILImage.Image], str]]] = [
         ("textual-image 0.12 image_to_sixels", image_to_sixels),
         ("textual-image + select after define (fallback)", textual_image_sixel),
-        ("libchafa via chafa.py (in use)", chafa_sixel),
+        ("libchafa via chafa.py, error-diffusion dither as the app uses it", chafa_sixel),
     ]
     if shutil.which("convert"):
         encoders.append(("ImageMagick convert (reference, not a dependency)", _imagemagick))
