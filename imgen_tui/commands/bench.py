@@ -110,8 +110,12 @@ async def bench_ui(console: Console, *, scale: float = 1.0) -> int:
     )
 
     console.print(
-        f"Demo farm at x{scale:g} speed, 20 SD1.5 drafts (512x512), terminal {SIZE[0]}x{SIZE[1]}, "
-        f"{KEY_PRESSES} cursor keys pressed while the drafts stream progress and previews."
+        f"Demo farm at x{scale:g} speed in a child process (`imgen-tui sim`: a real farm is other "
+        f"machines, so its image making does not share the app's loop and GIL), 20 SD1.5 drafts "
+        f"(512x512), terminal {SIZE[0]}x{SIZE[1]}, {KEY_PRESSES} cursor keys pressed while the "
+        "drafts stream progress and previews. Finished→painted: from the node's execution_success "
+        "to the write that puts the stored thumbnail on the terminal (fetched, checked, stored "
+        "with fsync, thumbnailed, loaded and encoded in between)."
     )
     table = Table(title="imgen-tui bench ui")
     for column, target in (

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import platformdirs
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 
@@ -24,6 +25,7 @@ from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.locations import bundled_dir, user_config_dir, user_state_dir, workflow_folders
 from imgen_tui.store.files import write_json_atomic
+from imgen_tui.ui.collector import TICK_SECONDS, QuietCollector
 from imgen_tui.ui.commands import ScreenActions
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
@@ -110,6 +112,7 @@ class ImgenApp(App[int]):
         self._keymap_file = keymap_file
         self.export_dir = export_dir or default_export_dir()  # where E puts the final
         self.settings_file = settings_file  # what the app remembers between runs (its theme)
+        self.collector = QuietCollector()  # full GC pauses only when no one is typing
 
     async def on_mount(self) -> None:
         theme = await asyncio.to_thread(remembered_theme, self.settings_file, DEFAULT_THEME)
@@ -123,6 +126,13 @@ class ImgenApp(App[int]):
         await self.engine.start()
         self.run_worker(self._relay_events(), name="scheduler events", exclusive=True)
         await self.push_screen(HomeScreen())
+        self.collector.start()
+        self.set_interval(TICK_SECONDS, self.collector.tick)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.collector.touched()
+        await super().on_event(event)
 
     def _remember_theme(self, theme: str) -> None:
         """The theme chosen (ctrl+p → theme) is the one the next start opens with."""
@@ -154,6 +164,7 @@ class ImgenApp(App[int]):
                     screen.post_message(JobUpdate(event))
 
     async def on_unmount(self) -> None:
+        self.collector.stop()
         await self.engine.stop()
 
     async def action_open_view(self, name: str) -> None:

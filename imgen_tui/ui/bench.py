@@ -27,13 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from PIL import Image as PILImage
 from textual.drivers.headless_driver import HeadlessDriver
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
+from imgen_tui.bench.child_farm import farm_in_child_process
 from imgen_tui.scheduler.events import JobAssigned
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.graphics import Graphics
@@ -41,6 +42,7 @@ from imgen_tui.ui.screens.funnel import FunnelScreen
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.widgets.grid import ThumbCell, ThumbGrid
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
+from imgen_tui.ui.widgets.tgp_picture import TGPPicture
 
 SIZE = (160, 48)
 KEY_PRESSES = 60
@@ -118,10 +120,8 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def _on_terminal(widget: Any) -> bool:
-    """The cell's current picture has been written to the terminal (or is being)."""
-    if isinstance(widget, SixelPicture):
-        return widget.delivered
-    return widget.image is not None
+    """The picture last given to the widget has been written to the terminal."""
+    return isinstance(widget, SixelPicture | TGPPicture) and widget.delivered
 
 
 async def _until(pilot: Pilot[object], check: Callable[[], bool], seconds: float = 120) -> None:
@@ -132,17 +132,19 @@ async def _until(pilot: Pilot[object], check: Callable[[], bool], seconds: float
         await pilot.pause(0.02)
 
 
-async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigures) -> None:
+async def _drafts_while_pressing(
+    pilot: Pilot[object], tap: Tap, figures: UiFigures, farm: Farm
+) -> None:
     app = pilot.app
     assert isinstance(app, ImgenApp) and app.engine.scheduler is not None
-    prompts: dict[str, str] = {}  # job id → prompt id
+    prompts: dict[str, tuple[str, str]] = {}  # job id → (node id, prompt id)
     painted: dict[str, float] = {}  # job id → wall clock when its picture was written
 
     async def watch_jobs() -> None:
         assert app.engine.scheduler is not None
         async for event in app.engine.scheduler.subscribe():
             if isinstance(event, JobAssigned):
-                prompts[event.job.job_id] = event.prompt_id
+                prompts[event.job.job_id] = (event.node_id, event.prompt_id)
 
     watcher = app.run_worker(watch_jobs(), exclusive=False)
     await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
@@ -158,7 +160,7 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
             cell = slot.cell
             if cell is None or cell.job_id in painted or cell.image is None:
                 continue
-            if _on_terminal(picture):
+            if slot.thumb_shown == cell.image.thumb_path and _on_terminal(picture):
                 painted[cell.job_id] = time.time()
 
     tap.on_write.append(check_painted)
@@ -189,10 +191,9 @@ async def _drafts_while_pressing(pilot: Pilot[object], tap: Tap, figures: UiFigu
     await _until(pilot, lambda: len(painted) >= len(current.cells), seconds=30)
     tap.on_write.remove(check_painted)
     watcher.cancel()
-    assert app.engine.sim_farm is not None
     for job_id, painted_at in painted.items():
-        for node in app.engine.sim_farm.nodes:
-            finished = node.finished_at(prompts.get(job_id, ""))
+        if job_id in prompts:
+            finished = await farm.finished_at(*prompts[job_id])
             if finished is not None:
                 figures.paint_latencies.append(painted_at - finished)
     await pilot.press("q")
@@ -225,16 +226,45 @@ async def _reopen_and_move(pilot: Pilot[object], tap: Tap, figures: UiFigures) -
         figures.move_bytes.append(tap.total - before)
 
 
-async def measure(renderer: Graphics, data_dir: Path, demo_speed: float) -> UiFigures:
-    """Both scenarios for one renderer, in one app run on a fresh demo farm."""
+class Farm(Protocol):
+    async def finished_at(self, node_id: str, prompt_id: str) -> float | None: ...
+
+
+class InProcessFarm:
+    """The demo farm the app starts in its own process (`imgen-tui --demo`)."""
+
+    def __init__(self, app: ImgenApp) -> None:
+        self.app = app
+
+    async def finished_at(self, node_id: str, prompt_id: str) -> float | None:
+        assert self.app.engine.sim_farm is not None
+        return self.app.engine.sim_farm.node(node_id).finished_at(prompt_id)
+
+
+async def measure(
+    renderer: Graphics, data_dir: Path, demo_speed: float, *, farm_in_process: bool = False
+) -> UiFigures:
+    """Both scenarios for one renderer, in one app run on a fresh demo farm.
+
+    The farm runs in a child process, as a real farm is other machines (see
+    `imgen_tui.bench.child_farm`); `farm_in_process` is `imgen-tui --demo`'s way.
+    """
+    if farm_in_process:
+        app = make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=demo_speed)
+        return await _measure_app(app, renderer, InProcessFarm(app))
+    async with farm_in_child_process(speed=demo_speed) as child:
+        app = make_app(child.config, data_dir=data_dir, graphics=renderer)
+        return await _measure_app(app, renderer, child)
+
+
+async def _measure_app(app: ImgenApp, renderer: str, farm: Farm) -> UiFigures:
     figures = UiFigures(renderer)
     tap = Tap()
-    app = make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=demo_speed)
     app.driver_class = tap_driver(tap)
 
     async def scenario(pilot: Pilot[object]) -> None:
         try:
-            await _drafts_while_pressing(pilot, tap, figures)
+            await _drafts_while_pressing(pilot, tap, figures, farm)
             await _reopen_and_move(pilot, tap, figures)
         finally:
             app.exit(0)
@@ -296,7 +326,7 @@ def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
     encoders: list[tuple[str, Callable[[PILImage.Image], str]]] = [
         ("textual-image 0.12 image_to_sixels", image_to_sixels),
         ("textual-image + select after define (fallback)", textual_image_sixel),
-        ("libchafa via chafa.py (in use)", chafa_sixel),
+        ("libchafa via chafa.py, error-diffusion dither as the app uses it", chafa_sixel),
     ]
     if shutil.which("convert"):
         encoders.append(("ImageMagick convert (reference, not a dependency)", _imagemagick))

@@ -41,6 +41,7 @@ class ThumbCell(Vertical):
         self.index = index
         self.cell: Cell | None = None
         self._shown: object = None  # what the picture widget holds: a thumb path or a preview
+        self.thumb_shown: Path | None = None  # the thumbnail handed to the picture widget
         self._preview_at = 0.0
 
     def compose(self) -> ComposeResult:
@@ -84,6 +85,7 @@ class ThumbCell(Vertical):
         picture = await load_picture(path)
         if self._shown == path:
             self._set_picture(picture)
+            self.thumb_shown = path
             self.post_message(ThumbPainted(self.index))
 
     async def _load_preview(self, data: bytes) -> None:
@@ -96,6 +98,7 @@ class ThumbCell(Vertical):
             self._set_picture(picture)
 
     def _set_picture(self, picture: PILImage.Image | None) -> None:
+        self.thumb_shown = None
         self.query_one(".picture").image = picture  # type: ignore[attr-defined]
 
 

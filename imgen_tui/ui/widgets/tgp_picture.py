@@ -7,6 +7,9 @@ placeholder cells, which is right for SSH. Two things are changed here:
   drafts finishing and previews streaming, that stalled key presses for
   100 ms and more. Here a new picture is encoded (at the size it will be
   drawn) in a thread first, and shown when the upload is ready.
+  The same when the widget is resized after its upload was encoded (the
+  grid lays out anew when a round's first image arrives): the upload is
+  encoded again in a thread and the cell is blank meanwhile.
 - Inside tmux (with passthrough allowed) every command to the terminal is
   wrapped for passthrough (`imgen_tui.ui.passthrough`).
 - It writes every placeholder cell in full (placeholder, row, column and id
@@ -94,8 +97,10 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
     """textual-image's TGP widget; `.image = picture` shows it once its upload is encoded."""
 
     _prepared: Prepared | None = None
+    _wanted: PILImage.Image | None = None  # the picture last set, shown once encoded
 
     def _set_image(self, picture: PILImage.Image | None) -> None:
+        self._wanted = picture
         if not isinstance(picture, PILImage.Image) or not self.is_mounted:
             BaseImage.image.fset(self, picture)  # type: ignore[attr-defined]
             return
@@ -103,12 +108,27 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
 
     image = property(BaseImage.image.fget, _set_image)  # type: ignore[attr-defined]
 
-    async def _prepare(self, picture: PILImage.Image) -> None:
+    @property
+    def delivered(self) -> bool:
+        """The picture last set has been uploaded (its cells follow in the same frame)."""
+        renderable = self._renderable
+        return (
+            self._wanted is not None
+            and self._image is self._wanted
+            and isinstance(renderable, CompactTGPRenderable)
+            and renderable.terminal_image_id is not None
+        )
+
+    def _pixel_size(self, picture: PILImage.Image) -> tuple[int, int]:
+        """The pixels the picture is drawn at in our current size (what render will ask for)."""
         styled_width, styled_height = self._get_styled_size()
         size = ImageSize(picture.width, picture.height, width=styled_width, height=styled_height)
-        pixels = size.get_pixel_size(
+        return size.get_pixel_size(
             self.content_size.width, self.content_size.height, get_cell_size()
         )
+
+    async def _prepare(self, picture: PILImage.Image) -> None:
+        pixels = self._pixel_size(picture)
         self._prepared = (pixels, await asyncio.to_thread(_encode, picture, pixels))
         self._show(picture)
 
@@ -122,7 +142,19 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
         self._image_width, self._image_height = picture.width, picture.height
         self.refresh()
 
+    def _needs_encoding(self, picture: object) -> bool:
+        """Resized since the upload was encoded (the grid laid out anew)."""
+        if not isinstance(picture, PILImage.Image) or not self.content_size.area:
+            return False
+        return self._prepared is None or self._prepared[0] != self._pixel_size(picture)
+
     def render(self) -> RenderResult:
+        if self.is_mounted and self._needs_encoding(self._image):
+            # Encode again in a thread, blank meanwhile, rather than PNG-encode here.
+            self.run_worker(
+                deferred(self._prepare, self._image), group="tgp-upload", exclusive=True
+            )
+            return ""
         renderable = super().render()
         if isinstance(renderable, CompactTGPRenderable):
             renderable.prepared = self._prepared
