@@ -56,6 +56,9 @@ def test_demo_farm_lists_every_lora_with_family_triggers_size_and_nodes(
         "cinematic-light.safetensors",
         "detail-tweaker.safetensors",
         "film-grain.safetensors",
+        # The FaceID LoRAs the face reference needs sit in the same folder on a real node.
+        "ip-adapter-faceid-plusv2_sd15_lora.safetensors",
+        "ip-adapter-faceid-plusv2_sdxl_lora.safetensors",
         "watercolor-style.safetensors",
     ]
     detail = by_name["detail-tweaker.safetensors"]

@@ -19,11 +19,13 @@ from imgen_tui.graphs.references import (
     strip_references,
 )
 from imgen_tui.sim.object_info import recorded_classes
+from imgen_tui.sim.video import recorded_video_classes
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "comfyui_v2"
 OBJECT_INFO: dict[str, Any] = {
     **recorded_classes(),
+    **recorded_video_classes(),  # the AnimateDiff templates are injected into too
     **json.loads((FIXTURES / "object_info_references.json").read_text()),
 }
 GRAPHS: dict[str, dict[str, Any]] = {

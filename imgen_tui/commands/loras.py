@@ -114,11 +114,13 @@ def render_catalog(
     console: Console, catalog: Sequence[LoraEntry], found: Sequence[NodeLoras]
 ) -> None:
     table = Table(title=f"LoRAs on the farm ({len(catalog)})", header_style="bold")
-    table.add_column("file", no_wrap=True)
-    table.add_column("family", no_wrap=True)
-    table.add_column("trigger words", overflow="fold")
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("nodes", overflow="fold")
+    # Ratios share a narrow terminal (a pipe is 80 columns) between the three long columns;
+    # without them the longest file name takes the width and the rest fold one letter a line.
+    table.add_column("file", overflow="fold", ratio=3)
+    table.add_column("family", no_wrap=True, min_width=6)
+    table.add_column("trigger words", overflow="fold", ratio=2)
+    table.add_column("size", justify="right", no_wrap=True, min_width=6)
+    table.add_column("nodes", overflow="fold", ratio=3)
     for entry in catalog:
         table.add_row(
             entry.name,
