@@ -159,3 +159,42 @@ async def test_references_survive_refinement_and_come_back_on_resume(
         await next_round(pilot, screen)
         made = session_of(screen).current
         assert made is not None and {cell.node_id for cell in made.cells} == {"gpu-premium"}
+
+
+async def test_the_funnel_keeps_a_drafts_pose_into_the_next_stage_and_after_reopening(
+    tmp_path: Path,
+) -> None:
+    """P on a draft pins its pose (failed before: the funnel session had no pins, so P did nothing)."""
+    from imgen_tui.ui.screens.funnel import FunnelScreen
+    from tests.pilot_helpers import start_drafts
+    from tests.test_ui_funnel import SIZE as FUNNEL_SIZE
+    from tests.test_ui_funnel import all_done, current_cells
+    from tests.test_ui_funnel import demo_app as funnel_app
+
+    app = funnel_app(tmp_path)
+    async with app.run_test(size=FUNNEL_SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        assert screen.flow is not None
+        flow = screen.flow
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("P")
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        assert [p.kind for p in flow.references.pins] == ["pose"]
+        assert flow.references.pins[0].image_id == current_cells(screen)[0].image.id  # type: ignore[union-attr]
+        await pilot.press("space", "n")  # pick #1, on to the SDXL stage
+        await until(pilot, lambda: flow.funnel.position == 1)
+        stage = current_cells(screen)
+        job = app.engine.scheduler.jobs[stage[0].job_id]  # type: ignore[union-attr, index]
+        assert "controlnet" in job.spec.needs
+        session_id = flow.session_id
+        await pilot.press("q")
+
+    again = funnel_app(tmp_path)
+    async with again.run_test(size=FUNNEL_SIZE) as pilot:
+        screen = FunnelScreen(resume=session_id)
+        await pilot.app.push_screen(screen)
+        await until(pilot, lambda: screen.flow is not None and screen.funnel is not None)
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        assert screen.flow is not None
+        assert [p.kind for p in screen.flow.references.pins] == ["pose"]

@@ -117,7 +117,7 @@ async def test_a_showcase_is_a_sweep_beside_the_baseline_on_the_same_seeds(
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_explorer(pilot)
         browser = screen.query_one(LoraBrowser)
-        assert len(browser.rows) == 4  # every LoRA of the demo farm
+        assert len(browser.rows) == 6  # every LoRA of the demo farm, the FaceID ones too
         await highlight(pilot, screen, GRAIN)
         await pilot.press("s")
         await until(pilot, lambda: round_done(screen))
@@ -245,7 +245,7 @@ async def test_a_node_dying_mid_sweep_and_bad_input(
         assert "Put the cursor on a LoRA in the list (left) first." in said(app)
         assert session_of(screen).current is None
         await pilot.press("escape")  # clears the search
-        await until(pilot, lambda: len(browser.rows) == 4)
+        await until(pilot, lambda: len(browser.rows) == 6)
         with pytest.raises(ExplorerError):
             session_of(screen).explorer.showcase("nope.safetensors")
 

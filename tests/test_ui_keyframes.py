@@ -51,7 +51,7 @@ async def open_keyframes(pilot: Pilot[Any], export_to: Path) -> KeyframesScreen:
     await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))
     flows = pilot.app.screen.query_one("#flows", OptionList)
     flows.focus()
-    flows.highlighted = 1
+    flows.highlighted = flows.get_option_index("flow:keyframes")
     await pilot.press("enter")
     await until(pilot, lambda: isinstance(pilot.app.screen, KeyframesScreen))
     screen = pilot.app.screen

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from imgen_tui.flows.final import final_story, write_story
 from imgen_tui.flows.funnel import FLOW, Funnel
+from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_session import RoundSession
 from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.scheduler.jobs import JobSpec
@@ -26,10 +27,16 @@ class FunnelSession(RoundSession):
     def __init__(self, funnel: Funnel, store: SessionStore, scheduler: Scheduler) -> None:
         super().__init__(funnel, store, scheduler, FLOW)
         self.funnel = funnel
+        # P / F / S on a draft keep its pose, face or style for every later stage.
+        self.references = ReferencePins(store, lambda: self.session_id, funnel.maker)
 
     @property
     def session(self) -> SessionInfo | None:
         return self.runner.session
+
+    @property
+    def session_id(self) -> str | None:
+        return self.runner.session.id if self.runner.session else None
 
     # -- rounds ----------------------------------------------------------------------------------
 
@@ -38,6 +45,7 @@ class FunnelSession(RoundSession):
         if self.current is not None:
             await self.cancel_all()
         self.runner.session = None
+        self.references.pins.clear()  # a new prompt is a new session: its pins start empty
         return await self._launch(self.funnel.start(prompt))
 
     async def advance(self) -> bool:
@@ -75,6 +83,7 @@ class FunnelSession(RoundSession):
 
     async def reopen(self, session_id: str) -> None:
         await self.runner.reopen(session_id, self.funnel.history, self.funnel.recipe_for)
+        await self.references.load()
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current

@@ -159,6 +159,16 @@ class RoundView(Vertical):
         if chips.pins is not pins or len(chips.chip_list) != len(pins.pins if pins else []):
             self.run_worker(chips.show(pins), group="chips")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """P / F / S belong to flows that take references; elsewhere the screen's own keys win.
+
+        (The keyframe screen plays with P and cycles fps with F, the explorer
+        draws new seeds with S: a disabled binding lets Textual go on to them.)
+        """
+        if action == "reference":
+            return self.reference_pins() is not None
+        return True
+
     def reference_pins(self) -> ReferencePins | None:
         """The flow session's pinned references, if the flow takes them."""
         pins = getattr(self.actions, "references", None)
