@@ -151,6 +151,8 @@ async def test_bad_timeline_keys_say_what_to_do_and_lose_nothing(
         await pilot.press("n", "v", "e")
         assert "Add a keyframe first: type it and press enter." in said(app)
         assert "the timeline is empty: add a keyframe first" in said(app)
+        await pilot.press("A")  # from the grid: 'a' would mark A/B there
+        assert app.focused is screen.query_one("#keyframe", Input)
         await type_into(pilot, screen, "#keyframe", "asleep")
         await type_into(pilot, screen, "#keyframe", "running")
         screen.query_one(RoundView).grid.focus()

@@ -372,7 +372,10 @@ async def test_from_the_palette_with_a_node_down_an_unknown_class_and_an_img2img
 ) -> None:
     folder = homes / "config" / "imgen-tui" / "workflows"
     unknown = dict(IPADAPTER_GRAPH)
-    unknown["3"] = {**IPADAPTER_GRAPH["3"], "class_type": "IPAdapterUnifiedLoader"}
+    unknown["3"] = {
+        **IPADAPTER_GRAPH["3"],
+        "class_type": "ReActorFaceSwap",
+    }  # a pack the demo farm lacks
     (folder / "needs_a_pack.json").write_text(json.dumps(unknown))
     picture = homes / "start.png"
     Image.new("RGB", (64, 64), "teal").save(picture)
@@ -396,14 +399,14 @@ async def test_from_the_palette_with_a_node_down_an_unknown_class_and_an_img2img
         assert statuses(browser, "sd15_txt2img")["gpu-quality"] == "Ready"
         assert any("gpu-draft did not answer" in m for m in said(app))
         # a class no node has: the card says so and opening it says what to do
-        assert card(browser, "needs_a_pack").missing_classes == ("IPAdapterUnifiedLoader",)
+        assert card(browser, "needs_a_pack").missing_classes == ("ReActorFaceSwap",)
         browser.query_one("#search", Input).value = "needs_a_pack"
         await until(pilot, lambda: [c.name for c in browser.shown] == ["needs_a_pack"])
         browser.action_focus_cards()
         await pilot.press("enter")
         await until(
             pilot,
-            lambda: any("'IPAdapterUnifiedLoader', which no node has" in m for m in said(app)),
+            lambda: any("'ReActorFaceSwap', which no node has" in m for m in said(app)),
         )
         assert isinstance(pilot.app.screen, WorkflowsScreen)  # still the browser
         # an image-to-image workflow starts from a picture on this machine

@@ -218,6 +218,7 @@ def binding_scopes() -> Scopes:
     from imgen_tui.ui.screens.funnel import FunnelScreen
     from imgen_tui.ui.screens.gallery import GalleryScreen
     from imgen_tui.ui.screens.intent import IntentScreen
+    from imgen_tui.ui.screens.keyframes import KeyframesScreen
     from imgen_tui.ui.screens.lightbox import CompareScreen, LightboxScreen
     from imgen_tui.ui.screens.refine import RefineScreen
     from imgen_tui.ui.screens.sessions import SessionsScreen
@@ -241,8 +242,15 @@ def binding_scopes() -> Scopes:
         WorkflowRunScreen,
         SessionsScreen,
         GalleryScreen,
+        KeyframesScreen,
     ]
-    with_round_view = (FunnelScreen, ConceptScreen, ExplorerScreen)
+    with_round_view = (
+        FunnelScreen,
+        ConceptScreen,
+        ExplorerScreen,
+        WorkflowRunScreen,
+        KeyframesScreen,
+    )
     app = [b for b in ImgenApp.BINDINGS if isinstance(b, Binding)]
     return {
         screen.__name__: app

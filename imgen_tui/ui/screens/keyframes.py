@@ -46,7 +46,7 @@ class KeyframesScreen(Screen[None]):
     KeyframesScreen #renders { height: 1fr; }
     """
     BINDINGS = [
-        Binding("a", "describe_keyframe", "Add keyframe", id="keyframes.add"),
+        Binding("A", "describe_keyframe", "Add keyframe", id="keyframes.add"),
         Binding("n", "refine_keyframe", "Stills", id="keyframes.stills"),
         Binding("L", "lock_still", "Use still", id="keyframes.lock"),
         Binding("v", "render('preview')", "Preview", id="keyframes.preview"),
