@@ -23,10 +23,6 @@ SCREENS_WITH_ROUND_VIEW = (
 MEANT = {
     # the same meaning: on the LoRA list it marks the LoRA, on the grid the picture
     ("explorer.mark", "round.mark"),
-    # these flows take no references, so the round view disables P / F / S there
-    ("explorer.seeds", "round.ref_style"),
-    ("keyframes.play", "round.ref_pose"),
-    ("keyframes.fps", "round.ref_face"),
 }
 
 

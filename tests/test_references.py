@@ -111,6 +111,7 @@ def test_injection_validates_and_strips_back_to_the_original(
             "depth": "ControlNetApplyAdvanced",
             "edges": "Canny",
             "style": "IPAdapterAdvanced",
+            "subject": "IPAdapterAdvanced",
             "face": "IPAdapterFaceID",
         }[ref.kind] in classes
 

@@ -185,7 +185,7 @@ async def test_the_funnel_keeps_a_drafts_pose_into_the_next_stage_and_after_reop
         await pilot.press("space", "n")  # pick #1, on to the SDXL stage
         await until(pilot, lambda: flow.funnel.position == 1)
         stage = current_cells(screen)
-        job = app.engine.scheduler.jobs[stage[0].job_id]  # type: ignore[union-attr, index]
+        job = app.engine.scheduler.jobs[stage[0].job_id]  # type: ignore[union-attr]
         assert "controlnet" in job.spec.needs
         session_id = flow.session_id
         await pilot.press("q")
@@ -198,3 +198,46 @@ async def test_the_funnel_keeps_a_drafts_pose_into_the_next_stage_and_after_reop
         await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
         assert screen.flow is not None
         assert [p.kind for p in screen.flow.references.pins] == ["pose"]
+
+
+async def test_the_explorer_keeps_a_style_across_showcases_and_reopening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S on a showcase picture (failed before: S drew new seeds and the explorer had no pins)."""
+    from imgen_tui.ui.screens.explorer import ExplorerScreen
+    from tests.test_ui_explorer import DETAIL, GRAIN, highlight, open_explorer
+    from tests.test_ui_explorer import SIZE as EXPLORER_SIZE
+    from tests.test_ui_explorer import current as explorer_round
+    from tests.test_ui_explorer import demo_app as explorer_app
+    from tests.test_ui_explorer import round_done as explorer_done
+    from tests.test_ui_explorer import session_of as explorer_session
+
+    def adapters(app: Any, screen: ExplorerScreen) -> list[str]:
+        graph = app.engine.scheduler.jobs[explorer_round(screen).cells[0].job_id].spec.graph
+        return [
+            n["inputs"]["weight_type"] for n in graph.values() if "IPAdapterAdv" in n["class_type"]
+        ]
+
+    app = explorer_app(tmp_path, monkeypatch)
+    async with app.run_test(size=EXPLORER_SIZE) as pilot:
+        screen = await open_explorer(pilot)
+        await highlight(pilot, screen, DETAIL)
+        await pilot.press("s")
+        await until(pilot, lambda: explorer_done(screen))
+        seeds = [cell.seed for cell in explorer_round(screen).cells]
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("S")
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        assert [c.seed for c in explorer_round(screen).cells] == seeds  # not new seeds
+        await highlight(pilot, screen, GRAIN)
+        await pilot.press("s")
+        await until(pilot, lambda: explorer_done(screen))
+        assert adapters(app, screen) == ["style transfer"]
+        session_id = explorer_session(screen).session_id
+        await pilot.press("q")
+
+    again = explorer_app(tmp_path, monkeypatch)
+    async with again.run_test(size=EXPLORER_SIZE) as pilot:
+        screen = await open_explorer(pilot, resume=session_id)
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        assert [p.kind for p in explorer_session(screen).references.pins] == ["style"]

@@ -14,6 +14,7 @@ from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.keyframes import KeyframesScreen
 from imgen_tui.ui.screens.lightbox import LightboxScreen
+from imgen_tui.ui.widgets.reference_chips import ReferenceChip
 from imgen_tui.ui.widgets.round_view import RoundView
 from imgen_tui.ui.widgets.timeline import Timeline
 from tests.pilot_helpers import until
@@ -100,6 +101,19 @@ async def test_three_keyframes_refine_lock_preview_render_play_export(
         assert current.cells[1].verdict == "picked"
         await pilot.pause()
         assert timeline.entries[1].thumb == current.cells[1].image.thumb_path  # type: ignore[union-attr]
+        # the first still locked is the subject of everything made after it
+        assert screen.session is not None
+        subject = screen.session.references.pins
+        assert [(p.kind, p.image_id) for p in subject] == [("subject", current.cells[1].image.id)]  # type: ignore[union-attr]
+        assert any("its subject is kept for the other keyframes" in m for m in said(app))
+        assert len(screen.query(ReferenceChip)) == 1
+        await pilot.press("comma", "n")  # stills of the first keyframe: with the subject
+        stills = flow.history.current
+        assert stills is not None and stills.meta["keyframe"] == flow.keyframes[0].key
+        assert app.engine.scheduler is not None
+        still_graph = app.engine.scheduler.jobs[stills.cells[0].job_id].spec.graph
+        assert any(n["class_type"] == "IPAdapterAdvanced" for n in still_graph.values())
+        await until(pilot, lambda: stills.done == len(stills.cells), seconds=60)
 
         await pilot.press("v")
         await until(pilot, lambda: len(flow.renders()) == 1)
@@ -111,8 +125,16 @@ async def test_three_keyframes_refine_lock_preview_render_play_export(
         await until(pilot, lambda: full.done == 1, seconds=120)
         assert full.cells[0].image is not None and full.cells[0].image.node_id == "gpu-premium"
         assert any("built for gpu-standard" in text for text in said(app))  # preview: fast tier
+        scheduler = app.engine.scheduler
+        assert scheduler is not None
+        for render in (preview, full):
+            graph = scheduler.jobs[render.cells[0].job_id].spec.graph
+            adapters = [
+                n["inputs"] for n in graph.values() if n["class_type"] == "IPAdapterAdvanced"
+            ]
+            assert [a["weight_type"] for a in adapters] == ["linear"]  # the subject steers the clip
 
-        await pilot.press("P")
+        await pilot.press("w")
         await until(pilot, lambda: isinstance(app.screen, LightboxScreen))
         lightbox = app.screen
         assert isinstance(lightbox, LightboxScreen)
@@ -164,7 +186,7 @@ async def test_bad_timeline_keys_say_what_to_do_and_lose_nothing(
         await pilot.press("ctrl+down")  # 16 -> 8 frames would drop the keyframe at 10
         assert flow.length == 16
         assert any("move or remove it before shortening" in text for text in said(app))
-        await pilot.press("F")
+        await pilot.press("f")
         assert flow.fps == 12.0
         await pilot.press("delete")
         assert [s.description for s in flow.keyframes] == ["asleep"]

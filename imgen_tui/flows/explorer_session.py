@@ -20,6 +20,7 @@ from imgen_tui.flows.explorer import (
     stack_from_json,
 )
 from imgen_tui.flows.lora_catalog import LoraEntry, short_name
+from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_store import RoundRunner
 from imgen_tui.flows.rounds import Cell, Round, RoundHistory
 from imgen_tui.llm.ollama_stages import OllamaStages
@@ -35,6 +36,7 @@ class ExplorerSession:
         self.explorer = explorer
         self.store = store
         self.runner = RoundRunner(store, scheduler, FLOW)
+        self.references = ReferencePins(store, lambda: self.session_id, explorer.maker)
 
     @property
     def session_id(self) -> str | None:
@@ -169,6 +171,7 @@ class ExplorerSession:
     async def reopen(self, session_id: str) -> None:
         state = await self.runner.reopen(session_id, self.history, self.explorer.recipe_for)
         self.explorer.restore(state)
+        await self.references.load()
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from imgen_tui.flows.round_maker import RoundMaker
 from imgen_tui.flows.rounds import Cell, Round, RoundHistory, RoundRecipe
 from imgen_tui.graphs.graph import GraphError
+from imgen_tui.graphs.references import with_local_references
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.graphs.video import (
     MAX_FRAMES,
@@ -244,7 +245,10 @@ class KeyframeFlow:
             graph = build_video_graph(self.timeline(), settings, classes, node=node)
         except GraphError as error:
             raise KeyframeError(str(error)) from None
-        needs = VIDEO_NEEDS | ({"interpolation"} if interpolation > 1 else set())
+        # The session's references (the subject from the first locked still, P / F / S pins)
+        # steer the whole clip as they steer each still.
+        graph, images, reference_needs = with_local_references(graph, "sd15", self.maker.references)
+        needs = VIDEO_NEEDS | reference_needs | ({"interpolation"} if interpolation > 1 else set())
         label = "Motion preview" if kind == "preview" else "Full render"
         recipe = RoundRecipe(kind, label, 1, "(built from the timeline)", quality.min_tier)
         locked = [slot.key for slot in self.keyframes if slot.locked]
@@ -252,6 +256,7 @@ class KeyframeFlow:
             graph,
             "sd15",
             needs=needs,
+            reference_images=images,
             min_tier=quality.min_tier,
             priority=Priority.INTERACTIVE,
             time_limit=900.0,

@@ -19,8 +19,10 @@ from imgen_tui.flows.keyframes import (
     node_for,
 )
 from imgen_tui.flows.keyframes_export import export_video
+from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_store import RoundRunner
 from imgen_tui.flows.rounds import Cell, Round, RoundHistory
+from imgen_tui.graphs.reference_pin import PinnedReference
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import SessionStore
@@ -33,6 +35,12 @@ class KeyframeSession:
         self.store = store
         self.scheduler = scheduler
         self.runner = RoundRunner(store, scheduler, FLOW)
+        # P / F / S as on every flow; and the first locked still becomes the subject reference.
+        self.references = ReferencePins(store, lambda: self.session_id, flow.maker)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.runner.session.id if self.runner.session else None
 
     @property
     def current(self) -> Round | None:
@@ -48,11 +56,22 @@ class KeyframeSession:
         """A round of stills for keyframe `index`."""
         return await self._launch(self.flow.refine(index))
 
-    async def lock_still(self, index: int, cell: Cell) -> None:
+    async def lock_still(self, index: int, cell: Cell) -> PinnedReference | None:
+        """Lock the still; the first one locked is pinned as the subject (returned then).
+
+        Subject consistency: the other keyframes' stills and every render are
+        made with an IP-Adapter reference to it, so the fox stays the same fox.
+        A subject the operator pinned or dropped by hand is left as it is.
+        """
         self.flow.lock(index, cell)
         if cell.verdict != "picked":
             await self.runner.judge(cell, "picked")
         await self.save()
+        first_lock = sum(slot.locked for slot in self.flow.keyframes) == 1
+        has_subject = any(pin.kind == "subject" for pin in self.references.pins)
+        if first_lock and not has_subject and cell.image is not None:
+            return await self.references.pin("subject", cell.image)
+        return None
 
     async def render(self, kind: RenderKind) -> tuple[Round, str]:
         """A motion preview or full render; returns it and the node it was built for."""

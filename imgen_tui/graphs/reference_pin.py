@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-PinKind = Literal["pose", "depth", "edges", "style", "face"]
+PinKind = Literal["pose", "depth", "edges", "style", "face", "subject"]
 MIN_STRENGTH, MAX_STRENGTH, STRENGTH_STEP = 0.0, 2.0, 0.1
 
 

@@ -23,8 +23,10 @@ from imgen_tui.graphs.reference_pin import PinnedReference
 if TYPE_CHECKING:
     from imgen_tui.graphs.templates import WorkflowTemplate
 
-Kind = Literal["pose", "depth", "edges", "style", "face"]
-KINDS: tuple[Kind, ...] = ("pose", "depth", "edges", "style", "face")
+Kind = Literal["pose", "depth", "edges", "style", "face", "subject"]
+# subject: IP-Adapter with a linear weight (what it looks like, not only its style) — the
+# keyframe flow keeps its first locked still this way across the other keyframes.
+KINDS: tuple[Kind, ...] = ("pose", "depth", "edges", "style", "face", "subject")
 CONTROLNET_KINDS = frozenset({"pose", "depth", "edges"})
 REF_TITLE = "imgen ref"
 
@@ -143,7 +145,7 @@ def inject_references(
         else:
             models = {tuple(_link(inputs, "model")) for _, inputs in samplers}
             for model in sorted(models):
-                if ref.kind == "style":
+                if ref.kind in ("style", "subject"):
                     unified = add(
                         "IPAdapterUnifiedLoader",
                         {"model": list(model), "preset": STYLE_PRESET},
@@ -156,7 +158,7 @@ def inject_references(
                             "ipadapter": [unified, 1],
                             "image": image,
                             "weight": ref.strength,
-                            "weight_type": "style transfer",
+                            "weight_type": "style transfer" if ref.kind == "style" else "linear",
                             "combine_embeds": "concat",
                             "start_at": ref.start,
                             "end_at": ref.end,

@@ -86,7 +86,7 @@ class ExplorerScreen(Screen[None]):
             "left_curly_bracket", "nudge('clip', -1)", "Clip -", show=False, id="explorer.clip_down"
         ),
         Binding("C", "checkpoint", "Checkpoint", show=False, id="explorer.checkpoint"),
-        Binding("S", "seeds", "New seeds", show=False, id="explorer.seeds"),
+        Binding("N", "seeds", "New seeds", show=False, id="explorer.seeds"),
         Binding("f", "filter_family", "Family", show=False, id="explorer.family"),
         Binding("o", "filter_node", "Node", show=False, id="explorer.node"),
         Binding("w", "filter_works", "Fits checkpoint", show=False, id="explorer.works"),

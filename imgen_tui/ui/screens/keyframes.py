@@ -26,6 +26,7 @@ from imgen_tui.flows.rounds import Denoise
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.widgets.node_strip import NodeStrip
+from imgen_tui.ui.widgets.reference_chips import ReferenceChips
 from imgen_tui.ui.widgets.round_view import RoundView
 from imgen_tui.ui.widgets.timeline import Timeline, TimelineEntry
 
@@ -51,7 +52,7 @@ class KeyframesScreen(Screen[None]):
         Binding("L", "lock_still", "Use still", id="keyframes.lock"),
         Binding("v", "render('preview')", "Preview", id="keyframes.preview"),
         Binding("V", "render('full')", "Full render", id="keyframes.full"),
-        Binding("P", "play", "Play", id="keyframes.play"),
+        Binding("w", "play", "Watch", id="keyframes.play"),
         Binding("e", "export", "Export", id="keyframes.export"),
         Binding("comma", "select(-1)", "Prev keyframe", show=False, id="keyframes.previous"),
         Binding("full_stop", "select(1)", "Next keyframe", show=False, id="keyframes.next"),
@@ -62,7 +63,7 @@ class KeyframesScreen(Screen[None]):
         Binding("delete", "remove", "Remove keyframe", show=False, id="keyframes.remove"),
         Binding("ctrl+up", "length(1)", "Longer", show=False, id="keyframes.longer"),
         Binding("ctrl+down", "length(-1)", "Shorter", show=False, id="keyframes.shorter"),
-        Binding("F", "fps", "Cycle fps", show=False, id="keyframes.fps"),
+        Binding("f", "fps", "Cycle fps", show=False, id="keyframes.fps"),
         Binding("q", "leave", "Back/quit", id="keyframes.quit"),
     ]
     HELP = (
@@ -221,12 +222,19 @@ class KeyframesScreen(Screen[None]):
             self.notify("That is a render, not a keyframe's still.", severity="warning")
             return
         try:
-            await self.session.lock_still(index, cell)
+            subject = await self.session.lock_still(index, cell)
         except KeyframeError as error:
             self.notify(str(error), severity="warning")
             return
         view.grid.refresh_job(cell.job_id)
-        self.notify(f"Keyframe {index + 1} uses still #{view.number(cell)}")
+        kept = (
+            "; its subject is kept for the other keyframes and the renders (IP-Adapter)"
+            if subject is not None
+            else ""
+        )
+        self.notify(f"Keyframe {index + 1} uses still #{view.number(cell)}{kept}")
+        if subject is not None:
+            await view.query_one(ReferenceChips).show(self.session.references)
         await self._repaint()
 
     async def action_render(self, kind: str) -> None:
