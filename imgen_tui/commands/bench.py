@@ -182,7 +182,13 @@ async def _playback_table() -> Table:
     from imgen_tui.ui.bench_playback import FRAMES, SIDE, measure_playback
 
     table = Table(title=f"Playback in the lightbox, {FRAMES} frames at {SIDE}x{SIDE}, looping")
-    for column in ("renderer", "video fps", "frames/s shown", "bytes/s to the terminal"):
+    for column in (
+        "renderer",
+        "video fps",
+        "frames/s shown",
+        "bytes/s to the terminal",
+        "first frame",
+    ):
         table.add_column(column, justify="left" if column == "renderer" else "right")
     for renderer in RENDERERS:
         with tempfile.TemporaryDirectory(prefix="imgen-bench-play-") as folder:
@@ -192,5 +198,6 @@ async def _playback_table() -> Table:
             f"{figures.fps:g}",
             f"{figures.frames_per_second:.1f}",
             f"{figures.bytes_per_second / 1e6:.2f} MB/s",
+            f"{figures.first_frame_seconds * 1000:.0f} ms",
         )
     return table

@@ -26,7 +26,7 @@ from imgen_tui.ui.app import make_app
 from imgen_tui.ui.bench import SIZE, CountingStdout, Tap, _until, tap_driver
 from imgen_tui.ui.graphics import Graphics
 from imgen_tui.ui.screens.home import HomeScreen
-from imgen_tui.ui.screens.lightbox import LightboxScreen
+from imgen_tui.ui.screens.lightbox import LightboxScreen, frame_on_screen
 
 FRAMES = 16
 SIDE = 512
@@ -40,6 +40,7 @@ class PlaybackFigures:
     frames_per_second: float
     bytes_per_second: float
     fps: float = FPS
+    first_frame_seconds: float = 0.0  # opening the lightbox until its first frame is on screen
 
 
 def _video() -> bytes:
@@ -81,10 +82,14 @@ async def measure_playback(renderer: Graphics, data_dir: Path) -> PlaybackFigure
         try:
             await _until(pilot, lambda: isinstance(app.screen, HomeScreen))
             lightbox = LightboxScreen([cell], 0, renderer)
+            opened = time.perf_counter()
             await app.push_screen(lightbox)
             await _until(pilot, lambda: lightbox.playback is not None)
             playback = lightbox.playback
             assert playback is not None
+            large = lightbox.query_one("#large")
+            await _until(pilot, lambda: frame_on_screen(large, playback.frames[playback.index]))
+            figures.first_frame_seconds = time.perf_counter() - opened
             await pilot.pause(1.0)  # the first loop: every frame reaches the terminal once
             shown, written, began = playback.shown, tap.total, time.perf_counter()
             await pilot.pause(SECONDS)

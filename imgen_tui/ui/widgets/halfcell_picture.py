@@ -102,6 +102,8 @@ class HalfcellPicture(Widget, can_focus=False):
         self._generation = 0
         self._strips: list[Strip] | None = None
         self._drawn_for: tuple[int, Size] | None = None
+        # Strips kept per (picture, size): a looping video is drawn once, then replayed.
+        self._cache: dict[tuple[int, Size], tuple[PILImage.Image, list[Strip]]] = {}
 
     @property
     def image(self) -> PILImage.Image | None:
@@ -127,6 +129,11 @@ class HalfcellPicture(Widget, can_focus=False):
             self.refresh()
             return
         wanted = (self._generation, self.size)
+        cached = self._cache.get((id(self._picture), self.size))
+        if cached is not None and cached[0] is self._picture:
+            self._strips, self._drawn_for = cached[1], wanted
+            self.refresh()
+            return
         if self._drawn_for != wanted:
             work = deferred(self._prepare_in_thread, self._picture, wanted)
             self.run_worker(work, exclusive=True)
@@ -137,6 +144,9 @@ class HalfcellPicture(Widget, can_focus=False):
         strips = await asyncio.to_thread(
             half_cell_strips, picture, wanted[1], background, (cell.width, cell.height)
         )
+        if len(self._cache) >= 512:
+            self._cache.clear()
+        self._cache[(id(picture), wanted[1])] = (picture, strips)
         if (self._generation, self.size) == wanted:
             self._strips, self._drawn_for = strips, wanted
             self.refresh()

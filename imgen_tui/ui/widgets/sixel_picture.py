@@ -38,6 +38,9 @@ _NULL_STYLE = Style()
 # xterm's default maxGraphicSize: a bigger Sixel image is silently dropped.
 MAX_SIXEL_SIDE = 1000
 
+# Encoded pictures one widget keeps: a few hundred frames of a short looping video.
+MAX_CACHED_FRAMES = 512
+
 
 def fit_canvas(
     picture: PILImage.Image,
@@ -165,6 +168,8 @@ class SixelPicture(Widget, can_focus=False):
         self._generation = 0
         self._sent: tuple[object, ...] | None = None
         self._overlays_seen: int | None = None
+        # Encoded frames kept per (picture, size): a looping video is encoded once, then replayed.
+        self._cache: dict[tuple[int, Size], tuple[PILImage.Image, str, Region]] = {}
 
     @property
     def image(self) -> PILImage.Image | None:
@@ -176,7 +181,20 @@ class SixelPicture(Widget, can_focus=False):
         self._generation += 1
         self._sixel = None
         self._encoded_for = None
-        self._encode()
+        if not self._from_cache():
+            self._encode()
+
+    def _from_cache(self) -> bool:
+        """Take the current picture's encoding at this size from the cache, if it is there."""
+        if self._picture is None or not self.size.area:
+            return False
+        cached = self._cache.get((id(self._picture), self.size))
+        if cached is None or cached[0] is not self._picture:
+            return False
+        _, self._sixel, self._frame = cached
+        self._encoded_for = (self._generation, self.size)
+        self.refresh()
+        return True
 
     @property
     def delivered(self) -> bool:
@@ -185,7 +203,8 @@ class SixelPicture(Widget, can_focus=False):
         return self._encoded_for == wanted and self._sent is not None and self._sent[0] == wanted
 
     def on_resize(self, event: events.Resize) -> None:
-        self._encode()
+        if not self._from_cache():
+            self._encode()
 
     def on_hide(self) -> None:
         self._sent = None  # whatever showed here meanwhile has painted over us
@@ -201,6 +220,9 @@ class SixelPicture(Widget, can_focus=False):
     async def _encode_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
         background = self.background_colors[1].rgb
         sixel, frame = await asyncio.to_thread(self.encode_picture, picture, wanted[1], background)
+        if len(self._cache) >= MAX_CACHED_FRAMES:
+            self._cache.clear()
+        self._cache[(id(picture), wanted[1])] = (picture, sixel, frame)
         if (self._generation, self.size) == wanted:
             self._sixel, self._frame, self._encoded_for = sixel, frame, wanted
             self.refresh()

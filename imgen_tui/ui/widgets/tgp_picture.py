@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from PIL import Image as PILImage
 from rich.segment import Segment
@@ -39,6 +39,7 @@ from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.passthrough import for_terminal
 
 CHUNK = 4096  # the protocol's largest payload per escape sequence
+MAX_UPLOADED_FRAMES = 512  # frames of one looping video kept on the terminal
 Prepared = tuple[tuple[int, int], str]  # (pixel width, height), base64 PNG at that size
 
 
@@ -63,6 +64,7 @@ def send_tgp(payload: str = "", **keys: int | str) -> None:
 
 class CompactTGPRenderable(TGPRenderable):
     prepared: Prepared | None = None
+    on_upload: Callable[[int], None] | None = None  # told the image id of each upload
 
     def _send_image_to_terminal(self, width: int, height: int) -> None:
         if self.prepared is None or self.prepared[0] != (width, height):
@@ -74,6 +76,8 @@ class CompactTGPRenderable(TGPRenderable):
             more = start + CHUNK < len(payload)
             chunk = payload[start : start + CHUNK]
             send_tgp(chunk, i=self.terminal_image_id, m=int(more), f=100, q=2)
+        if self.on_upload is not None:
+            self.on_upload(self.terminal_image_id)
 
     def _create_virtual_placement(self, width: int, height: int) -> None:
         assert self.terminal_image_id
@@ -98,11 +102,39 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
 
     _prepared: Prepared | None = None
     _wanted: PILImage.Image | None = None  # the picture last set, shown once encoded
+    # Frames already on the terminal, per (picture, pixel size): a looping video is
+    # uploaded once, then each tick only points the placeholder cells at another id.
+    _uploads: dict[tuple[int, tuple[int, int]], tuple[PILImage.Image, int, Prepared]]
+
+    def _uploaded(self, picture: PILImage.Image) -> tuple[int, Prepared] | None:
+        uploads = self.__dict__.setdefault("_uploads", {})
+        if not self.content_size.area:
+            return None
+        pixels = self._pixel_size(picture)
+        cached = uploads.get((id(picture), pixels))
+        if cached is None or cached[0] is not picture:
+            return None
+        return cached[1], cached[2]
+
+    def _remember_upload(self, picture: PILImage.Image, prepared: Prepared, image_id: int) -> None:
+        uploads = self.__dict__.setdefault("_uploads", {})
+        if len(uploads) >= MAX_UPLOADED_FRAMES:
+            uploads.clear()  # the old ids stay on the terminal until it evicts them
+        uploads[(id(picture), prepared[0])] = (picture, image_id, prepared)
+
+    def _is_cached_id(self, image_id: int | None) -> bool:
+        uploads = self.__dict__.get("_uploads", {})
+        return any(entry[1] == image_id for entry in uploads.values())
 
     def _set_image(self, picture: PILImage.Image | None) -> None:
         self._wanted = picture
         if not isinstance(picture, PILImage.Image) or not self.is_mounted:
             BaseImage.image.fset(self, picture)  # type: ignore[attr-defined]
+            return
+        cached = self._uploaded(picture)
+        if cached is not None:  # already on the terminal at this size: only switch to it
+            self._prepared = cached[1]
+            self._show(picture)
             return
         self.run_worker(deferred(self._prepare, picture), group="tgp-upload", exclusive=True)
 
@@ -136,7 +168,11 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
         """The base setter, minus its layout pass: our size comes from CSS, not the picture,
         and a layout of the whole screen per preview frame was most of a slow frame."""
         if self._renderable:
-            self._renderable.cleanup()
+            old = self._renderable
+            if not (
+                isinstance(old, CompactTGPRenderable) and self._is_cached_id(old.terminal_image_id)
+            ):
+                old.cleanup()  # a frame kept for replay stays uploaded
             self._renderable = None
         self._image = picture
         self._image_width, self._image_height = picture.width, picture.height
@@ -156,6 +192,14 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
             )
             return ""
         renderable = super().render()
-        if isinstance(renderable, CompactTGPRenderable):
-            renderable.prepared = self._prepared
+        picture, prepared = self._image, self._prepared
+        if isinstance(renderable, CompactTGPRenderable) and renderable.terminal_image_id is None:
+            renderable.prepared = prepared
+            cached = self._uploaded(picture) if isinstance(picture, PILImage.Image) else None
+            if cached is not None:
+                renderable.terminal_image_id = cached[0]  # uploaded and placed already
+            elif isinstance(picture, PILImage.Image) and prepared is not None:
+                renderable.on_upload = lambda image_id: self._remember_upload(
+                    picture, prepared, image_id
+                )
         return renderable
