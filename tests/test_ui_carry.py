@@ -73,3 +73,37 @@ async def test_carry_from_the_gallery_into_each_flow(
         await until(pilot, lambda: app.screen.query_one(prompt_id, Input).value == PROMPT)
         said = app.said  # type: ignore[attr-defined]
         await until(pilot, lambda: any(text.startswith("Carried #") for text in said))
+
+
+@pytest.mark.parametrize(
+    ("down", "screen_type", "prompt_id"),
+    [(0, FunnelScreen, "#prompt"), (1, ConceptScreen, "#field-subject")],
+)
+async def test_carry_from_the_explorer_into_the_funnel_and_concept_builder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    down: int,
+    screen_type: type,
+    prompt_id: str,
+) -> None:
+    from tests.test_ui_explorer import GRAIN, current, highlight, open_explorer, round_done
+
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_explorer(pilot)
+        await highlight(pilot, screen, GRAIN)
+        await pilot.press("s")
+        await until(pilot, lambda: round_done(screen))
+        prompt = current(screen).prompt
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, CarryChooser))
+        await pilot.press("escape")  # nothing lost
+        await until(pilot, lambda: app.screen is screen)
+        assert current(screen).prompt == prompt
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, CarryChooser))
+        for _ in range(down):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, screen_type))
+        await until(pilot, lambda: app.screen.query_one(prompt_id, Input).value == prompt)
