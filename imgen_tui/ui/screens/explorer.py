@@ -92,6 +92,7 @@ class ExplorerScreen(Screen[None]):
         Binding("w", "filter_works", "Fits checkpoint", show=False, id="explorer.works"),
         Binding("slash", "search", "Search", id="explorer.search"),
         Binding("e", "edit_prompt", "Prompt", show=False, id="explorer.prompt"),
+        Binding("y", "carry", "Carry into…", show=False, id="explorer.carry"),
         Binding("ctrl+r", "refresh", "Refresh LoRAs", show=False, id="explorer.refresh"),
         Binding("q", "leave", "Back/quit", id="explorer.quit"),
     ]
@@ -238,6 +239,25 @@ class ExplorerScreen(Screen[None]):
 
     def action_edit_prompt(self) -> None:
         self.query_one("#explorer-prompt", Input).focus()
+
+    def action_carry(self) -> None:
+        """The picture under the cursor into the funnel or the concept builder (its prompt)."""
+        current = self.session.current if self.session else None
+        cell = self.query_one(RoundView).cell()
+        if current is None or cell is None or cell.image is None:
+            self.notify("Put the cursor on a made picture first, then y carries it into a flow.")
+            return
+        from imgen_tui.flows.carry import CARRY_TARGETS, Carried
+        from imgen_tui.ui.screens.carry import CarryChooser, carry_into
+
+        carried = Carried(current.prompt, current.negative, str(cell.image.id))
+        targets = tuple(each for each in CARRY_TARGETS if each[0] != "explorer")
+
+        async def chosen(target: str | None) -> None:
+            if target is not None:
+                await carry_into(self.app, carried, target)
+
+        self.app.push_screen(CarryChooser(targets), chosen)
 
     def action_trigger_words(self) -> None:
         name = self._lora_or_say()

@@ -54,6 +54,7 @@ class GalleryScreen(Screen[None]):
         Binding("pagedown", "page(1)", "Page down", show=False, id="gallery.page_down"),
         Binding("enter", "lightbox", "View", id="gallery.view"),
         Binding("f", "carry_funnel", "Into a funnel", id="gallery.funnel"),
+        Binding("c", "carry", "Carry into…", id="gallery.carry"),
         Binding("o", "open_session", "Its session", id="gallery.session"),
         Binding("escape,q", "app.pop_screen", "Back", id="gallery.back"),
     ]
@@ -153,6 +154,22 @@ class GalleryScreen(Screen[None]):
         await self.app.push_screen(funnel)
         funnel.query_one("#prompt", Input).value = found.prompt
         self.notify("The prompt is in a new funnel: press enter to make its drafts.")
+
+    def action_carry(self) -> None:
+        """The chooser: which flow this picture's prompt goes into (escape: nowhere)."""
+        found = self.current()
+        if found is None:
+            return
+        from imgen_tui.flows.carry import carried_from_gallery
+        from imgen_tui.ui.screens.carry import CarryChooser, carry_into
+
+        carried = carried_from_gallery(found)
+
+        async def chosen(target: str | None) -> None:
+            if target is not None:
+                await carry_into(self.app, carried, target)
+
+        self.app.push_screen(CarryChooser(), chosen)
 
     async def action_open_session(self) -> None:
         found = self.current()
