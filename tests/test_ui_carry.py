@@ -95,12 +95,12 @@ async def test_carry_from_the_explorer_into_the_funnel_and_concept_builder(
         await pilot.press("s")
         await until(pilot, lambda: round_done(screen))
         prompt = current(screen).prompt
-        await pilot.press("y")
+        await pilot.press("O")
         await until(pilot, lambda: isinstance(app.screen, CarryChooser))
         await pilot.press("escape")  # nothing lost
         await until(pilot, lambda: app.screen is screen)
         assert current(screen).prompt == prompt
-        await pilot.press("y")
+        await pilot.press("O")
         await until(pilot, lambda: isinstance(app.screen, CarryChooser))
         for _ in range(down):
             await pilot.press("down")

@@ -92,7 +92,7 @@ class ExplorerScreen(Screen[None]):
         Binding("w", "filter_works", "Fits checkpoint", show=False, id="explorer.works"),
         Binding("slash", "search", "Search", id="explorer.search"),
         Binding("e", "edit_prompt", "Prompt", show=False, id="explorer.prompt"),
-        Binding("y", "carry", "Carry into…", show=False, id="explorer.carry"),
+        Binding("O", "carry", "Carry into…", show=False, id="explorer.carry"),
         Binding("ctrl+r", "refresh", "Refresh LoRAs", show=False, id="explorer.refresh"),
         Binding("q", "leave", "Back/quit", id="explorer.quit"),
     ]
