@@ -30,7 +30,7 @@ from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.concept_refine import PLACEHOLDER, TITLE, FieldsPart
 from imgen_tui.ui.screens.intent import IntentScreen
-from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.modals import leave_cancelling
 from imgen_tui.ui.screens.refine import RefineScreen
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -285,21 +285,7 @@ class ConceptScreen(Screen[None]):
         self.app.push_screen(IntentScreen(intent), edited)
 
     def action_leave(self) -> None:
-        session = self.session
-        running = session.builder.history.unfinished_jobs() if session else []
-        if not running:
-            self.app.pop_screen()
-            return
-
-        async def decided(leave: bool | None) -> None:
-            if leave and session is not None:
-                await session.cancel_all()
-                self.app.pop_screen()
-
-        self.app.push_screen(
-            ConfirmScreen(f"{len(running)} jobs are still running. Cancel them and leave?"),
-            decided,
-        )
+        leave_cancelling(self, self.session)
 
     # -- painting ---------------------------------------------------------------------------------
 

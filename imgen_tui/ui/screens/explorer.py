@@ -38,7 +38,7 @@ from imgen_tui.locations import user_cache_dir
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.explorer_modals import FeedbackScreen, LoraCompareScreen
-from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.modals import leave_cancelling
 from imgen_tui.ui.widgets.lora_browser import LoraBrowser
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -414,21 +414,7 @@ class ExplorerScreen(Screen[None]):
         self.call_after_refresh(self._repaint_cell)
 
     def action_leave(self) -> None:
-        session = self.session
-        running = session.history.unfinished_jobs() if session else []
-        if not running:
-            self.app.pop_screen()
-            return
-
-        async def decided(leave: bool | None) -> None:
-            if leave and session is not None:
-                await session.cancel_all()
-                self.app.pop_screen()
-
-        self.app.push_screen(
-            ConfirmScreen(f"{len(running)} jobs are still running. Cancel them and leave?"),
-            decided,
-        )
+        leave_cancelling(self, self.session)
 
     # -- painting ---------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.store import SessionInfo, StoreError
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.intent import IntentScreen
-from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.modals import leave_cancelling
 from imgen_tui.ui.screens.refine import PromptPart, RefinedPrompt, RefineScreen
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -337,21 +337,7 @@ go: reopen the session from Home.
         self.query_one("#prompt", Input).focus()
 
     def action_leave(self) -> None:
-        flow = self.flow
-        running = flow.history.unfinished_jobs() if flow else []
-        if not running:
-            self.app.pop_screen()
-            return
-
-        async def decided(leave: bool | None) -> None:
-            if leave and flow is not None:
-                await flow.cancel_all()
-                self.app.pop_screen()
-
-        self.app.push_screen(
-            ConfirmScreen(f"{len(running)} jobs are still running. Cancel them and leave?"),
-            decided,
-        )
+        leave_cancelling(self, self.flow)
 
     def key_escape(self) -> None:
         self.view.grid.focus()

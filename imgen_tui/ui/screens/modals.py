@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Label
+
+from imgen_tui.flows.rounds import RoundHistory
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -26,3 +30,32 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class RunningSession(Protocol):
+    """What leaving a flow's screen asks of its session: what still runs, and how to stop it."""
+
+    @property
+    def history(self) -> RoundHistory: ...
+
+    async def cancel_all(self) -> None: ...
+
+
+def leave_cancelling(screen: Screen[Any], session: RunningSession | None) -> None:
+    """Pop `screen`; with jobs still running, only once the operator agrees to cancel them.
+
+    Every flow's screen leaves this way, so the question and what "yes" does are the same.
+    """
+    running = session.history.unfinished_jobs() if session else []
+    if not running:
+        screen.app.pop_screen()
+        return
+
+    async def decided(leave: bool | None) -> None:
+        if leave and session is not None:
+            await session.cancel_all()
+            screen.app.pop_screen()
+
+    screen.app.push_screen(
+        ConfirmScreen(f"{len(running)} jobs are still running. Cancel them and leave?"), decided
+    )

@@ -41,7 +41,7 @@ from imgen_tui.flows.workflow_run import (
 )
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
-from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.modals import leave_cancelling
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.param_form import ParamForm
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -304,17 +304,4 @@ class WorkflowRunScreen(Screen[None]):
         self.query_one(RoundView).grid.focus()
 
     def action_leave(self) -> None:
-        session = self.session
-        running = session.history.unfinished_jobs() if session else []
-        if not running:
-            self.app.pop_screen()
-            return
-
-        async def decided(leave: bool | None) -> None:
-            if leave and session is not None:
-                await session.cancel_all()
-                self.app.pop_screen()
-
-        self.app.push_screen(
-            ConfirmScreen(f"{len(running)} jobs are still running. Cancel them and leave?"), decided
-        )
+        leave_cancelling(self, self.session)
