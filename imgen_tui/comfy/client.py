@@ -204,20 +204,30 @@ class ComfyClient:
         endless) answer costs disk up to `max_bytes`, never RAM. A partial
         file is left for the caller to remove.
         """
-        handle: IO[bytes] = await asyncio.to_thread(destination.open, "wb")
+        handle: IO[bytes] | None = None
         piece = bytearray()
+
+        def put(data: bytes, *, last: bool) -> None:
+            """Open on the first piece and close with the last: a small file is one hop."""
+            nonlocal handle
+            if handle is None:
+                handle = destination.open("wb")
+            handle.write(data)
+            if last:
+                handle.close()
 
         async def write(chunk: bytes) -> None:
             piece.extend(chunk)
             if len(piece) >= WRITE_PIECE:
-                await asyncio.to_thread(handle.write, piece)
+                await asyncio.to_thread(put, bytes(piece), last=False)
                 piece.clear()
 
         try:
             size = await self._stream_view(image, write, max_bytes=max_bytes, deadline=deadline)
-            await asyncio.to_thread(handle.write, piece)
+            await asyncio.to_thread(put, bytes(piece), last=True)
         finally:
-            await asyncio.to_thread(handle.close)
+            if handle is not None and not handle.closed:
+                await asyncio.to_thread(handle.close)
         return size
 
     async def _stream_view(

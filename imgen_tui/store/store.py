@@ -1,8 +1,10 @@
 """The session store: rows in SQLite, pictures on disk, all work off the event loop.
 
 Database statements run one after another on a single worker thread (one
-connection, never shared between threads at once); image decoding, thumbnails
-and file writes run on the default thread pool, several at a time. Paths in
+connection, never shared between threads at once); image decoding and
+thumbnails run on the default thread pool, several at a time, and a finished
+job's files are written on the database's thread just before the transaction
+that records them. Paths in
 the database are relative to the data folder, so a moved folder still opens.
 """
 
@@ -34,6 +36,7 @@ from imgen_tui.store.database import Database, new_id
 from imgen_tui.store.errors import StoreError
 from imgen_tui.store.files import (
     DEFAULT_THUMBNAIL_SIDE,
+    CheckedImage,
     remove_quietly,
     safe_name,
     tree_size,
@@ -269,32 +272,48 @@ class SessionStore:
     async def save_images(self, job_id: str, outputs: Sequence[NewImage]) -> list[ImageRecord]:
         """Check, write and record a finished job's outputs; all of them or none.
 
-        Files are written first, named after the round and the job's place in
-        it (never after anything the node said), then one transaction records
-        the images and marks the job done. If anything fails, the files written
-        for this job are removed again. The names are stable, so a retry after
-        a crash overwrites rather than duplicates.
+        The pictures are decoded and thumbnailed on the thread pool, several at
+        a time; then one call on the database's thread names the files after
+        the round and the job's place in it (never after anything the node
+        said), writes them and records the images with the job marked done in
+        one transaction. If anything fails, the files written for this job are
+        removed again. The names are stable, so a retry after a crash
+        overwrites rather than duplicates. Two hops off the loop, not one per
+        step: each hop waits for a busy loop to come round (a Textual frame),
+        and that wait, not the work, was most of a finished picture's delay.
         """
-        session_id, round_id, round_position, stage, job_position = await self._db(
-            self._database.job_place, job_id
+        checked = await asyncio.gather(
+            *(asyncio.to_thread(self._check, output) for output in outputs)
+        )
+        records = await self._db(self._write_and_record, job_id, outputs, checked)
+        return [self._absolute(record) for record in records]
+
+    def _check(self, output: NewImage) -> CheckedImage:
+        fps = output.sidecar.get("fps")
+        return check_output(
+            output.data, self.thumbnail_side, fps_hint=fps if isinstance(fps, float) else None
+        )
+
+    def _write_and_record(
+        self, job_id: str, outputs: Sequence[NewImage], checked: Sequence[CheckedImage]
+    ) -> list[ImageRecord]:
+        """On the database's thread: the job's files, then the one transaction that records them."""
+        session_id, round_id, round_position, stage, job_position = self._database.job_place(
+            job_id
         )
         folder = self.session_dir(session_id)
         stem = f"r{round_position:02d}-{safe_name(stage, limit=24)}-{job_position:04d}"
         written: list[Path] = []
         try:
-            records = await asyncio.gather(
-                *(
-                    asyncio.to_thread(
-                        self._write_image, folder, stem, job_id, round_id, index, output, written
-                    )
-                    for index, output in enumerate(outputs)
-                )
-            )
-            await self._db(self._database.finish_job_with_images, job_id, records)
+            records = [
+                self._write_image(folder, stem, job_id, round_id, index, output, done, written)
+                for index, (output, done) in enumerate(zip(outputs, checked, strict=True))
+            ]
+            self._database.finish_job_with_images(job_id, records)
         except BaseException:
-            await asyncio.to_thread(remove_quietly, *written)
+            remove_quietly(*written)
             raise
-        return [self._absolute(record) for record in records]
+        return records
 
     def _write_image(
         self,
@@ -304,12 +323,9 @@ class SessionStore:
         round_id: str,
         index: int,
         output: NewImage,
+        checked: CheckedImage,
         written: list[Path],
     ) -> ImageRecord:
-        fps = output.sidecar.get("fps")
-        checked = check_output(
-            output.data, self.thumbnail_side, fps_hint=fps if isinstance(fps, float) else None
-        )
         name = safe_name(stem, limit=80) + (f"-{index + 1}" if index else "")
         original = folder / f"{name}{checked.extension}"
         thumb = folder / "thumbs" / f"{name}.jpg"

@@ -316,6 +316,17 @@ def _imagemagick(picture: PILImage.Image) -> str:
     return done.stdout.decode("ascii")
 
 
+def _imagemagick_writes_sixel() -> bool:
+    """Whether this ImageMagick has its Sixel coder: many builds lack it, and `convert` fails."""
+    import subprocess
+
+    listed = subprocess.run(["convert", "-list", "format"], capture_output=True, text=True)
+    return listed.returncode == 0 and any(
+        line.split()[:1] == ["SIXEL*"] or line.split()[:1] == ["SIXEL"]
+        for line in listed.stdout.splitlines()
+    )
+
+
 def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
     import shutil
 
@@ -328,7 +339,7 @@ def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
         ("textual-image + select after define (fallback)", textual_image_sixel),
         ("libchafa via chafa.py, error-diffusion dither as the app uses it", chafa_sixel),
     ]
-    if shutil.which("convert"):
+    if shutil.which("convert") and _imagemagick_writes_sixel():
         encoders.append(("ImageMagick convert (reference, not a dependency)", _imagemagick))
     return encoders
 
