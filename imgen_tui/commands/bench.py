@@ -190,7 +190,7 @@ async def _playback_table() -> Table:
         "first frame",
     ):
         table.add_column(column, justify="left" if column == "renderer" else "right")
-    for renderer in RENDERERS:
+    for renderer in (*RENDERERS, "halfcell"):  # half cells: what tmux without passthrough gets
         with tempfile.TemporaryDirectory(prefix="imgen-bench-play-") as folder:
             figures = await measure_playback(renderer, Path(folder))
         table.add_row(

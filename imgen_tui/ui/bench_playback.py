@@ -50,7 +50,8 @@ def _video() -> bytes:
     return encode(frames, FPS, "WEBP")
 
 
-async def _stored_video(data_dir: Path) -> Cell:
+async def stored_video(data_dir: Path) -> Cell:
+    """The bench video kept by the real store, as a cell the lightbox opens (tests use it too)."""
     store = await SessionStore.open(data_dir)
     try:
         session = await store.create_session("keyframes", "bench playback")
@@ -72,7 +73,7 @@ async def _stored_video(data_dir: Path) -> Cell:
 
 
 async def measure_playback(renderer: Graphics, data_dir: Path) -> PlaybackFigures:
-    cell = await _stored_video(data_dir / "video")
+    cell = await stored_video(data_dir / "video")
     tap = Tap()
     app = make_app(None, demo=True, data_dir=data_dir / "app", graphics=renderer, demo_speed=0.0)
     app.driver_class = tap_driver(tap)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,15 @@ from textual.widgets import Footer, Static
 from imgen_tui.flows.rounds import Cell
 from imgen_tui.store import ImageRecord
 from imgen_tui.store.animation import read_animation
+from imgen_tui.store.errors import CorruptImage
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.graphics import image_widget
+from imgen_tui.ui.widgets.halfcell_picture import HalfcellPicture
 from imgen_tui.ui.widgets.playback import Playback, load_frames
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
 from imgen_tui.ui.widgets.thumbs import load_picture
+
+log = logging.getLogger(__name__)
 
 LIGHTBOX_MAX_SIDE = 1024
 VERDICT_BADGES = {"picked": ("✔ picked", "bold green"), "rejected": ("✘ rejected", "bold red")}
@@ -171,10 +176,20 @@ class LightboxScreen(ModalScreen[Cell | None]):
         self.query_one("#about", Static).update(position + describe(image, prompt, cell.seed))
 
     async def _load(self, image: ImageRecord) -> None:
+        try:
+            await self._open(image)
+        except (OSError, ValueError, CorruptImage) as error:  # truncated, emptied, not a picture
+            log.warning("could not open %s", image.path, exc_info=True)
+            self.notify(unreadable(image.path, error), severity="error", timeout=10)
+
+    async def _open(self, image: ImageRecord) -> None:
         animation = await asyncio.to_thread(read_animation, image.sidecar_path)
         if animation is not None:  # frames decoded once, in a thread, then only switched
             frames = await load_frames(image.path, LIGHTBOX_MAX_SIDE)
             self.playback = Playback(frames, animation.fps)
+            large = self.query_one("#large")
+            if isinstance(large, SixelPicture):
+                large.prepare(frames)  # encoded ahead, one after another, first one first
             self._show_frame(frames[0])
             self.playback.timer = self.set_interval(animation.frame_seconds, self._tick)
             self.refresh_bindings()
@@ -185,6 +200,15 @@ class LightboxScreen(ModalScreen[Cell | None]):
         self._describe(image, await read_prompt(image.sidecar_path))
 
 
+def unreadable(path: Path, error: Exception) -> str:
+    """One sentence for a picture or video the lightbox cannot open, naming the file."""
+    why = str(error).rstrip(".") or type(error).__name__
+    return (
+        f"{path.name} cannot be shown ({why}); the file may be truncated or was changed "
+        f"on disk: make it again, or open {path.parent} to check."
+    )
+
+
 def frame_on_screen(widget: Any, frame: Any) -> bool:
     """Whether `frame` has reached the terminal: Sixel says so, TGP once its upload is shown.
 
@@ -193,6 +217,8 @@ def frame_on_screen(widget: Any, frame: Any) -> bool:
     """
     if isinstance(widget, SixelPicture):
         return widget.delivered
+    if isinstance(widget, HalfcellPicture):
+        return widget.image is frame and widget.ready
     return getattr(widget, "image", None) is frame
 
 

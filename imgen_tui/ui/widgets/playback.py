@@ -16,13 +16,22 @@ from PIL import Image
 from textual.timer import Timer
 
 from imgen_tui.store.animation import frames_of
+from imgen_tui.store.errors import CorruptImage
 
 
 def _decode_frames(path: Path, max_side: int) -> list[Image.Image]:
+    """Every frame, scaled; a file that stops short or holds no frame is a CorruptImage."""
     frames = []
-    for frame in frames_of(path):
-        frame.thumbnail((max_side, max_side))
-        frames.append(frame)
+    try:
+        for frame in frames_of(path):
+            frame.thumbnail((max_side, max_side))
+            frames.append(frame)
+    except CorruptImage:
+        raise
+    except Exception as error:  # Pillow's OSError, PyAV's FFmpegError: both mean a bad file
+        raise CorruptImage(f"frame {len(frames) + 1} does not decode: {error}") from error
+    if not frames:
+        raise CorruptImage("it holds no frame that decodes")
     return frames
 
 

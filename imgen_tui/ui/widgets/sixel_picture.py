@@ -170,6 +170,8 @@ class SixelPicture(Widget, can_focus=False):
         self._overlays_seen: int | None = None
         # Encoded frames kept per (picture, size): a looping video is encoded once, then replayed.
         self._cache: dict[tuple[int, Size], tuple[PILImage.Image, str, Region]] = {}
+        self._ahead: list[PILImage.Image] = []  # a video's frames, encoded before they are shown
+        self._pending: set[int] = set()  # ids of those not encoded yet at this size
 
     @property
     def image(self) -> PILImage.Image | None:
@@ -181,8 +183,42 @@ class SixelPicture(Widget, can_focus=False):
         self._generation += 1
         self._sixel = None
         self._encoded_for = None
-        if not self._from_cache():
+        if not self._from_cache() and (picture is None or id(picture) not in self._pending):
             self._encode()
+
+    def prepare(self, pictures: Sequence[PILImage.Image]) -> None:
+        """Encode these pictures (a video's frames) one after another in a thread, ahead.
+
+        Playback then only switches to what is already encoded: without this,
+        each frame's encoding started when it was due, and the first loop ran
+        at the encoder's pace plus a frame's wait (5 of 8 fps in the bench).
+        Set the first frame as `.image` after this call: it is encoded first.
+        """
+        self._ahead = list(pictures)
+        self._encode_ahead()
+
+    def _encode_ahead(self) -> None:
+        if not self._ahead or not self.size.area:
+            return
+        size = self.size
+        todo = [
+            picture
+            for picture in self._ahead
+            if (cached := self._cache.get((id(picture), size))) is None or cached[0] is not picture
+        ]
+        self._pending = {id(picture) for picture in todo}
+        self.run_worker(deferred(self._encode_all, todo, size), group="ahead", exclusive=True)
+
+    async def _encode_all(self, pictures: list[PILImage.Image], size: Size) -> None:
+        background = self.background_colors[1].rgb
+        for picture in pictures:
+            if self.size != size:
+                return  # resized: on_resize started over at the new size
+            sixel, frame = await asyncio.to_thread(self.encode_picture, picture, size, background)
+            self._keep(picture, size, sixel, frame)
+            self._pending.discard(id(picture))
+            if picture is self._picture:
+                self._from_cache()
 
     def _from_cache(self) -> bool:
         """Take the current picture's encoding at this size from the cache, if it is there."""
@@ -203,7 +239,11 @@ class SixelPicture(Widget, can_focus=False):
         return self._encoded_for == wanted and self._sent is not None and self._sent[0] == wanted
 
     def on_resize(self, event: events.Resize) -> None:
-        if not self._from_cache():
+        self._pending = set()
+        self._encode_ahead()
+        if not self._from_cache() and (
+            self._picture is None or id(self._picture) not in self._pending
+        ):
             self._encode()
 
     def on_hide(self) -> None:
@@ -220,12 +260,15 @@ class SixelPicture(Widget, can_focus=False):
     async def _encode_in_thread(self, picture: PILImage.Image, wanted: tuple[int, Size]) -> None:
         background = self.background_colors[1].rgb
         sixel, frame = await asyncio.to_thread(self.encode_picture, picture, wanted[1], background)
-        if len(self._cache) >= MAX_CACHED_FRAMES:
-            self._cache.clear()
-        self._cache[(id(picture), wanted[1])] = (picture, sixel, frame)
+        self._keep(picture, wanted[1], sixel, frame)
         if (self._generation, self.size) == wanted:
             self._sixel, self._frame, self._encoded_for = sixel, frame, wanted
             self.refresh()
+
+    def _keep(self, picture: PILImage.Image, size: Size, sixel: str, frame: Region) -> None:
+        if len(self._cache) >= MAX_CACHED_FRAMES:
+            self._cache.clear()
+        self._cache[(id(picture), size)] = (picture, sixel, frame)
 
     def _terminal_key(self, region: Region) -> tuple[object, ...]:
         """Everything that, when changed, means the terminal no longer shows our pixels."""
