@@ -45,6 +45,11 @@ def _app(data_dir: Path, renderer: str = "sixel") -> ImgenApp:
     return make_app(None, demo=True, data_dir=data_dir, graphics=renderer, demo_speed=0.0)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+async def video(tmp_path: Path) -> Cell:
+    return await stored_video(tmp_path / "video")
+
+
 async def _open(pilot: Any, cell: Cell) -> LightboxScreen:
     await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))
     lightbox = LightboxScreen([cell], 0, "sixel")
@@ -54,10 +59,9 @@ async def _open(pilot: Any, cell: Cell) -> LightboxScreen:
 
 
 async def test_paused_on_the_first_frame_every_frame_is_still_encoded_ahead_once(
-    tmp_path: Path, encodes: list[int]
+    tmp_path: Path, video: Cell, encodes: list[int]
 ) -> None:
-    cell = await stored_video(tmp_path / "video")
-    app = _app(tmp_path / "app")
+    app, cell = _app(tmp_path / "app"), video
     async with app.run_test(size=SIZE) as pilot:
         lightbox = await _open(pilot, cell)
         await pilot.press("s")  # paused at once: nothing is due, yet the frames are made ready
@@ -80,10 +84,9 @@ async def test_paused_on_the_first_frame_every_frame_is_still_encoded_ahead_once
 
 
 async def test_closing_while_frames_are_encoded_leaves_the_app_working_and_it_opens_again(
-    tmp_path: Path, encodes: list[int]
+    tmp_path: Path, video: Cell, encodes: list[int]
 ) -> None:
-    cell = await stored_video(tmp_path / "video")
-    app = _app(tmp_path / "app")
+    app, cell = _app(tmp_path / "app"), video
     async with app.run_test(size=SIZE) as pilot:
         lightbox = await _open(pilot, cell)
         await pilot.press("escape")  # the first frames are still in the encoder
@@ -101,9 +104,9 @@ async def test_closing_while_frames_are_encoded_leaves_the_app_working_and_it_op
 
 @pytest.mark.parametrize("renderer", ["sixel", "halfcell"])
 async def test_a_truncated_video_says_which_file_and_the_app_goes_on(
-    tmp_path: Path, renderer: str
+    tmp_path: Path, video: Cell, renderer: str
 ) -> None:
-    cell = await stored_video(tmp_path / "video")
+    cell = video
     assert cell.image is not None
     data = cell.image.path.read_bytes()
     cell.image.path.write_bytes(data[: len(data) // 3])  # a copy that stopped short
