@@ -335,3 +335,51 @@ async def test_the_grid_fits_the_terminal_and_the_count(tmp_path: Path) -> None:
         for widget in shown:
             picture = widget.query_one(".picture").region
             assert picture.height <= picture.width // 2 + 1  # not stretched tall
+
+
+async def test_a_job_whose_saved_spec_is_damaged_fails_alone_and_the_rest_resume(
+    tmp_path: Path,
+) -> None:
+    """Reopening must not die on one unreadable row: that cell says so, the others finish."""
+    import contextlib
+    import sqlite3
+
+    app = demo_app(tmp_path, speed=1.0)  # real speed: most drafts are unfinished at the exit
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        job_ids = [cell.job_id for cell in current_cells(screen)]
+        app.exit()
+    with contextlib.closing(sqlite3.connect(tmp_path / "imgen.sqlite3")) as db, db:
+        # as after a crash: the exit cancelled them, a killed process would not have
+        db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'cancelled'")
+        unfinished = [
+            row[0]
+            for row in db.execute("SELECT id FROM jobs WHERE state != 'done' ORDER BY position")
+        ]
+        damaged = unfinished[-2:]
+        db.execute("UPDATE jobs SET spec = '{}' WHERE id = ?", (damaged[0],))
+        db.execute("UPDATE jobs SET spec = 'not json' WHERE id = ?", (damaged[1],))
+
+    again = demo_app(tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(again.screen, HomeScreen))
+        sessions = again.screen.query_one("#sessions", OptionList)
+        await until(pilot, lambda: sessions.option_count == 1 and sessions.highlighted == 0)
+        await pilot.press("tab", "enter")
+        await until(pilot, lambda: isinstance(again.screen, FunnelScreen))
+        reopened = top(again)
+        assert isinstance(reopened, FunnelScreen)
+        await until(
+            pilot, lambda: reopened.funnel is not None and reopened.funnel.current is not None
+        )
+        cells = {cell.job_id: cell for cell in current_cells(reopened)}
+        assert list(cells) == job_ids
+        for job_id in damaged:
+            assert cells[job_id].state == "failed"
+            assert "cannot be read" in str(cells[job_id].error)
+            assert "press g" in str(cells[job_id].error)
+        others = [cell for job_id, cell in cells.items() if job_id not in damaged]
+        await until(pilot, lambda: all(cell.image is not None for cell in others), seconds=60)
+        await pilot.press("g")  # made again: every cell comes back to life
+        await until(pilot, all_done(reopened), seconds=60)
+        assert all(cell.image is not None for cell in current_cells(reopened))

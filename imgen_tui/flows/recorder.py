@@ -31,7 +31,7 @@ from imgen_tui.scheduler.events import (
     JobRetrying,
     JobStarted,
 )
-from imgen_tui.scheduler.jobs import Job, JobSpec
+from imgen_tui.scheduler.jobs import Job, JobSpec, UnreadableSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import CorruptImage, NewImage, SessionStore, StoreError
 from imgen_tui.store.animation import inspect_output
@@ -148,10 +148,18 @@ class SessionRecorder:
 
     @staticmethod
     def resume(scheduler: Scheduler, rows: Iterable[JobRow]) -> list[Job]:
-        """Put a session's unfinished jobs back to work, re-attaching to posted prompts."""
+        """Put a session's unfinished jobs back to work, re-attaching to posted prompts.
+
+        A job whose saved spec cannot be read is left where it is (its cell
+        says so, see `cell_from_rows`): the others still resume.
+        """
         jobs: list[Job] = []
         for row in rows:
-            spec = JobSpec.from_json(row.spec_json)
+            try:
+                spec = JobSpec.from_json(row.spec_json)
+            except UnreadableSpec as error:
+                log.warning("job %s not resumed: %s", row.id, error)
+                continue
             if row.state in ("submitted", "running") and row.node_id and row.prompt_id:
                 jobs.append(
                     scheduler.adopt(spec, row.node_id, row.prompt_id, attempts=row.attempts)

@@ -29,7 +29,7 @@ from imgen_tui.flows.rounds import (
     toggle_seed_lock,
 )
 from imgen_tui.graphs.params import read_values
-from imgen_tui.scheduler.jobs import JobSpec
+from imgen_tui.scheduler.jobs import JobSpec, UnreadableSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import ImageRecord, SessionInfo, SessionStore
 from imgen_tui.store.records import IN_PROGRESS_STATES, JobRow, RoundInfo, Verdict
@@ -173,6 +173,11 @@ def _cell(
         cell.image, cell.state, cell.node_id = image, "done", image.node_id
     elif row is not None:
         _state_from_row(cell, row)
+        if cell.state in ("queued", "running"):  # it will be run again: can it be?
+            try:
+                JobSpec.from_json(row.spec_json)
+            except UnreadableSpec as error:
+                cell.state, cell.error = "failed", f"{error}; press g to make the round again"
     return cell
 
 
@@ -223,12 +228,17 @@ def _restore_from_rows(
 def cell_from_rows(
     row: JobRow, image: ImageRecord | None, images_by_id: Mapping[str, ImageRecord]
 ) -> Cell:
-    spec = JobSpec.from_json(row.spec_json)
-    seed = read_values(spec.graph).get("seed")
+    try:
+        spec: JobSpec | None = JobSpec.from_json(row.spec_json)
+    except UnreadableSpec as error:
+        spec, unreadable = None, str(error)
+    seed = read_values(spec.graph).get("seed") if spec is not None else None
     cell = Cell(job_id=row.id, seed=seed if isinstance(seed, int) else 0)
-    if spec.parent_image_id is not None:
+    if spec is not None and spec.parent_image_id is not None:
         cell.source = images_by_id.get(spec.parent_image_id)
-    if image is not None:
+    if spec is None and image is None:  # nothing to show and nothing to run again
+        cell.state, cell.error = "failed", f"{unreadable}; press g to make the round again"
+    elif image is not None:
         cell.image, cell.state, cell.verdict = image, "done", image.verdict
         cell.node_id, cell.locked = image.node_id, SEED_LOCK in image.locks
         cell.seed = image.seed if image.seed is not None else cell.seed

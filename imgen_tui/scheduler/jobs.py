@@ -85,7 +85,17 @@ class JobSpec:
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
+        """A spec as `to_json` wrote it; anything else is an UnreadableSpec saying what is wrong."""
+        try:
+            return cls._from_json(text)
+        except (ValueError, TypeError, KeyError) as error:
+            raise UnreadableSpec(f"its saved job cannot be read ({error})") from error
+
+    @classmethod
+    def _from_json(cls, text: str) -> JobSpec:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         data["needs"] = frozenset(data.get("needs", ()))
         data["loras"] = frozenset(data.get("loras", ()))
         data["lora_stack"] = tuple(
@@ -95,6 +105,10 @@ class JobSpec:
         data["priority"] = Priority(data.get("priority", Priority.INTERACTIVE))
         data["reference_images"] = tuple(tuple(pair) for pair in data.get("reference_images", ()))
         return cls(**data)
+
+
+class UnreadableSpec(ValueError):
+    """A stored job whose spec is not one `JobSpec.to_json` wrote (damaged, or from elsewhere)."""
 
 
 # Families that are also capabilities: an sdxl job needs an sdxl-capable node.
