@@ -9,6 +9,7 @@ cached with its loader list) and again on ctrl+r.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -22,17 +23,12 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from imgen_tui.comfy.lora_cache import LoraDiscoveryCache
-from imgen_tui.flows.explorer import (
-    AB,
-    ExplorerError,
-    LoraExplorer,
-    describe_stack,
-    stack_from_json,
-)
+from imgen_tui.flows.explorer import AB, ExplorerError, LoraExplorer
 from imgen_tui.flows.explorer_config import ExplorerConfig, load_explorer_config
 from imgen_tui.flows.explorer_session import ExplorerSession
 from imgen_tui.flows.lora_catalog import build_catalog, discover_farm, nodes_for_stack
 from imgen_tui.flows.rounds import Cell, Denoise, Round
+from imgen_tui.flows.stacks import describe_stack, stack_from_json
 from imgen_tui.llm.ollama_stages import LlmError
 from imgen_tui.locations import user_cache_dir
 from imgen_tui.scheduler.events import JobFailed
@@ -241,16 +237,27 @@ class ExplorerScreen(Screen[None]):
         self.query_one("#explorer-prompt", Input).focus()
 
     def action_carry(self) -> None:
-        """The picture under the cursor into the funnel or the concept builder (its prompt)."""
+        """The picture under the cursor into the funnel or the concept builder, with its stack.
+
+        Each LoRA goes with the family its file names (else the round's
+        checkpoint family: it was made on that), so the target never patches
+        it into a model of another family.
+        """
         current = self.session.current if self.session else None
         cell = self.query_one(RoundView).cell()
         if current is None or cell is None or cell.image is None:
-            self.notify("Put the cursor on a made picture first, then y carries it into a flow.")
+            self.notify("Put the cursor on a made picture first, then O carries it into a flow.")
             return
         from imgen_tui.flows.carry import CARRY_TARGETS, Carried
         from imgen_tui.ui.screens.carry import CarryChooser, carry_into
 
-        carried = Carried(current.prompt, current.negative, str(cell.image.id))
+        family = current.meta.get("family")
+        round_family = family if isinstance(family, str) else self.explorer.family
+        stack = tuple(
+            dataclasses.replace(lora, family=self._lora_family(lora.name) or round_family)
+            for lora in self.explorer.plan_of(current, cell).stack
+        )
+        carried = Carried(current.prompt, current.negative, str(cell.image.id), stack)
         targets = tuple(each for each in CARRY_TARGETS if each[0] != "explorer")
 
         async def chosen(target: str | None) -> None:
@@ -258,6 +265,10 @@ class ExplorerScreen(Screen[None]):
                 await carry_into(self.app, carried, target)
 
         self.app.push_screen(CarryChooser(targets), chosen)
+
+    def _lora_family(self, name: str) -> str | None:
+        entry = next((e for e in self.explorer.catalog if e.name == name), None)
+        return entry.family if entry else None
 
     def action_trigger_words(self) -> None:
         name = self._lora_or_say()
