@@ -291,7 +291,7 @@ async def test_the_preview_of_the_lora_under_the_cursor_is_fetched_once(
         await highlight(pilot, screen, GRAIN)  # none for film-grain: nothing shown, no error
         await until(pilot, lambda: preview_answered(screen, GRAIN))
         await pilot.pause(0.1)
-        assert screen.preview_shown is None and not widget.display
+        assert (screen.preview_shown, widget.display) == (None, False)
         for name in (DETAIL, GRAIN, DETAIL, GRAIN, DETAIL):  # back and forth
             await highlight(pilot, screen, name)
         await until(pilot, lambda: screen.preview_shown == DETAIL)
