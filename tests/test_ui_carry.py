@@ -345,3 +345,32 @@ async def test_carry_into_the_concept_builder_keeps_only_what_fits_its_family(
         reopened = ConceptScreen(session_id)
         await app.push_screen(reopened)
         await until(pilot, lambda: chip_texts(reopened) == [f"LoRA: {WATERCOLOR} 0.8"])
+
+
+async def test_carry_while_a_node_is_down_names_it_and_keeps_what_the_others_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cinematic = "cinematic-light.safetensors"  # only gpu-premium has it
+    await one_pick_with_loras(tmp_path, [(cinematic, 0.9), (DETAIL, 0.5)])
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine.sim_farm is not None)
+        farm = app.engine.sim_farm
+        assert farm is not None
+        await farm.node("gpu-premium").kill()
+        await carry_from_gallery(pilot, 0)
+        await until(pilot, lambda: isinstance(app.screen, FunnelScreen))
+        funnel = app.screen
+        assert isinstance(funnel, FunnelScreen)
+        said = app.said  # type: ignore[attr-defined]
+        sentence = (
+            f"{cinematic} is on no node of the farm that answered (gpu-premium did not), "
+            "so it was left out of the stack."
+        )
+        await until(pilot, lambda: sentence in said)
+        assert chip_texts(funnel) == [f"LoRA: {DETAIL} 0.5 · Drafts only"]
+        funnel.query_one("#prompt", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: funnel_done(funnel))  # the drafts run on the nodes still up
+        made = funnel.funnel.current if funnel.funnel else None
+        assert made is not None and "gpu-premium" not in {c.node_id for c in made.cells}

@@ -15,7 +15,8 @@ against the farm's LoRA catalog:
   same way; one that fits some stages only (an SD1.5 LoRA in the funnel) is
   kept for those stages and the sentence names them — the round maker never
   patches it into a graph of another family;
-- when no node answered, nothing can be checked: the stack is kept as it is.
+- when no node answered, nothing can be checked: the stack is kept as it is
+  (and routing holds its jobs until a node that has the files is back).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from imgen_tui.flows.lora_catalog import FAMILY_LABELS, LoraEntry
+from imgen_tui.comfy.lora_answers import NodeLoras
+from imgen_tui.flows.lora_catalog import FAMILY_LABELS, build_catalog
 from imgen_tui.flows.stacks import Stack, StackLora, stack_of_graph
 from imgen_tui.store.records import GalleryImage
 
@@ -74,29 +76,32 @@ def target_title(key: str) -> str:
 
 def settle_stack(
     stack: Stack,
-    catalog: Sequence[LoraEntry],
+    found: Sequence[NodeLoras],
     stages: Sequence[tuple[str, str]],
     target: str,
 ) -> tuple[Stack, list[str]]:
     """The part of a carried stack the target can use, and one sentence per change.
 
-    `stages` are the target's sampling stages as (label, family); `catalog` is
-    what the farm's nodes said they have (empty: no node answered).
+    `found` is what each node of the farm said it has (`discover_farm`);
+    `stages` are the target's sampling stages as (label, family).
     """
-    if not catalog:
-        if not stack:
-            return stack, []
+    down = [node.node for node in found if node.error is not None]
+    if stack and len(down) == len(found):
         return stack, [
             "No node answered about its LoRAs, so the carried stack could not be checked: "
             "jobs will go only to nodes that have every file of it."
         ]
+    catalog = build_catalog(found)
     by_name = {entry.name: entry for entry in catalog}
     kept: list[StackLora] = []
     said: list[str] = []
     for lora in stack:
         entry = by_name.get(lora.name)
         if entry is None or not entry.nodes:
-            said.append(f"{lora.name} is on no node of the farm, so it was left out of the stack.")
+            answered = f" that answered ({', '.join(down)} did not)" if down else ""
+            said.append(
+                f"{lora.name} is on no node of the farm{answered}, so it was left out of the stack."
+            )
             continue
         lora = replace(lora, family=entry.family or lora.family)
         fit = [label for label, family in stages if lora.fits(family)]

@@ -13,9 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from imgen_tui.comfy.lora_answers import NodeLoras
 from imgen_tui.comfy.lora_cache import LoraDiscoveryCache
 from imgen_tui.flows.carry import CARRY_TARGETS, Carried, settle_stack, target_title
-from imgen_tui.flows.lora_catalog import LoraEntry, build_catalog, discover_farm
+from imgen_tui.flows.lora_catalog import discover_farm
 from imgen_tui.flows.round_session import RoundSession
 from imgen_tui.flows.stacks import Stack, describe_stack
 from imgen_tui.locations import user_cache_dir
@@ -75,10 +76,9 @@ async def carry_into(app: App[object], carried: Carried, target: str) -> None:
     kept: Stack = ()
     said: list[str] = []
     if carried.stack and session is not None and view is not None:
-        catalog = await farm_catalog(app)
-        kept, said = settle_stack(
-            carried.stack, catalog, session.round_flow.sampling_stages(), target
-        )
+        found = await farm_loras(app)
+        stages = session.round_flow.sampling_stages()
+        kept, said = settle_stack(carried.stack, found, stages, target)
         await session.carry_stack(kept)
         view.show_loras()
     with_loras = f" with {describe_stack(kept)}" if kept else ""
@@ -88,12 +88,12 @@ async def carry_into(app: App[object], carried: Carried, target: str) -> None:
         app.notify(sentence, severity="warning", timeout=10)
 
 
-async def farm_catalog(app: App[object]) -> list[LoraEntry]:
-    """What the farm's nodes have now (each node's answer cached as the explorer caches it)."""
+async def farm_loras(app: App[object]) -> list[NodeLoras]:
+    """What each node has now (its answer cached as the explorer caches it; down: its error)."""
     from imgen_tui.ui.app import ImgenApp
 
     if not isinstance(app, ImgenApp):
         return []
     engine = app.engine
     cache = None if engine.demo else LoraDiscoveryCache(user_cache_dir() / "loras")
-    return build_catalog(await discover_farm(engine.farm.nodes, cache=cache))
+    return await discover_farm(engine.farm.nodes, cache=cache)
