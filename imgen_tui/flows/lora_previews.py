@@ -42,6 +42,12 @@ class LoraPreviews:
     def forget(self) -> None:
         self._pictures.clear()
 
+    def close(self) -> None:
+        """Stop what is still being fetched (the screen is gone: nobody will look)."""
+        for task in self._fetching.values():
+            task.cancel()
+        self._fetching.clear()
+
     def source(self, name: str) -> tuple[str, LoraFile] | None:
         """The first node (in farm order) that listed the file, with its listing."""
         for node_id in self.nodes:

@@ -194,6 +194,10 @@ class ExplorerScreen(Screen[None]):
         if refresh:
             self.notify(f"{len(catalog)} LoRAs on {len(found)} nodes")
 
+    def on_unmount(self) -> None:
+        if self.previews is not None:
+            self.previews.close()
+
     def action_refresh(self) -> None:
         self.load_catalog(refresh=True)
 
