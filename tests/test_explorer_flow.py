@@ -7,14 +7,10 @@ import random
 import pytest
 
 from imgen_tui.config import DEFAULT_MODELS
-from imgen_tui.flows.explorer import (
-    BASELINE,
-    ExplorerError,
-    LoraExplorer,
-    StackLora,
-)
+from imgen_tui.flows.explorer import BASELINE, ExplorerError, LoraExplorer
 from imgen_tui.flows.explorer_config import ExplorerConfig
 from imgen_tui.flows.lora_catalog import LoraEntry
+from imgen_tui.flows.stacks import StackLora
 from imgen_tui.graphs import load_library
 from imgen_tui.graphs.graph import iter_nodes
 from imgen_tui.locations import bundled_dir

@@ -260,3 +260,79 @@ async def test_a_node_dying_mid_sweep_and_bad_input(
         cells = current(screen).cells
         assert all(c.image is not None for c in cells)
         assert [c.label for c in cells][:2] == [BASELINE, BASELINE]
+
+
+WATERCOLOR, CINEMATIC = "watercolor-style.safetensors", "cinematic-light.safetensors"
+
+
+def preview_requests(screen: ExplorerScreen, name: str) -> int:
+    """How often the simulated nodes were asked for `name`'s preview picture."""
+    farm = pilot_app(screen).engine.sim_farm
+    assert farm is not None
+    return sum(node.preview_log.requests[name] for node in farm.nodes)
+
+
+def preview_answered(screen: ExplorerScreen, name: str) -> bool:
+    assert screen.previews is not None
+    return screen.previews.asked(name)
+
+
+async def test_the_preview_of_the_lora_under_the_cursor_is_fetched_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_explorer(pilot)
+        widget = screen.query_one("#lora-preview")
+        await highlight(pilot, screen, DETAIL)  # the simulator has a preview for it
+        await until(pilot, lambda: screen.preview_shown == DETAIL)
+        picture = getattr(widget, "image", None)
+        assert widget.display and picture is not None and picture.size == (128, 128)
+        await highlight(pilot, screen, GRAIN)  # none for film-grain: nothing shown, no error
+        await until(pilot, lambda: preview_answered(screen, GRAIN))
+        await pilot.pause(0.1)
+        assert (screen.preview_shown, widget.display) == (None, False)
+        for name in (DETAIL, GRAIN, DETAIL, GRAIN, DETAIL):  # back and forth
+            await highlight(pilot, screen, name)
+        await until(pilot, lambda: screen.preview_shown == DETAIL)
+        assert getattr(widget, "image", None) is picture  # the same decoded picture, kept
+        # the whole list with the cursor keys, down and back up
+        await pilot.press("escape")
+        for key in ["down"] * 6 + ["up"] * 6:
+            await pilot.press(key)
+        browser = screen.query_one(LoraBrowser)
+        await until(
+            pilot, lambda: all(preview_answered(screen, n) for n in [e.name for e in browser.rows])
+        )
+        for name in [e.name for e in browser.rows]:
+            assert preview_requests(screen, name) == 1, name  # never refetched
+        assert preview_requests(screen, WATERCOLOR) == 1
+        assert not [text for text in said(app) if "preview" in text.lower()]
+
+
+async def test_a_node_dying_while_its_preview_is_fetched_shows_nothing_and_breaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_explorer(pilot)
+        farm = pilot_app(screen).engine.sim_farm
+        assert farm is not None
+        premium = farm.node("gpu-premium")  # the first node that has watercolor-style
+        premium.preview_log.cut = 1  # the connection goes with no answer
+        await highlight(pilot, screen, WATERCOLOR)
+        await until(pilot, lambda: preview_answered(screen, WATERCOLOR))
+        assert preview_requests(screen, WATERCOLOR) == 1
+        assert screen.preview_shown is None
+        await premium.kill()  # now down for good: cinematic-light is only there
+        await highlight(pilot, screen, CINEMATIC)
+        await until(pilot, lambda: preview_answered(screen, CINEMATIC))
+        await highlight(pilot, screen, DETAIL)  # the screen goes on working
+        await until(pilot, lambda: preview_answered(screen, DETAIL))
+        assert screen.preview_shown is None  # detail-tweaker's first node was premium too
+        await pilot.press("ctrl+r")  # asks the nodes again, and the previews with them
+        await until(pilot, lambda: any(" LoRAs on " in text for text in said(app)))
+        await highlight(pilot, screen, GRAIN)
+        await highlight(pilot, screen, DETAIL)  # now from gpu-quality, which is alive
+        await until(pilot, lambda: screen.preview_shown == DETAIL)
+        assert not [text for text in said(app) if "preview" in text.lower()]

@@ -22,6 +22,7 @@ from imgen_tui.flows.concept_config import ConceptConfig
 from imgen_tui.flows.round_maker import RoundMaker
 from imgen_tui.flows.round_store import rounds_state
 from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory, RoundRecipe
+from imgen_tui.flows.stacks import stack_from_json, stack_to_json
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.llm.field_refine import FieldRefinement, FieldRefineRequest
 from imgen_tui.llm.fields import ConceptField, compose
@@ -162,6 +163,10 @@ class ConceptBuilder:
     def recipe_for(self, info: RoundInfo) -> Recipe | None:
         return self.recipe if info.stage == STAGE else None
 
+    def sampling_stages(self) -> list[tuple[str, str]]:
+        """(label, family) of what the builder makes: where a carried LoRA can go."""
+        return [(self.recipe.label, self.maker.template(self.config.workflow).family)]
+
     # -- refinement ---------------------------------------------------------------------------
 
     def refine_request(
@@ -225,7 +230,12 @@ class ConceptBuilder:
 
     def state(self, pins: Sequence[str] = ()) -> dict[str, Any]:
         """Everything reopening the session needs besides the store's rows."""
-        return {**rounds_state(self.history), **self.snapshot(), "pins": list(pins)}
+        return {
+            **rounds_state(self.history),
+            **self.snapshot(),
+            "pins": list(pins),
+            "loras": stack_to_json(self.maker.stack),
+        }
 
     def restore(self, state: Mapping[str, Any]) -> list[str]:
         """The fields and locks as the session left them (its rounds are already back).
@@ -233,6 +243,7 @@ class ConceptBuilder:
         Returns the pins the locks had made (for `pin_into`).
         """
         self._take(state)
+        self.maker.stack = stack_from_json(state.get("loras"))
         pins = state.get("pins")
         return [str(p) for p in pins] if isinstance(pins, list) else []
 

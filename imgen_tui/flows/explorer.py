@@ -25,8 +25,14 @@ from imgen_tui.flows.lora_catalog import LoraEntry, nodes_for_stack, short_name
 from imgen_tui.flows.round_maker import RoundMaker
 from imgen_tui.flows.round_store import rounds_state
 from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory, RoundRecipe
-from imgen_tui.graphs.inject import LoraSpec, inject_loras
-from imgen_tui.graphs.lora_stack import lora_stack
+from imgen_tui.flows.stacks import (
+    Stack,
+    StackLora,
+    describe_stack,
+    stack_from_json,
+    stack_to_json,
+    with_stack,
+)
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.variations import MAX_SEED
 from imgen_tui.store.records import RoundInfo
@@ -43,59 +49,12 @@ class ExplorerError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class StackLora:
-    """One LoRA of a stack at its model and clip strengths."""
-
-    name: str
-    model: float
-    clip: float
-
-    @property
-    def short(self) -> str:
-        return short_name(self.name)
-
-    def describe(self) -> str:
-        if self.model == self.clip:
-            return f"{self.short} {self.model:g}"
-        return f"{self.short} {self.model:g}/{self.clip:g}"
-
-    def to_json(self) -> list[Any]:
-        return [self.name, self.model, self.clip]
-
-    @classmethod
-    def from_json(cls, data: Any) -> StackLora | None:
-        if not isinstance(data, list | tuple) or len(data) != 3 or not isinstance(data[0], str):
-            return None
-        try:
-            return cls(data[0], float(data[1]), float(data[2]))
-        except (TypeError, ValueError):
-            return None
-
-
-Stack = tuple[StackLora, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class CellPlan:
     """What one cell of a round is: its caption, its stack, its seed."""
 
     label: str
     stack: Stack
     seed: int
-
-
-def describe_stack(stack: Stack) -> str:
-    return ", ".join(lora.describe() for lora in stack) or "no LoRA"
-
-
-def stack_to_json(stack: Stack) -> list[list[Any]]:
-    return [lora.to_json() for lora in stack]
-
-
-def stack_from_json(data: Any) -> Stack:
-    if not isinstance(data, list):
-        return ()
-    return tuple(lora for lora in (StackLora.from_json(item) for item in data) if lora)
 
 
 class LoraExplorer:
@@ -444,16 +403,3 @@ class LoraExplorer:
 
 
 DROP_VERBS = ("without", "no", "drop", "remove", "lose")
-
-
-def with_stack(spec: JobSpec, stack: Stack) -> JobSpec:
-    """The job with its graph carrying the LoRA chain, and routing told what it needs."""
-    if not stack:
-        return spec
-    graph = inject_loras(spec.graph, [LoraSpec(lora.name, lora.model, lora.clip) for lora in stack])
-    return dataclasses.replace(
-        spec,
-        graph=graph,
-        loras=spec.loras | {lora.name for lora in stack},
-        lora_stack=lora_stack(graph),
-    )

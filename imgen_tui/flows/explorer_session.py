@@ -11,18 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from imgen_tui.flows.explorer import (
-    FLOW,
-    ExplorerError,
-    LoraExplorer,
-    Stack,
-    describe_stack,
-    stack_from_json,
-)
+from imgen_tui.flows.explorer import FLOW, ExplorerError, LoraExplorer
 from imgen_tui.flows.lora_catalog import LoraEntry, short_name
 from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_store import RoundRunner
 from imgen_tui.flows.rounds import Cell, Round, RoundHistory
+from imgen_tui.flows.stacks import Stack, describe_stack, stack_from_json
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.llm.pipeline import Intent, Refinement, RefineRequest, StageListener, refine
 from imgen_tui.scheduler.jobs import JobSpec

@@ -22,6 +22,7 @@ from imgen_tui.config import Tier
 from imgen_tui.flows.round_maker import MoreLikeThisConfig, RoundMaker
 from imgen_tui.flows.round_store import rounds_state
 from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory
+from imgen_tui.flows.stacks import stack_from_json, stack_to_json
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.locations import bundled_dir, user_config_dir
 from imgen_tui.scheduler.jobs import JobSpec
@@ -142,8 +143,21 @@ class Funnel:
         """A saved round's stage (None: a stage since removed from funnel.yaml)."""
         return next((s for s in self.config.stages if s.name == info.stage), None)
 
+    def sampling_stages(self) -> list[tuple[str, str]]:
+        """(label, family) of every stage that samples: what a carried LoRA can go into."""
+        return [
+            (stage.label, template.family)
+            for stage in self.config.stages
+            if (template := self.maker.template(stage.workflow)).task != "upscale"
+        ]
+
     def state(self) -> dict[str, Any]:
-        return rounds_state(self.history)
+        """The rounds and the carried LoRA stack: what reopening the funnel needs."""
+        return {**rounds_state(self.history), "loras": stack_to_json(self.maker.stack)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """The session's saved stack (its rounds are already back)."""
+        self.maker.stack = stack_from_json(state.get("loras"))
 
     # -- making jobs -----------------------------------------------------------------------------
 

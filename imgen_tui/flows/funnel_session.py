@@ -82,7 +82,8 @@ class FunnelSession(RoundSession):
         await self.runner.save_state(self.funnel.state())
 
     async def reopen(self, session_id: str) -> None:
-        await self.runner.reopen(session_id, self.funnel.history, self.funnel.recipe_for)
+        state = await self.runner.reopen(session_id, self.funnel.history, self.funnel.recipe_for)
+        self.funnel.restore(state)
         await self.references.load()
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:

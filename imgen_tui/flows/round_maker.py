@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from imgen_tui.flows.rounds import SOURCE_PLACEHOLDER, Cell, Recipe, Round, RoundHistory
+from imgen_tui.flows.stacks import Stack, fitting, with_stack
 from imgen_tui.graphs.reference_pin import PinnedReference
 from imgen_tui.graphs.references import with_pinned_references
 from imgen_tui.graphs.templates import WorkflowLibrary, WorkflowTemplate
@@ -60,6 +61,9 @@ class RoundMaker:
         self.rng = rng or random.Random()
         #: the session's pinned references (intent document): every new job is made with them
         self.references: list[PinnedReference] = []
+        #: a LoRA stack carried in from a pick: every new job whose graph samples is made with
+        #: the LoRAs of it that fit the graph's family (an SD1.5 LoRA never in an SDXL graph)
+        self.stack: Stack = ()
 
     def template(self, name: str) -> WorkflowTemplate:
         try:
@@ -227,5 +231,7 @@ class RoundMaker:
             parent_image_id=cell.source.id if cell.source else None,
             source_image=str(cell.source.path) if cell.source else None,
         )
+        if self.stack and template.task != "upscale":
+            spec = with_stack(spec, fitting(self.stack, template.family))
         cell.job_id = spec.job_id
         return spec

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from imgen_tui.flows.round_maker import RoundMaker
 from imgen_tui.flows.round_store import RoundRunner
 from imgen_tui.flows.rounds import Cell, Round, RoundHistory
+from imgen_tui.flows.stacks import Stack, StackLora
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import SessionStore
@@ -25,6 +27,11 @@ class RoundFlow(Protocol):
 
     @property
     def history(self) -> RoundHistory: ...
+
+    @property
+    def maker(self) -> RoundMaker: ...
+
+    def sampling_stages(self) -> list[tuple[str, str]]: ...
 
     def undo_again(self) -> Round | None: ...
 
@@ -77,6 +84,26 @@ class RoundSession:
 
     async def cancel_all(self) -> None:
         await self.runner.cancel(self.history.unfinished_jobs())
+
+    # -- a carried LoRA stack -------------------------------------------------------------------
+
+    @property
+    def stack(self) -> Stack:
+        """The LoRAs carried in from a pick: every new job is made with those that fit it."""
+        return self.round_flow.maker.stack
+
+    async def carry_stack(self, stack: Stack) -> None:
+        """Make the next jobs with `stack` (already settled against the farm: see carry.py)."""
+        self.round_flow.maker.stack = tuple(stack)
+        await self.save()
+
+    async def drop_lora(self, index: int) -> StackLora:
+        """Take one LoRA out of the carried stack: the next jobs are made without it."""
+        stack = list(self.stack)
+        dropped = stack.pop(index)
+        self.round_flow.maker.stack = tuple(stack)
+        await self.save()
+        return dropped
 
     async def judge(self, cell: Cell, verdict: Verdict) -> Verdict:
         new = await self.runner.judge(cell, verdict)

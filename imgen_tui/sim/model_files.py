@@ -15,7 +15,9 @@ import asyncio
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from PIL import Image
@@ -75,8 +77,22 @@ DEMO_LORA_METADATA: dict[str, dict[str, str]] = {
 }
 
 
-#: LoRAs that have a `.preview.png` next to them on the simulated nodes
-DEMO_PREVIEWS = frozenset({"detail-tweaker.safetensors"})
+#: LoRAs that have a `.preview.png` next to them on the simulated nodes (the others: none)
+DEMO_PREVIEWS = frozenset({"detail-tweaker.safetensors", "watercolor-style.safetensors"})
+
+
+@dataclass
+class PreviewLog:
+    """What the preview route was asked, so a test can count refetches.
+
+    `delay` holds each answer back (seconds); `cut` makes that many coming
+    requests lose their connection with no answer, as when the node dies
+    while sending it.
+    """
+
+    requests: Counter[str] = field(default_factory=Counter)
+    delay: float = 0.0
+    cut: int = 0
 
 
 def preview_webp(name: str, side: int = 128) -> bytes:
@@ -134,7 +150,10 @@ def experiment_listing(folder: str, names: Iterable[str]) -> list[dict[str, obje
 
 
 def add_model_file_routes(
-    app: web.Application, spec: Callable[[], SimNodeSpec], folders: Callable[[], set[str]]
+    app: web.Application,
+    spec: Callable[[], SimNodeSpec],
+    folders: Callable[[], set[str]],
+    previews: PreviewLog | None = None,
 ) -> None:
     """Registers the routes; `spec` and `folders` are read per request so faults and
     edits to the node show at once."""
@@ -169,6 +188,14 @@ def add_model_file_routes(
 
     async def preview(request: web.Request) -> web.Response:
         folder, name = request.match_info["folder"], request.match_info["filename"]
+        if previews is not None:
+            previews.requests[name] += 1
+            if previews.delay:
+                await asyncio.sleep(previews.delay)
+            if previews.cut > 0 and request.transport is not None:
+                previews.cut -= 1
+                request.transport.close()
+                raise web.HTTPServiceUnavailable  # never sent: the connection is gone
         if (
             folder not in folders()
             or request.match_info["index"] != "0"

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 from imgen_tui.comfy.events import encode_preview
 from imgen_tui.sim import images
 from imgen_tui.sim.execution import Faults, NodeMemory, PromptRun, QueuedPrompt
-from imgen_tui.sim.model_files import add_model_file_routes
+from imgen_tui.sim.model_files import PreviewLog, add_model_file_routes
 from imgen_tui.sim.object_info import MODEL_INPUTS, build_object_info
 from imgen_tui.sim.spec import SimNodeSpec
 from imgen_tui.sim.validation import prompt_error, validate_prompt
@@ -57,6 +57,7 @@ class SimulatedNode:
         self.farm_models = dict(farm_models or {})
         self.previews = previews
         self.faults = Faults()
+        self.preview_log = PreviewLog()  # kept across restarts: it counts what clients asked
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix=f"imgen-sim-{spec.id}-"))
         for folder in _FOLDER_TYPES:
@@ -302,7 +303,7 @@ class SimulatedNode:
         app.router.add_get("/features", self._features)
         app.router.add_post("/free", self._free)
         app.router.add_post("/sim/faults", self._set_faults)
-        add_model_file_routes(app, lambda: self.spec, self._model_folders)
+        add_model_file_routes(app, lambda: self.spec, self._model_folders, self.preview_log)
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_UPLOAD_SIZE)

@@ -1,4 +1,9 @@
-"""Carry a picture into a flow: the chooser (which flow) and the hand-over to its screen."""
+"""Carry a picture into a flow: the chooser (which flow) and the hand-over to its screen.
+
+The hand-over asks the farm what LoRAs it has before the carried stack is
+kept, so a file no node has is left out with a sentence instead of making
+every job of the new flow unroutable (see `flows.carry.settle_stack`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-from imgen_tui.flows.carry import CARRY_TARGETS, Carried, target_title
+from imgen_tui.comfy.lora_answers import NodeLoras
+from imgen_tui.comfy.lora_cache import LoraDiscoveryCache
+from imgen_tui.flows.carry import CARRY_TARGETS, Carried, settle_stack, target_title
+from imgen_tui.flows.lora_catalog import discover_farm
+from imgen_tui.flows.round_session import RoundSession
+from imgen_tui.flows.stacks import Stack, describe_stack
+from imgen_tui.locations import user_cache_dir
+from imgen_tui.ui.widgets.round_view import RoundView
 
 
 class CarryChooser(ModalScreen[str | None]):
@@ -34,13 +46,16 @@ class CarryChooser(ModalScreen[str | None]):
 
 
 async def carry_into(app: App[object], carried: Carried, target: str) -> None:
-    """Open the target flow's screen with the carried prompt typed in, and say so."""
+    """Open the target flow's screen with the carried prompt typed in and its stack, and say so."""
+    session: RoundSession | None = None
+    view: RoundView | None = None
     if target == "funnel":
         from imgen_tui.ui.screens.funnel import FunnelScreen
 
         funnel = FunnelScreen()
         await app.push_screen(funnel)
         funnel.query_one("#prompt", Input).value = carried.prompt
+        session, view = funnel.flow, funnel.view
     elif target == "concept":
         from imgen_tui.ui.screens.concept import ConceptScreen
 
@@ -48,6 +63,7 @@ async def carry_into(app: App[object], carried: Carried, target: str) -> None:
         await app.push_screen(concept)
         first = concept.config.fields[0].name
         concept.query_one(f"#field-{first}", Input).value = carried.prompt
+        session, view = concept.session, concept.query_one(RoundView)
     elif target == "explorer":
         from imgen_tui.ui.screens.explorer import ExplorerScreen
 
@@ -57,4 +73,27 @@ async def carry_into(app: App[object], carried: Carried, target: str) -> None:
     else:
         app.notify(f"There is no flow called {target!r} to carry into.", severity="warning")
         return
-    app.notify(f"Carried #{carried.image_id} into {target_title(target)}: press enter to start.")
+    kept: Stack = ()
+    said: list[str] = []
+    if carried.stack and session is not None and view is not None:
+        found = await farm_loras(app)
+        stages = session.round_flow.sampling_stages()
+        kept, said = settle_stack(carried.stack, found, stages, target)
+        await session.carry_stack(kept)
+        view.show_loras()
+    with_loras = f" with {describe_stack(kept)}" if kept else ""
+    into = f"{target_title(target)}{with_loras}"
+    app.notify(f"Carried #{carried.image_id} into {into}: press enter to start.")
+    for sentence in said:
+        app.notify(sentence, severity="warning", timeout=10)
+
+
+async def farm_loras(app: App[object]) -> list[NodeLoras]:
+    """What each node has now (its answer cached as the explorer caches it; down: its error)."""
+    from imgen_tui.ui.app import ImgenApp
+
+    if not isinstance(app, ImgenApp):
+        return []
+    engine = app.engine
+    cache = None if engine.demo else LoraDiscoveryCache(user_cache_dir() / "loras")
+    return await discover_farm(engine.farm.nodes, cache=cache)

@@ -9,9 +9,11 @@ cached with its loader list) and again on ctrl+r.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from PIL import Image
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,20 +24,17 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from imgen_tui.comfy.lora_cache import LoraDiscoveryCache
-from imgen_tui.flows.explorer import (
-    AB,
-    ExplorerError,
-    LoraExplorer,
-    describe_stack,
-    stack_from_json,
-)
+from imgen_tui.flows.explorer import AB, ExplorerError, LoraExplorer
 from imgen_tui.flows.explorer_config import ExplorerConfig, load_explorer_config
 from imgen_tui.flows.explorer_session import ExplorerSession
 from imgen_tui.flows.lora_catalog import build_catalog, discover_farm, nodes_for_stack
+from imgen_tui.flows.lora_previews import LoraPreviews
 from imgen_tui.flows.rounds import Cell, Denoise, Round
+from imgen_tui.flows.stacks import describe_stack, stack_from_json
 from imgen_tui.llm.ollama_stages import LlmError
 from imgen_tui.locations import user_cache_dir
 from imgen_tui.scheduler.events import JobFailed
+from imgen_tui.ui.graphics import image_widget
 from imgen_tui.ui.messages import JobUpdate
 from imgen_tui.ui.screens.explorer_modals import FeedbackScreen, LoraCompareScreen
 from imgen_tui.ui.screens.modals import leave_cancelling
@@ -57,6 +56,7 @@ class ExplorerScreen(Screen[None]):
     ExplorerScreen #controls { width: 28%; padding: 0 1; }
     ExplorerScreen #explorer-settings { height: auto; margin: 1 0 0 0; }
     ExplorerScreen #explorer-cell { height: auto; margin: 1 0 0 0; }
+    ExplorerScreen #lora-preview { height: 10; width: 1fr; margin: 1 0 0 0; display: none; }
     ExplorerScreen #explorer-rounds { height: 1fr; min-height: 4; }
     """
     BINDINGS = [
@@ -104,8 +104,10 @@ class ExplorerScreen(Screen[None]):
         "LoRA at another strength works too), **b** makes A, B, A+B and neither, **v** "
         "compares A and B with a difference overlay (**d**). **t** puts its trigger words "
         "in the prompt, **[ ]** / **{ }** nudge model / clip strength, **C** the "
-        "checkpoint, **S** new seeds, **ctrl+r** asks the nodes again. Jobs go only to "
-        "nodes that have every LoRA of the stack; the right column says which."
+        "checkpoint, **N** new seeds, **ctrl+r** asks the nodes again. Jobs go only to "
+        "nodes that have every LoRA of the stack; the right column says which, with the "
+        "LoRA's preview picture where its node has one. **O** carries the picture under "
+        "the cursor, with its LoRA stack, into the funnel or the concept builder."
     )
 
     def __init__(self, resume: str | None = None, config: ExplorerConfig | None = None) -> None:
@@ -116,6 +118,9 @@ class ExplorerScreen(Screen[None]):
         more = self.config.more_like_this
         self.denoise = Denoise(more.denoise, more.nudge)
         self.catalog_ready = False
+        #: the LoRA whose preview picture is on screen (None: none is)
+        self.preview_shown: str | None = None
+        self.previews: LoraPreviews | None = None
 
     @property
     def imgen(self) -> ImgenApp:
@@ -142,6 +147,7 @@ class ExplorerScreen(Screen[None]):
                 yield Label("Prompt", classes="heading")
                 yield Input(self.config.prompt, id="explorer-prompt")
                 yield Static("", id="explorer-settings")
+                yield image_widget(self.imgen.renderer)(None, id="lora-preview")
                 yield Static("", id="explorer-cell")
                 yield Label("Rounds", classes="heading")
                 yield OptionList(id="explorer-rounds")
@@ -152,6 +158,7 @@ class ExplorerScreen(Screen[None]):
         engine = self.imgen.engine
         assert engine.store is not None and engine.scheduler is not None
         explorer = LoraExplorer(self.config, self.imgen.library, engine.farm.models)
+        self.previews = LoraPreviews(engine.farm.nodes)
         self.session = ExplorerSession(explorer, engine.store, engine.scheduler)
         view = self.query_one(RoundView)
         view.actions = self.session
@@ -175,12 +182,21 @@ class ExplorerScreen(Screen[None]):
             if node.error is not None:
                 self.notify(f"{node.error}; its LoRAs are not listed", severity="warning")
         self.explorer.catalog = catalog
+        if self.previews is not None:
+            if refresh:
+                self.previews.forget()
+            self.previews.know(found)
         browser = self.query_one(LoraBrowser)
         browser.set_catalog(catalog)
         self.catalog_ready = True
         self._repaint_controls()
+        self._show_preview()
         if refresh:
             self.notify(f"{len(catalog)} LoRAs on {len(found)} nodes")
+
+    def on_unmount(self) -> None:
+        if self.previews is not None:
+            self.previews.close()
 
     def action_refresh(self) -> None:
         self.load_catalog(refresh=True)
@@ -221,6 +237,32 @@ class ExplorerScreen(Screen[None]):
     @on(OptionList.OptionHighlighted, "#lora-list")
     def _lora_highlighted(self) -> None:
         self._repaint_controls()
+        self._show_preview()
+
+    # -- the preview picture ----------------------------------------------------------------------
+
+    def _show_preview(self) -> None:
+        """The picture of the LoRA under the cursor; another LoRA's never stays up meanwhile."""
+        name = self.query_one(LoraBrowser).highlighted_name
+        if name != self.preview_shown:
+            self._paint_preview(None, None)
+        self._load_preview(name)
+
+    @work(exclusive=True, group="preview", exit_on_error=False)
+    async def _load_preview(self, name: str | None) -> None:
+        """Fetched (once per node and file, see `LoraPreviews`) and decoded off the loop."""
+        if name is None or self.previews is None:
+            return
+        picture = await self.previews.picture(name)
+        if self.query_one(LoraBrowser).highlighted_name == name:
+            self._paint_preview(name, picture)
+
+    def _paint_preview(self, name: str | None, picture: Image.Image | None) -> None:
+        widget = self.query_one("#lora-preview")
+        if getattr(widget, "image", None) is not picture:
+            widget.image = picture  # type: ignore[attr-defined]
+        widget.display = picture is not None
+        self.preview_shown = name if picture is not None else None
 
     @on(OptionList.OptionSelected, "#lora-list")
     async def _lora_chosen(self) -> None:
@@ -241,16 +283,27 @@ class ExplorerScreen(Screen[None]):
         self.query_one("#explorer-prompt", Input).focus()
 
     def action_carry(self) -> None:
-        """The picture under the cursor into the funnel or the concept builder (its prompt)."""
+        """The picture under the cursor into the funnel or the concept builder, with its stack.
+
+        Each LoRA goes with the family its file names (else the round's
+        checkpoint family: it was made on that), so the target never patches
+        it into a model of another family.
+        """
         current = self.session.current if self.session else None
         cell = self.query_one(RoundView).cell()
         if current is None or cell is None or cell.image is None:
-            self.notify("Put the cursor on a made picture first, then y carries it into a flow.")
+            self.notify("Put the cursor on a made picture first, then O carries it into a flow.")
             return
         from imgen_tui.flows.carry import CARRY_TARGETS, Carried
         from imgen_tui.ui.screens.carry import CarryChooser, carry_into
 
-        carried = Carried(current.prompt, current.negative, str(cell.image.id))
+        family = current.meta.get("family")
+        round_family = family if isinstance(family, str) else self.explorer.family
+        stack = tuple(
+            dataclasses.replace(lora, family=self._lora_family(lora.name) or round_family)
+            for lora in self.explorer.plan_of(current, cell).stack
+        )
+        carried = Carried(current.prompt, current.negative, str(cell.image.id), stack)
         targets = tuple(each for each in CARRY_TARGETS if each[0] != "explorer")
 
         async def chosen(target: str | None) -> None:
@@ -258,6 +311,10 @@ class ExplorerScreen(Screen[None]):
                 await carry_into(self.app, carried, target)
 
         self.app.push_screen(CarryChooser(targets), chosen)
+
+    def _lora_family(self, name: str) -> str | None:
+        entry = next((e for e in self.explorer.catalog if e.name == name), None)
+        return entry.family if entry else None
 
     def action_trigger_words(self) -> None:
         name = self._lora_or_say()

@@ -9,12 +9,13 @@ own flow.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Static
 
 from imgen_tui.flows.rounds import Cell
 from imgen_tui.store import StoreError
@@ -144,26 +145,29 @@ class GalleryScreen(Screen[None]):
         )
 
     async def action_carry_funnel(self) -> None:
-        """A new funnel with this image's prompt typed in, ready for enter."""
+        """A new funnel with this image's prompt typed in (and its LoRA stack), ready for enter."""
         found = self.current()
         if found is None:
             return
-        from imgen_tui.ui.screens.funnel import FunnelScreen
+        from imgen_tui.flows.carry import carried_from_gallery
+        from imgen_tui.ui.screens.carry import carry_into
 
-        funnel = FunnelScreen()
-        await self.app.push_screen(funnel)
-        funnel.query_one("#prompt", Input).value = found.prompt
-        self.notify("The prompt is in a new funnel: press enter to make its drafts.")
+        carried = await asyncio.to_thread(carried_from_gallery, found)
+        await carry_into(self.app, carried, "funnel")
 
-    def action_carry(self) -> None:
-        """The chooser: which flow this picture's prompt goes into (escape: nowhere)."""
+    async def action_carry(self) -> None:
+        """The chooser: which flow this picture's prompt and stack go into (escape: nowhere).
+
+        The stack is read from the picture's sidecar (its graph's LoRA loaders)
+        in a thread, before the chooser opens.
+        """
         found = self.current()
         if found is None:
             return
         from imgen_tui.flows.carry import carried_from_gallery
         from imgen_tui.ui.screens.carry import CarryChooser, carry_into
 
-        carried = carried_from_gallery(found)
+        carried = await asyncio.to_thread(carried_from_gallery, found)
 
         async def chosen(target: str | None) -> None:
             if target is not None:

@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from imgen_tui.flows.reference_pins import ReferencePins
+from imgen_tui.flows.round_session import RoundSession
 from imgen_tui.flows.round_store import RoundActions
 from imgen_tui.flows.rounds import Cell, Denoise, Round, mark_for_compare
 from imgen_tui.graphs.reference_pin import PinKind
@@ -27,6 +28,7 @@ from imgen_tui.graphs.references import capability_for
 from imgen_tui.scheduler.events import JobCancelled, JobDone, JobFailed, JobPreview
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.widgets.grid import ThumbGrid
+from imgen_tui.ui.widgets.lora_chips import LoraChips
 from imgen_tui.ui.widgets.reference_chips import ReferenceChips
 
 ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
@@ -133,6 +135,7 @@ class RoundView(Vertical):
         else:
             yield CellGrid(self.renderer, columns=self.columns, page_size=self.page_size, id="grid")
         yield ReferenceChips(id="reference-chips")
+        yield LoraChips(id="lora-chips")
         yield Static("", id="feedback")
 
     @property
@@ -158,6 +161,14 @@ class RoundView(Vertical):
         pins, chips = self.reference_pins(), self.query_one(ReferenceChips)
         if chips.pins is not pins or len(chips.chip_list) != len(pins.pins if pins else []):
             self.run_worker(chips.show(pins), group="chips")
+        self.show_loras()
+
+    def show_loras(self) -> None:
+        """The carried LoRA stack's chips, repainted only when the stack changed."""
+        session = self.actions if isinstance(self.actions, RoundSession) else None
+        loras = self.query_one(LoraChips)
+        if not loras.shows(session):
+            self.run_worker(loras.show(session), group="lora-chips")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """P / F / S belong to flows that take references; elsewhere the screen's own keys win.
@@ -392,6 +403,9 @@ class RoundView(Vertical):
         )
 
     def on_reference_chips_emptied(self) -> None:
+        self.grid.focus()
+
+    def on_lora_chips_emptied(self) -> None:
         self.grid.focus()
 
     def _cell_or_say(self) -> Cell | None:
