@@ -4,7 +4,9 @@ Each keyframe is refined as rounds of stills in the shared `RoundView`
 (judging is the same as everywhere); `L` makes the still under the cursor the
 keyframe's look. `v` renders a motion preview, `V` the full render, `P` plays
 the newest video in the lightbox and `e` exports it with the keyframe stills.
-Everything that changes the session goes through `KeyframeSession`.
+Everything that changes the session goes through `KeyframeSession`; a session
+reopened from Home or the sessions list comes back with its timeline, stills,
+locks and renders.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from imgen_tui.flows.keyframes import KeyframeError, KeyframeFlow
+from imgen_tui.flows.keyframes_config import KeyframeConfig, load_keyframe_config
 from imgen_tui.flows.keyframes_session import KeyframeSession
 from imgen_tui.flows.rounds import Denoise
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.screens.modals import leave_cancelling
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.reference_chips import ReferenceChips
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -75,8 +79,15 @@ class KeyframesScreen(Screen[None]):
         "the newest video, **e** exports it with the stills."
     )
 
-    def __init__(self, export_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        export_to: Path | None = None,
+        resume: str | None = None,
+        config: KeyframeConfig | None = None,
+    ) -> None:
         super().__init__()
+        self.resume_id = resume
+        self.config = config
         self.session: KeyframeSession | None = None
         self.denoise = Denoise()
         self.export_to = export_to
@@ -110,11 +121,17 @@ class KeyframesScreen(Screen[None]):
     async def on_mount(self) -> None:
         engine = self.imgen.engine
         assert engine.store is not None and engine.scheduler is not None
-        flow = KeyframeFlow(self.imgen.library, engine.farm.models)
+        config = self.config or load_keyframe_config()
+        flow = KeyframeFlow(self.imgen.library, engine.farm.models, config=config)
         self.session = KeyframeSession(flow, engine.store, engine.scheduler)
         view = self.query_one(RoundView)
         view.actions = self.session
         self.query_one("#scene", Input).focus()
+        if self.resume_id is not None:
+            await self.session.reopen(self.resume_id)
+            self.query_one("#scene", Input).value = flow.scene
+            await view.query_one(ReferenceChips).show(self.session.references)
+            view.grid.focus()
         await self._repaint()
 
     @property
@@ -277,7 +294,11 @@ class KeyframesScreen(Screen[None]):
         self.notify(f"Exported {len(written)} files to {destination}")
 
     def action_leave(self) -> None:
-        self.app.pop_screen()
+        leave_cancelling(self, self.session)
+
+    def on_screen_resume(self) -> None:
+        if self.session is not None:
+            self.query_one(RoundView).show_round()
 
     def on_job_update(self, message: JobUpdate) -> None:
         if self.session is None:
