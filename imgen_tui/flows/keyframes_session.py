@@ -103,6 +103,15 @@ class KeyframeSession(RoundSession):
                 f"could not write {error.filename or destination}: {error.strerror or error}"
             ) from None
 
+    async def select(self, index: int) -> Round | None:
+        """Keyframe `index` becomes the selected one, its last round of stills on screen (saved)."""
+        slot = self.flow.select(index)
+        last = self.flow.last_round(slot)
+        if last is not None:
+            self.history.go_to(self.history.rounds.index(last))
+        await self.save()
+        return last
+
     async def again(self) -> Round:
         """The stills of the round on screen once more (not a render: `v` / `V` make those)."""
         self.flow.stills_round()

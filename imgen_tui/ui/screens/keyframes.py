@@ -142,9 +142,10 @@ class KeyframesScreen(Screen[None]):
     # -- the form -----------------------------------------------------------------------------
 
     @on(Input.Submitted, "#scene")
-    def _scene_entered(self, event: Input.Submitted) -> None:
+    async def _scene_entered(self, event: Input.Submitted) -> None:
         self.flow.scene = event.value.strip()
         self.query_one("#keyframe", Input).focus()
+        await self._save()
 
     @on(Input.Submitted, "#keyframe")
     async def _keyframe_entered(self, event: Input.Submitted) -> None:
@@ -156,6 +157,7 @@ class KeyframesScreen(Screen[None]):
             return
         event.input.value = ""
         self.notify(f"Keyframe {self.flow.keyframes.index(slot) + 1} at frame {slot.frame}")
+        await self._save()
         await self._repaint()
 
     def action_describe_keyframe(self) -> None:
@@ -172,17 +174,20 @@ class KeyframesScreen(Screen[None]):
         except KeyframeError as error:
             self.notify(str(error), severity="warning")
             return
+        await self._save()
         await self._repaint()
+
+    async def _save(self) -> None:
+        """A timeline change is kept at once (once the session exists: after the first round)."""
+        if self.session is not None:
+            await self.session.save()
 
     async def action_select(self, delta: int) -> None:
         if not self.flow.keyframes:
             self.notify("The timeline is empty: add a keyframe first (a).")
             return
-        index = (self.flow.selected + delta) % len(self.flow.keyframes)
-        self.flow.select(index)
-        last = self.flow.last_round(self.flow.keyframes[index])
-        if last is not None:
-            self.flow.history.go_to(self.flow.history.rounds.index(last))
+        assert self.session is not None
+        await self.session.select((self.flow.selected + delta) % len(self.flow.keyframes))
         await self._repaint()
 
     async def action_move(self, frames: int) -> None:
