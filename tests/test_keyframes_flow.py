@@ -19,7 +19,7 @@ from imgen_tui.flows.keyframes import FLOW, AnimatingNode, KeyframeError, Keyfra
 from imgen_tui.flows.keyframes_config import KeyframeConfig, load_keyframe_config
 from imgen_tui.flows.keyframes_export import export_video
 from imgen_tui.flows.keyframes_session import KeyframeSession
-from imgen_tui.flows.rounds import Round, RoundHistory
+from imgen_tui.flows.rounds import Cell, Round, RoundHistory
 from imgen_tui.graphs import load_library
 from imgen_tui.graphs.video_latents import keyframe_loads
 from imgen_tui.graphs.video_savers import prompt_schedule_of
@@ -28,6 +28,7 @@ from imgen_tui.scheduler.jobs import JobState
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.sim.references import difference
 from imgen_tui.store.animation import frames_of, read_animation
+from imgen_tui.store.records import ImageRecord
 from imgen_tui.yamlfile import ConfigError
 from tests.round_helpers import Farm, Follower, demo_farm, until
 
@@ -223,6 +224,16 @@ def sent_graph(farm: Farm, job_id: str) -> dict[str, Any]:
     return graph
 
 
+def image_of(cell: Cell) -> ImageRecord:
+    assert cell.image is not None
+    return cell.image
+
+
+def picture_of(cell: Cell) -> Image.Image:
+    with Image.open(image_of(cell).path) as picture:
+        return picture.convert("RGB")
+
+
 def picture_difference(first: Image.Image, second: Image.Image) -> float:
     size = (64, 64)
     return difference(first.convert("RGB").resize(size), second.convert("RGB").resize(size))
@@ -333,11 +344,9 @@ async def test_the_render_follows_the_keyframe_stills_it_starts_from(tmp_path: P
             from_noise, _ = await session.render("preview")
             await until(lambda: from_noise.done == 1, seconds=90)
         assert from_noise.meta["start"] == "noise" and from_stills.meta["start"] == "keyframes"
-        dawn_still, night_still = (
-            Image.open(c.image.path) for c in (dawn.cells[0], night.cells[1])
-        )  # type: ignore[union-attr]
-        following = list(frames_of(from_stills.cells[0].image.path))  # type: ignore[union-attr]
-        unguided = list(frames_of(from_noise.cells[0].image.path))  # type: ignore[union-attr]
+        dawn_still, night_still = (picture_of(c) for c in (dawn.cells[0], night.cells[1]))
+        following = list(frames_of(image_of(from_stills.cells[0]).path))
+        unguided = list(frames_of(image_of(from_noise.cells[0]).path))
     assert len(following) == len(unguided) == 16
     # each end of the clip looks like its own still, and more so than a render from noise
     assert picture_difference(following[0], dawn_still) < picture_difference(

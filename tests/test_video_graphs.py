@@ -260,7 +260,8 @@ def latent_frames(graph: dict[str, Any], link: list[Any]) -> list[int]:
     node = graph[link[0]]
     inputs = node["inputs"]
     if node["class_type"] == "RepeatLatentBatch":
-        return latent_frames(graph, inputs["samples"]) * inputs["amount"]
+        amount: int = inputs["amount"]
+        return latent_frames(graph, inputs["samples"]) * amount
     if node["class_type"] == "LatentBatch":
         return latent_frames(graph, inputs["samples1"]) + latent_frames(graph, inputs["samples2"])
     assert node["class_type"] == "VAEEncode"
@@ -268,7 +269,8 @@ def latent_frames(graph: dict[str, Any], link: list[Any]) -> list[int]:
     assert scaled["class_type"] == "ImageScale"
     load = graph[scaled["inputs"]["image"][0]]
     assert load["class_type"] == "LoadImage"
-    return [int(load["inputs"]["image"].removeprefix("still-").removesuffix(".png"))]
+    name: str = load["inputs"]["image"]
+    return [int(name.removeprefix("still-").removesuffix(".png"))]
 
 
 @st.composite
