@@ -263,6 +263,7 @@ async def test_a_keyframe_session_reopens_from_home_and_the_sessions_list(
         preview = flow.renders()[0]
         await until(pilot, lambda: preview.done == 1, seconds=90)
         assert preview.cells[0].image is not None and preview.meta["start"] == "keyframes"
+        assert any("from the locked stills (denoise 0.75)" in m for m in said(app))
         assert app.engine.sim_farm is not None
         app.engine.sim_farm.node("gpu-premium").faults.hang = 1  # the full render keeps running
         await pilot.press("V")

@@ -71,12 +71,13 @@ class KeyframesScreen(Screen[None]):
         Binding("q", "leave", "Back/quit", id="keyframes.quit"),
     ]
     HELP = (
-        "**Keyframe video.** Type the scene, then each keyframe (**a**, **enter** adds it). "
+        "**Keyframe video.** Type the scene, then each keyframe (**A**, **enter** adds it). "
         "**,**/**.** choose a keyframe, **<**/**>** move it, **ctrl+←/→** swap it with its "
-        "neighbour, **delete** removes it, **ctrl+↑/↓** the length, **F** the fps. **n** makes a "
+        "neighbour, **delete** removes it, **ctrl+↑/↓** the length, **f** the fps. **n** makes a "
         "round of stills of the keyframe; judge them as on every flow; **L** uses the still "
-        "under the cursor for the keyframe. **v** motion preview, **V** full render, **P** plays "
-        "the newest video, **e** exports it with the stills."
+        "under the cursor for the keyframe. **v** motion preview, **V** full render (both start "
+        "from the locked stills at their frames, as config/keyframes.yaml says), **w** plays "
+        "the newest video, **e** exports it with the stills. Reopen the session from Home."
     )
 
     def __init__(
@@ -249,8 +250,9 @@ class KeyframesScreen(Screen[None]):
             self.notify(str(error), severity="warning")
             return
         view.grid.refresh_job(cell.job_id)
+        renders = " and the renders" if self.flow.config.as_reference else ""
         kept = (
-            "; its subject is kept for the other keyframes and the renders (IP-Adapter)"
+            f"; its subject is kept for the other keyframes{renders} (IP-Adapter)"
             if subject is not None
             else ""
         )
@@ -263,12 +265,17 @@ class KeyframesScreen(Screen[None]):
         if self.session is None:
             return
         try:
-            _, node = await self.session.render("full" if kind == "full" else "preview")
+            made, node = await self.session.render("full" if kind == "full" else "preview")
         except KeyframeError as error:
             self.notify(str(error), severity="warning", timeout=10)
             return
         what = "Full render" if kind == "full" else "Motion preview"
-        self.notify(f"{what} of {self.flow.length} frames, built for {node}")
+        start = (
+            f", from the locked stills (denoise {made.meta['denoise']:g})"
+            if made.meta.get("start") == "keyframes"
+            else ""
+        )
+        self.notify(f"{what} of {self.flow.length} frames, built for {node}{start}")
         await self._repaint()
 
     def action_play(self) -> None:
