@@ -452,3 +452,28 @@ async def test_a_bad_keyframe_still_is_one_sentence_and_nothing_is_lost(tmp_path
         reopened = keyframe_session(farm)
         await reopened.reopen(session.session_id or "")
         assert reopened.flow.state() == before  # the session in the store is untouched
+
+
+async def test_a_render_still_running_when_reopened_finishes_into_the_reopened_session(
+    tmp_path: Path,
+) -> None:
+    async with demo_farm(tmp_path / "data", speed=0.3) as farm:
+        await confirmed(farm)
+        session = keyframe_session(farm)
+        session.flow.add("a fox asleep")
+        session.flow.add("a fox running")
+        async with follow(farm, session.flow.history):
+            stills = await made_stills(session, 0)
+            await session.lock_still(0, stills.cells[1])
+            preview, _ = await session.render("preview")
+            await until(lambda: preview.cells[0].state == "running", seconds=60)
+        reopened = keyframe_session(farm)  # the screen was left without cancelling
+        async with follow(farm, reopened.flow.history):
+            await reopened.reopen(session.session_id or "")
+            (render,) = reopened.flow.renders()
+            assert render.cells[0].job_id == preview.cells[0].job_id
+            assert render.cells[0].state in ("queued", "running")
+            await until(lambda: render.cells[0].state == "done", seconds=120)
+        video = reopened.flow.latest_video()
+        assert video is not None and video.id == image_of(render.cells[0]).id
+        assert farm.scheduler.jobs[render.cells[0].job_id].attempts == 1  # the same run, not again
