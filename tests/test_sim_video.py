@@ -270,3 +270,23 @@ async def test_capabilities_are_confirmed_from_object_info_with_the_reason(tmp_p
         "no FrameInterpolate, RIFE VFI or FILM VFI node is installed",
     )
     assert verdicts["plain"]["video"][0] == "confirmed"  # core's SaveAnimatedWEBP
+
+
+def test_a_keyframe_latent_chain_counts_its_frames_for_the_sampler_and_its_clock() -> None:
+    """The sampler's time grows with the frames however the batch was built (not only Empty)."""
+    from imgen_tui.graphs.video import Keyframe, RenderSettings, Timeline, build_video_graph
+    from imgen_tui.sim.video import latent_count
+
+    recorded = json.loads((VIDEO / "object_info_video.json").read_text())
+    timeline = Timeline(
+        keyframes=(Keyframe(0, "dawn", "a.png"), Keyframe(70, "dusk", "b.png")), length=150
+    )
+    graph = build_video_graph(
+        timeline, RenderSettings("sd15-ad-shape.safetensors", denoise=0.6), recorded
+    )
+    (sampler,) = [i for i, n in graph.items() if n["class_type"] == "KSampler"]
+    assert latent_count(graph, sampler) == 150
+    repeats = [
+        n["inputs"]["amount"] for n in graph.values() if n["class_type"] == "RepeatLatentBatch"
+    ]
+    assert repeats == [36, 64, 50]  # 0..35 dawn (35 is a tie: the earlier); 36..149 dusk

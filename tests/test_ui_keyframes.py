@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import DataTable, Input, OptionList, Static
 
 from imgen_tui.flows.keyframes import KeyframeFlow
+from imgen_tui.scheduler.jobs import JobState
 from imgen_tui.ui.app import ImgenApp, make_app
 from imgen_tui.ui.screens.home import HomeScreen
 from imgen_tui.ui.screens.keyframes import KeyframesScreen
 from imgen_tui.ui.screens.lightbox import LightboxScreen
+from imgen_tui.ui.screens.modals import ConfirmScreen
+from imgen_tui.ui.screens.sessions import SessionsScreen
 from imgen_tui.ui.widgets.reference_chips import ReferenceChip
 from imgen_tui.ui.widgets.round_view import RoundView
 from imgen_tui.ui.widgets.timeline import Timeline
@@ -190,3 +193,117 @@ async def test_bad_timeline_keys_say_what_to_do_and_lose_nothing(
         assert flow.fps == 12.0
         await pilot.press("delete")
         assert [s.description for s in flow.keyframes] == ["asleep"]
+
+
+async def reopen_from_home(pilot: Pilot[Any], session_id: str) -> KeyframesScreen:
+    await until(pilot, lambda: isinstance(pilot.app.screen, HomeScreen))
+    sessions = pilot.app.screen.query_one("#sessions", OptionList)
+    await until(pilot, lambda: sessions.get_option_index(f"session:{session_id}") >= 0)
+    sessions.focus()
+    sessions.highlighted = sessions.get_option_index(f"session:{session_id}")
+    await pilot.press("enter")
+    return await reopened_screen(pilot)
+
+
+async def reopened_screen(pilot: Pilot[Any]) -> KeyframesScreen:
+    await until(pilot, lambda: isinstance(pilot.app.screen, KeyframesScreen))
+    screen = pilot.app.screen
+    assert isinstance(screen, KeyframesScreen)
+    await until(pilot, lambda: screen.session is not None and bool(flow_of(screen).keyframes))
+    for field in screen.query(Input):
+        field.cursor_blink = False
+    return screen
+
+
+async def test_a_keyframe_session_reopens_from_home_and_the_sessions_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = demo_app(tmp_path / "data", monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_keyframes(pilot, tmp_path / "export")
+        flow = flow_of(screen)
+        await type_into(pilot, screen, "#scene", "a red fox in a snowy forest")
+        for text in ("asleep in the snow", "waking up", "running through the trees"):
+            await type_into(pilot, screen, "#keyframe", text)
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("comma", "n")  # stills of "waking up"
+        stills = flow.history.current
+        assert stills is not None
+        await until(pilot, lambda: stills.done == len(stills.cells), seconds=60)
+        await pilot.press("right", "L")
+        await until(pilot, lambda: flow.keyframes[1].locked)
+        await pilot.press("ctrl+up", "f")  # 24 frames at 12 fps, after the first round: saved
+        assert screen.session is not None
+        session_id = screen.session.session_id
+        assert session_id is not None
+        await pilot.press("q")  # nothing runs: it leaves at once
+
+        screen = await reopen_from_home(pilot, session_id)
+        flow = flow_of(screen)
+        assert screen.resume_id == session_id
+        assert screen.query_one("#scene", Input).value == "a red fox in a snowy forest"
+        assert [(s.frame, s.description) for s in flow.keyframes] == [
+            (0, "asleep in the snow"),
+            (8, "waking up"),
+            (12, "running through the trees"),
+        ]
+        assert (flow.length, flow.fps) == (24, 12.0)
+        timeline = screen.query_one(Timeline)
+        await until(pilot, lambda: len(timeline.entries) == 3)
+        locked = flow.keyframes[1].still
+        assert locked is not None and locked.id == stills.cells[1].image.id  # type: ignore[union-attr]
+        assert timeline.entries[1].thumb == locked.thumb_path
+        assert len(screen.query(ReferenceChip)) == 1  # the subject pin came back
+        current = flow.history.current
+        assert current is not None and [c.verdict for c in current.cells][:2] == ["none", "picked"]
+
+        # render from the reopened session; then a full render left (and cancelled) on the way out
+        await pilot.press("v")
+        await until(pilot, lambda: len(flow.renders()) == 1)
+        preview = flow.renders()[0]
+        await until(pilot, lambda: preview.done == 1, seconds=90)
+        assert preview.cells[0].image is not None and preview.meta["start"] == "keyframes"
+        assert any("from the locked stills (denoise 0.75)" in m for m in said(app))
+        assert app.engine.sim_farm is not None
+        app.engine.sim_farm.node("gpu-premium").faults.hang = 1  # the full render keeps running
+        await pilot.press("V")
+        await until(pilot, lambda: len(flow.renders()) == 2)
+        full = flow.renders()[1]
+        await until(pilot, lambda: full.cells[0].state == "running", seconds=60)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        scheduler = app.engine.scheduler
+        assert scheduler is not None
+        await until(pilot, lambda: scheduler.jobs[full.cells[0].job_id].state == JobState.CANCELLED)
+
+        # the sessions list opens it too: both renders back, the cancelled one says so
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SessionsScreen))
+        sessions = app.screen
+        assert isinstance(sessions, SessionsScreen)
+        await until(pilot, lambda: session_id in sessions.query_one(DataTable).rows)
+        table = sessions.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(session_id))
+        await pilot.press("enter")
+        screen = await reopened_screen(pilot)
+        flow = flow_of(screen)
+        renders = flow.renders()
+        assert [(r.meta["render"], r.cells[0].state) for r in renders] == [
+            ("preview", "done"),
+            ("full", "cancelled"),
+        ]
+        assert "Full render: cancelled" in str(screen.query_one("#renders", Static).render())
+        await pilot.press("w")  # the preview plays: the newest video that finished
+        await until(pilot, lambda: isinstance(app.screen, LightboxScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+
+        # a still damaged on disk: one sentence, nothing made, nothing lost
+        locked.path.write_bytes(b"not a picture")
+        await pilot.press("v")
+        await until(
+            pilot, lambda: any("cannot be read (it is not a picture)" in m for m in said(app))
+        )
+        assert len(flow.renders()) == 2 and flow.keyframes[1].still is not None

@@ -19,6 +19,7 @@ from imgen_tui.graphs.video import (
     build_video_graph,
     prompt_schedule,
 )
+from imgen_tui.graphs.video_latents import keyframe_loads, nearest_runs
 from imgen_tui.graphs.video_schedule import parse_schedule, prompt_at, schedule_text
 from imgen_tui.sim.validation import validate_prompt
 
@@ -246,4 +247,127 @@ def test_a_node_that_would_refuse_the_graph_is_refused_here_by_name(
 def test_a_bad_timeline_says_what_to_change(timeline: Timeline, message: str) -> None:
     with pytest.raises(GraphError) as refused:
         build_video_graph(timeline, SETTINGS, RECORDED)
+    assert str(refused.value) == message
+
+
+# -- keyframe images as starting latents -------------------------------------------------------
+
+UPLOADED = "imgen-0bb0ad79e9ed8ed59020.png"  # a name the recorded node lists under LoadImage
+
+
+def latent_frames(graph: dict[str, Any], link: list[Any]) -> list[int]:
+    """The keyframe frame each latent of the batch was encoded from, walked from the graph."""
+    node = graph[link[0]]
+    inputs = node["inputs"]
+    if node["class_type"] == "RepeatLatentBatch":
+        amount: int = inputs["amount"]
+        return latent_frames(graph, inputs["samples"]) * amount
+    if node["class_type"] == "LatentBatch":
+        return latent_frames(graph, inputs["samples1"]) + latent_frames(graph, inputs["samples2"])
+    assert node["class_type"] == "VAEEncode"
+    scaled = graph[inputs["pixels"][0]]
+    assert scaled["class_type"] == "ImageScale"
+    load = graph[scaled["inputs"]["image"][0]]
+    assert load["class_type"] == "LoadImage"
+    name: str = load["inputs"]["image"]
+    return [int(name.removeprefix("still-").removesuffix(".png"))]
+
+
+@st.composite
+def imaged_timelines(draw: st.DrawFn) -> Timeline:
+    length = draw(st.integers(1, 300))
+    frames = draw(st.lists(st.integers(0, length - 1), min_size=1, max_size=5, unique=True))
+    imaged = draw(st.lists(st.booleans(), min_size=len(frames), max_size=len(frames)))
+    if not any(imaged):
+        imaged[0] = True
+    return Timeline(
+        keyframes=tuple(
+            Keyframe(frame, draw(descriptions), f"still-{frame}.png" if has else None)
+            for frame, has in zip(frames, imaged, strict=True)
+        ),
+        length=length,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    timeline=imaged_timelines(),
+    denoise=st.floats(0.05, 0.95),
+    gen1_only=st.booleans(),
+    interpolation=st.integers(1, 3),
+)
+def test_any_timeline_with_stills_starts_from_them_and_validates(
+    timeline: Timeline, denoise: float, gen1_only: bool, interpolation: int
+) -> None:
+    classes = without("ADE_LoadAnimateDiffModel") if gen1_only else RECORDED
+    render = RenderSettings(
+        "sd15-ad-shape.safetensors",
+        width=256,
+        height=192,
+        denoise=denoise,
+        interpolation=interpolation,
+    )
+    graph = build_video_graph(timeline, render, classes, node="gpu-x")
+    loads = keyframe_loads(graph)
+    imaged = sorted(k.frame for k in timeline.keyframes if k.image)
+    assert sorted(loads.values()) == imaged  # one LoadImage per still, found by its title
+    # every frame starts from the still of its nearest keyframe (the earlier one on a tie)
+    (sampler,) = [n for n in graph.values() if n["class_type"] == "KSampler"]
+    assert sampler["inputs"]["denoise"] == denoise
+    starts = latent_frames(graph, sampler["inputs"]["latent_image"])
+    assert len(starts) == timeline.length
+    for frame, start in enumerate(starts):
+        assert abs(start - frame) == min(abs(other - frame) for other in imaged)
+        nearer_before = [o for o in imaged if o < start and abs(o - frame) == abs(start - frame)]
+        assert not nearer_before
+    assert all(
+        n["inputs"]["amount"] <= 64
+        for n in graph.values()
+        if n["class_type"] == "RepeatLatentBatch"
+    )
+    assert not [n for n in graph.values() if n["class_type"] == "EmptyLatentImage"]
+    scaled = [n["inputs"] for n in graph.values() if n["class_type"] == "ImageScale"]
+    assert {(s["width"], s["height"], s["crop"]) for s in scaled} == {(256, 192, "center")}
+    # after the scheduler's upload each LoadImage reads a name the node lists: ComfyUI's check
+    bound = copy.deepcopy(graph)
+    for load_id in loads:
+        bound[load_id]["inputs"]["image"] = UPLOADED
+    result = validate_prompt(bound, classes)
+    assert result.error is None and result.node_errors == {}
+
+
+def test_nearest_runs_switch_halfway_between_keyframes() -> None:
+    assert nearest_runs(16, [0, 8, 12]) == [(0, 5), (1, 6), (2, 5)]  # ties: the earlier
+    assert nearest_runs(5, [3]) == [(0, 5)]
+    assert nearest_runs(10, [9, 0]) == [(1, 5), (0, 5)]  # in frame order, whatever the input order
+
+
+def test_without_stills_or_at_full_denoise_the_render_starts_from_noise() -> None:
+    imaged = Timeline(keyframes=(Keyframe(0, "a fox", "still-0.png"), Keyframe(8, "b")), length=16)
+    for timeline, denoise in ((imaged, 1.0), (Timeline(keyframes=(Keyframe(0, "a"),)), 0.5)):
+        graph = build_video_graph(
+            timeline, RenderSettings(SETTINGS.checkpoint, denoise=denoise), RECORDED
+        )
+        assert "LoadImage" not in classes_of(graph) and "EmptyLatentImage" in classes_of(graph)
+        (sampler,) = [n for n in graph.values() if n["class_type"] == "KSampler"]
+        assert sampler["inputs"]["denoise"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("missing", "denoise", "message"),
+    [
+        ("RepeatLatentBatch", 0.7, "gpu-x has no RepeatLatentBatch node (graph node 7)"),
+        ("VAEEncode", 0.7, "gpu-x has no VAEEncode node (graph node 6)"),
+        (None, 1.5, "a denoise of 1.5: choose above 0 and at most 1"),
+    ],
+)
+def test_a_node_without_the_latent_parts_is_refused_by_name(
+    missing: str | None, denoise: float, message: str
+) -> None:
+    timeline = Timeline(keyframes=(Keyframe(0, "a fox", "still-0.png"),), length=8)
+    classes = without(missing) if missing else RECORDED
+    with pytest.raises(GraphError) as refused:
+        build_video_graph(
+            timeline, RenderSettings(SETTINGS.checkpoint, denoise=denoise), classes, node="gpu-x"
+        )
     assert str(refused.value) == message

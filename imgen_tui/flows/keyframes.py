@@ -11,6 +11,10 @@ All rounds — stills and renders — live in one `RoundHistory`, so `RoundRunne
 the round view and reopening a session work as for any flow; a round's `meta`
 says which keyframe (or which render) it belongs to. Video graphs are built
 for one node's `/object_info` (`graphs.video`) by whoever knows the farm.
+
+The locked stills enter a render as `config/keyframes.yaml` says: the first
+one as the IP-Adapter subject (`reference`), each one as the starting latent
+of the frames nearest to it with a denoise below 1 (`latent`), or both.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ import itertools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image, UnidentifiedImageError
+
+from imgen_tui.flows.keyframes_config import KeyframeConfig
 from imgen_tui.flows.round_maker import RoundMaker
-from imgen_tui.flows.rounds import Cell, Round, RoundHistory, RoundRecipe
+from imgen_tui.flows.round_store import rounds_state
+from imgen_tui.flows.rounds import Cell, Recipe, Round, RoundHistory, RoundRecipe
 from imgen_tui.graphs.graph import GraphError
+from imgen_tui.graphs.reference_pin import PinnedReference
 from imgen_tui.graphs.references import with_local_references
 from imgen_tui.graphs.templates import WorkflowLibrary
 from imgen_tui.graphs.video import (
@@ -33,11 +43,14 @@ from imgen_tui.graphs.video import (
     Timeline,
     build_video_graph,
 )
+from imgen_tui.graphs.video_latents import keyframe_loads
 from imgen_tui.scheduler.jobs import JobSpec, Priority, tier_rank
-from imgen_tui.store.records import ImageRecord
+from imgen_tui.store.records import ImageRecord, RoundInfo
 
 FLOW = "keyframes"
 RenderKind = Literal["preview", "full"]
+RENDER_LABELS: dict[str, str] = {"preview": "Motion preview", "full": "Full render"}
+STILL_STAGE = "keyframe-"  # a still round's stage: this prefix and the keyframe's key
 VIDEO_NEEDS = frozenset({"sd15", "animatediff", "video"})
 
 
@@ -83,6 +96,7 @@ class KeyframeFlow:
     fps: float = 8.0
     stills_per_round: int = 4
     still_workflow: str = "sd15_txt2img"
+    config: KeyframeConfig = field(default_factory=KeyframeConfig)
     rng: random.Random = field(default_factory=lambda: random.Random())
     keyframes: list[KeyframeSlot] = field(default_factory=list)
     selected: int = 0
@@ -164,9 +178,17 @@ class KeyframeFlow:
         self.selected = index
         return slot
 
-    def timeline(self) -> Timeline:
+    def timeline(self, *, images: bool = False) -> Timeline:
+        """The timeline to render; with `images`, each locked still is its keyframe's image."""
         return Timeline(
-            keyframes=tuple(Keyframe(slot.frame, self.prompt_for(slot)) for slot in self.keyframes),
+            keyframes=tuple(
+                Keyframe(
+                    slot.frame,
+                    self.prompt_for(slot),
+                    Path(slot.still.path).name if images and slot.still else None,
+                )
+                for slot in self.keyframes
+            ),
             length=self.length,
             fps=self.fps,
             negative=self.maker.default_negative(self._still_recipe(self.keyframes[0]))
@@ -210,6 +232,26 @@ class KeyframeFlow:
     def unlock(self, index: int) -> None:
         self._slot(index).still = None
 
+    def stills_round(self) -> Round:
+        """The round on screen, if it is one of stills (more-like-this, upscale, again need one)."""
+        current = self.history.current
+        if current is None or "render" in current.meta:
+            raise KeyframeError("that works on a round of stills: refine a keyframe first")
+        return current
+
+    def more_like_this(self, cell: Cell, denoise: float) -> JobSpec:
+        return self.maker.more_like_this(self.stills_round(), cell, denoise)
+
+    def upscale(self, cell: Cell) -> JobSpec:
+        return self.maker.upscale(self.stills_round(), cell)
+
+    def again(self) -> list[JobSpec]:
+        self.stills_round()
+        return self.maker.again(self.history)
+
+    def undo_again(self) -> Round | None:
+        return self.history.undo_again()
+
     # -- motion ----------------------------------------------------------------------------------
 
     def render(
@@ -231,6 +273,8 @@ class KeyframeFlow:
         interpolation = quality.interpolation
         if interpolation > 1 and not _can_interpolate(classes):
             interpolation = 1  # a full render without it beats no render; the caption says so
+        latents = self.config.as_latent and any(slot.locked for slot in self.keyframes)
+        denoise = self.config.latent_denoise if latents else 1.0
         seed = self.rng.randint(0, 2**32 - 1)
         settings = RenderSettings(
             checkpoint=checkpoint or self.models.get("sd15", "v1-5-pruned-emaonly.safetensors"),
@@ -240,23 +284,30 @@ class KeyframeFlow:
             seed=seed,
             interpolation=interpolation,
             filename_prefix=f"imgen/{kind}",
+            denoise=denoise,
         )
         try:
-            graph = build_video_graph(self.timeline(), settings, classes, node=node)
+            graph = build_video_graph(self.timeline(images=latents), settings, classes, node=node)
         except GraphError as error:
             raise KeyframeError(str(error)) from None
+        at_frame = {slot.frame: slot for slot in self.keyframes}
+        stills = tuple(
+            (load_id, str(at_frame[frame].still.path))  # type: ignore[union-attr]
+            for load_id, frame in keyframe_loads(graph).items()
+        )
         # The session's references (the subject from the first locked still, P / F / S pins)
         # steer the whole clip as they steer each still.
-        graph, images, reference_needs = with_local_references(graph, "sd15", self.maker.references)
+        graph, images, reference_needs = with_local_references(
+            graph, "sd15", self.render_references()
+        )
         needs = VIDEO_NEEDS | reference_needs | ({"interpolation"} if interpolation > 1 else set())
-        label = "Motion preview" if kind == "preview" else "Full render"
-        recipe = RoundRecipe(kind, label, 1, "(built from the timeline)", quality.min_tier)
+        recipe = self._render_recipe(kind)
         locked = [slot.key for slot in self.keyframes if slot.locked]
         spec = JobSpec.from_graph(
             graph,
             "sd15",
             needs=needs,
-            reference_images=images,
+            reference_images=stills + images,
             min_tier=quality.min_tier,
             priority=Priority.INTERACTIVE,
             time_limit=900.0,
@@ -266,10 +317,52 @@ class KeyframeFlow:
             self.timeline().keyframes[0].description,
             self.timeline().negative,
             cells=[Cell(job_id=spec.job_id, seed=seed)],
-            meta={"render": kind, "interpolation": interpolation, "locked": locked},
+            meta={
+                "render": kind,
+                "interpolation": interpolation,
+                "locked": locked,
+                "start": "keyframes" if latents else "noise",
+                "denoise": denoise,
+            },
         )
         self.history.push(new)
         return new, spec
+
+    def render_references(self) -> list[PinnedReference]:
+        """The pins a render is made with: without the stills' subject unless it is wanted.
+
+        With `keyframe_images: latent` the stills enter as latents only, so a
+        subject pin of a locked still is left out of the renders (it still
+        steers the other keyframes' stills); every other pin applies.
+        """
+        if self.config.as_reference:
+            return list(self.maker.references)
+        stills = {slot.still.id for slot in self.keyframes if slot.still}
+        return [
+            pin
+            for pin in self.maker.references
+            if not (pin.kind == "subject" and pin.image_id in stills)
+        ]
+
+    def check_images(self) -> None:
+        """Every file a render would upload can be read (blocking: call it in a thread).
+
+        A still deleted or damaged on disk would otherwise fail on the node,
+        once per retry; here it is one sentence naming the keyframe and file.
+        """
+        if self.config.as_latent:
+            for number, slot in enumerate(self.keyframes, start=1):
+                if slot.still is not None and (problem := _unreadable(slot.still.path)):
+                    raise KeyframeError(
+                        f"keyframe {number} (frame {slot.frame}): its still {slot.still.path} "
+                        f"cannot be read ({problem}); make and lock another still for it (n, L)"
+                    )
+        for pin in self.render_references():
+            if problem := _unreadable(Path(pin.path)):
+                raise KeyframeError(
+                    f"the {pin.kind} reference {pin.path} cannot be read ({problem}); "
+                    "drop it from its chip or pin another picture"
+                )
 
     def renders(self) -> list[Round]:
         return [r for r in self.history.rounds if "render" in r.meta]
@@ -283,7 +376,9 @@ class KeyframeFlow:
     # -- saving ----------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
+        """The rounds document (stills and renders) and the timeline, for the session's state."""
         return {
+            **rounds_state(self.history),
             "scene": self.scene,
             "length": self.length,
             "fps": self.fps,
@@ -300,6 +395,7 @@ class KeyframeFlow:
         }
 
     def restore(self, state: Mapping[str, Any], images: Mapping[str, ImageRecord]) -> None:
+        """The timeline from a saved state; a still whose image is gone leaves its keyframe open."""
         self.scene = str(state.get("scene") or "")
         self.length = int(state.get("length") or 16)
         self.fps = float(state.get("fps") or 8.0)
@@ -314,13 +410,42 @@ class KeyframeFlow:
         self._sort()
         self.selected = min(int(state.get("selected") or 0), max(0, len(self.keyframes) - 1))
 
+    def images(self) -> dict[str, ImageRecord]:
+        """Every finished image of the rounds, by id: where a reopened keyframe finds its still."""
+        return {
+            cell.image.id: cell.image
+            for each in self.history.made or self.history.rounds
+            for cell in each.cells
+            if cell.image is not None
+        }
+
+    def recipe_for(self, info: RoundInfo) -> Recipe | None:
+        """A saved round's recipe: a keyframe's stills or a render (None: not this flow's)."""
+        if info.stage in RENDER_LABELS:
+            return self._render_recipe(info.stage)
+        if not info.stage.startswith(STILL_STAGE):
+            return None
+        key = info.stage.removeprefix(STILL_STAGE)
+        slot = next((s for s in self.keyframes if s.key == key), None)
+        if slot is None:  # a keyframe since removed: its rounds stay, named by their frame
+            meta = info.parameters.get("meta")
+            frame = meta.get("frame") if isinstance(meta, dict) else None
+            slot = KeyframeSlot(key, frame if isinstance(frame, int) else 0, "")
+        return self._still_recipe(slot)
+
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _still_recipe(self, slot: KeyframeSlot) -> RoundRecipe:
-        number = self.keyframes.index(slot) + 1 if slot in self.keyframes else 0
+    def _render_recipe(self, kind: str) -> RoundRecipe:
+        quality = PREVIEW if kind == "preview" else FULL
         return RoundRecipe(
-            f"keyframe-{slot.key}",
-            f"Keyframe {number} (frame {slot.frame})",
+            kind, RENDER_LABELS[kind], 1, "(built from the timeline)", quality.min_tier
+        )
+
+    def _still_recipe(self, slot: KeyframeSlot) -> RoundRecipe:
+        number = f" {self.keyframes.index(slot) + 1}" if slot in self.keyframes else " (removed)"
+        return RoundRecipe(
+            f"{STILL_STAGE}{slot.key}",
+            f"Keyframe{number} (frame {slot.frame})",
             self.stills_per_round,
             self.still_workflow,
             "draft",
@@ -352,6 +477,22 @@ class KeyframeFlow:
 
     def _sort(self) -> None:
         self.keyframes.sort(key=lambda slot: slot.frame)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a picture file cannot be used, or None when Pillow reads it."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except FileNotFoundError:
+        return "the file is missing"
+    except UnidentifiedImageError:
+        return "it is not a picture"
+    except OSError as error:
+        return error.strerror or str(error)
+    except (SyntaxError, ValueError) as error:  # Pillow's verify raises these for bad data
+        return str(error)
+    return None
 
 
 def _can_interpolate(classes: Mapping[str, Any]) -> bool:

@@ -1,7 +1,10 @@
 """The keyframe flow on the farm: rounds saved and submitted, renders built for a real node.
 
-What the round view asks of a flow (`RoundActions`) plus this flow's own
-steps; the screen and the tests drive this one path.
+What the round view asks of a flow comes from `RoundSession` like every
+flow's; this adds the flow's own steps (a round of stills for a keyframe,
+locking a still, a render, export) and reopening: the timeline and every
+round — stills, picks, locks, renders — are in the session's state after
+each change, the pins in its intent document.
 """
 
 from __future__ import annotations
@@ -20,35 +23,25 @@ from imgen_tui.flows.keyframes import (
 )
 from imgen_tui.flows.keyframes_export import export_video
 from imgen_tui.flows.reference_pins import ReferencePins
-from imgen_tui.flows.round_store import RoundRunner
-from imgen_tui.flows.rounds import Cell, Round, RoundHistory
+from imgen_tui.flows.round_session import RoundSession
+from imgen_tui.flows.rounds import Cell, Round
 from imgen_tui.graphs.reference_pin import PinnedReference
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import SessionStore
-from imgen_tui.store.records import Verdict
 
 
-class KeyframeSession:
+class KeyframeSession(RoundSession):
     def __init__(self, flow: KeyframeFlow, store: SessionStore, scheduler: Scheduler) -> None:
+        super().__init__(flow, store, scheduler, FLOW)
         self.flow = flow
-        self.store = store
         self.scheduler = scheduler
-        self.runner = RoundRunner(store, scheduler, FLOW)
         # P / F / S as on every flow; and the first locked still becomes the subject reference.
         self.references = ReferencePins(store, lambda: self.session_id, flow.maker)
 
     @property
     def session_id(self) -> str | None:
         return self.runner.session.id if self.runner.session else None
-
-    @property
-    def current(self) -> Round | None:
-        return self.flow.history.current
-
-    @property
-    def history(self) -> RoundHistory:
-        return self.flow.history
 
     # -- this flow's steps -------------------------------------------------------------------
 
@@ -74,8 +67,13 @@ class KeyframeSession:
         return None
 
     async def render(self, kind: RenderKind) -> tuple[Round, str]:
-        """A motion preview or full render; returns it and the node it was built for."""
+        """A motion preview or full render; returns it and the node it was built for.
+
+        The files it would upload are read first (in a thread): a still gone
+        or damaged on disk is refused in one sentence and nothing is made.
+        """
         node = node_for(kind, self.animating_nodes())
+        await asyncio.to_thread(self.flow.check_images)
         checkpoint = self.flow.models.get("sd15")
         new, spec = self.flow.render(kind, node.classes, node=node.id, checkpoint=checkpoint)
         await self._launch([spec])
@@ -105,52 +103,37 @@ class KeyframeSession:
                 f"could not write {error.filename or destination}: {error.strerror or error}"
             ) from None
 
-    # -- RoundActions ----------------------------------------------------------------------------
-
-    async def judge(self, cell: Cell, verdict: Verdict) -> Verdict:
-        return await self.runner.judge(cell, verdict)
-
-    async def toggle_seed_lock(self, cell: Cell) -> bool:
-        return await self.runner.toggle_seed_lock(cell)
-
-    async def more_like_this(self, cell: Cell, denoise: float) -> Round:
-        current = self._stills_round()
-        await self._launch([self.flow.maker.more_like_this(current, cell, denoise)])
-        return current
-
-    async def upscale(self, cell: Cell) -> Round:
-        current = self._stills_round()
-        await self._launch([self.flow.maker.upscale(current, cell)])
-        return current
+    async def select(self, index: int) -> Round | None:
+        """Keyframe `index` becomes the selected one, its last round of stills on screen (saved)."""
+        slot = self.flow.select(index)
+        last = self.flow.last_round(slot)
+        if last is not None:
+            self.history.go_to(self.history.rounds.index(last))
+        await self.save()
+        return last
 
     async def again(self) -> Round:
-        self._stills_round()
-        await self.runner.cancel(self.current.unfinished_jobs() if self.current else [])
-        return await self._launch(self.flow.maker.again(self.flow.history))
+        """The stills of the round on screen once more (not a render: `v` / `V` make those)."""
+        self.flow.stills_round()
+        await self.cancel_round()
+        return await self._launch(self.flow.again())
 
-    async def undo_again(self) -> Round | None:
-        undone = self.flow.history.undo_again()
-        if undone is not None:
-            await self.runner.cancel(undone.unfinished_jobs())
-            await self.save()
-        return undone
-
-    async def image_arrived(self, cell: Cell) -> None:
-        await self.runner.image_arrived(cell)
-
-    async def cancel_all(self) -> None:
-        await self.runner.cancel(self.flow.history.unfinished_jobs())
+    # -- saving and reopening ----------------------------------------------------------------------
 
     async def save(self) -> None:
         await self.runner.save_state(self.flow.state())
 
-    # -- plumbing --------------------------------------------------------------------------------
+    async def reopen(self, session_id: str) -> None:
+        """The session as it was left: timeline, stills, picks, locks, renders, pins.
 
-    def _stills_round(self) -> Round:
-        current = self.current
-        if current is None or "render" in current.meta:
-            raise KeyframeError("that works on a round of stills: refine a keyframe first")
-        return current
+        The timeline is read first so the rounds' labels name their keyframes;
+        the locked stills are then found among the rounds' images.
+        """
+        saved = await self.store.session(session_id)
+        self.flow.restore(saved.state, {})
+        state = await self.runner.reopen(session_id, self.history, self.flow.recipe_for)
+        self.flow.restore(state, self.flow.images())
+        await self.references.load()
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current
@@ -159,4 +142,5 @@ class KeyframeSession:
             self.flow.keyframes[0].description if self.flow.keyframes else "video"
         )
         await self.runner.launch(current, specs, title=title, state=self.flow.state())
+        await self.save()  # now with the new round's id: the state above could not name it
         return current

@@ -12,7 +12,9 @@ Which parts depend on what that node has, read from its `/object_info`:
   with every required input filled from the node's own spec (the pack added
   required inputs in 2026, so an older install wants fewer);
 - the video written by `SaveAnimatedWEBP`, or `VHS_VideoCombine` / core
-  `CreateVideo` + `SaveVideo` for MP4 and GIF.
+  `CreateVideo` + `SaveVideo` for MP4 and GIF;
+- keyframes that carry an image, with a denoise below 1, start the sampler from
+  those images at their frames (`graphs.video_latents`) instead of from noise.
 
 The result is checked against the same object_info before it is returned, so
 a node that would refuse it is refused here with the node and input named.
@@ -26,6 +28,7 @@ from typing import Any, Literal
 
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.video_check import check_graph, combo_options, input_sections
+from imgen_tui.graphs.video_latents import keyframe_latents
 from imgen_tui.graphs.video_schedule import schedule_text
 
 #: AnimateDiff SD1.5 motion models see 16 frames at a time
@@ -38,6 +41,8 @@ VideoFormat = Literal["webp", "mp4", "gif"]
 class Keyframe:
     frame: int
     description: str
+    #: the name a LoadImage reads for this moment's still (uploaded at post time), if any
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class RenderSettings:
     output: VideoFormat = "webp"
     filename_prefix: str = "imgen/video"
     context_overlap: int = 4
+    #: below 1: keyframes with an image start the sampler from it (img2img); 1: from noise
+    denoise: float = 1.0
 
 
 @dataclass
@@ -78,9 +85,11 @@ class _Builder:
     def has(self, *names: str) -> bool:
         return all(isinstance(self.classes.get(name), Mapping) for name in names)
 
-    def add(self, class_type: str, **inputs: Any) -> list[Any]:
+    def add(self, class_type: str, _meta: dict[str, Any] | None = None, **inputs: Any) -> list[Any]:
         node_id = str(len(self.graph) + 1)
         self.graph[node_id] = {"class_type": class_type, "inputs": inputs}
+        if _meta is not None:
+            self.graph[node_id]["_meta"] = _meta
         return [node_id, 0]
 
 
@@ -98,12 +107,28 @@ def build_video_graph(
     clip, vae = [checkpoint[0], 1], [checkpoint[0], 2]
     positive = _prompt(parts, timeline, clip)
     negative = parts.add("CLIPTextEncode", text=timeline.negative, clip=clip)
-    latent = parts.add(
-        "EmptyLatentImage",
-        width=settings.width,
-        height=settings.height,
-        batch_size=timeline.length,
-    )
+    if not 0 < settings.denoise <= 1:
+        raise GraphError(f"a denoise of {settings.denoise:g}: choose above 0 and at most 1")
+    imaged = [(k.frame, k.image) for k in _ordered(timeline) if k.image]
+    uploaded: list[str] = []
+    denoise = 1.0
+    if imaged and settings.denoise < 1:
+        latent, uploaded = keyframe_latents(
+            parts.add,
+            imaged,
+            length=timeline.length,
+            width=settings.width,
+            height=settings.height,
+            vae=vae,
+        )
+        denoise = settings.denoise
+    else:
+        latent = parts.add(
+            "EmptyLatentImage",
+            width=settings.width,
+            height=settings.height,
+            batch_size=timeline.length,
+        )
     model = _animatediff(parts, timeline, settings, checkpoint)
     samples = parts.add(
         "KSampler",
@@ -112,7 +137,7 @@ def build_video_graph(
         cfg=settings.cfg,
         sampler_name=settings.sampler,
         scheduler=settings.scheduler,
-        denoise=1.0,
+        denoise=denoise,
         model=model,
         positive=positive,
         negative=negative,
@@ -124,8 +149,12 @@ def build_video_graph(
         frames = _interpolate(parts, frames, settings.interpolation)
         fps = timeline.fps * settings.interpolation  # the same seconds, smoother
     _save(parts, frames, fps, settings)
-    check_graph(parts.graph, classes, node)
+    check_graph(parts.graph, classes, node, uploaded=uploaded)
     return parts.graph
+
+
+def _ordered(timeline: Timeline) -> list[Keyframe]:
+    return sorted(timeline.keyframes, key=lambda keyframe: keyframe.frame)
 
 
 def check_timeline(timeline: Timeline) -> None:
@@ -146,8 +175,7 @@ def check_timeline(timeline: Timeline) -> None:
 
 def prompt_schedule(timeline: Timeline) -> str:
     """The travel schedule: the first keyframe always holds from frame 0."""
-    ordered = sorted(timeline.keyframes, key=lambda keyframe: keyframe.frame)
-    entries = [(keyframe.frame, keyframe.description) for keyframe in ordered]
+    entries = [(keyframe.frame, keyframe.description) for keyframe in _ordered(timeline)]
     entries[0] = (0, entries[0][1])
     return schedule_text(entries)
 
@@ -324,7 +352,7 @@ def _save(parts: _Builder, frames: list[Any], fps: float, settings: RenderSettin
         settings.output
     ]
     if parts.has("VHS_VideoCombine"):
-        extra = (
+        extra: dict[str, Any] = (
             {"pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False}
             if settings.output == "mp4"
             else {}

@@ -9,7 +9,7 @@ into one sentence before anything leaves the machine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from imgen_tui.graphs.graph import GraphError, is_link, iter_nodes
@@ -38,8 +38,19 @@ def combo_options(spec: list[Any]) -> list[Any] | None:
     return None
 
 
-def check_graph(graph: Mapping[str, Any], classes: Mapping[str, Any], node: str) -> None:
-    """Raise `GraphError` naming the first node and input that `node` would refuse."""
+def check_graph(
+    graph: Mapping[str, Any],
+    classes: Mapping[str, Any],
+    node: str,
+    *,
+    uploaded: Collection[str] = (),
+) -> None:
+    """Raise `GraphError` naming the first node and input that `node` would refuse.
+
+    The LoadImage nodes in `uploaded` read a local file's name until the
+    scheduler uploads it to the chosen node: their image is not in the
+    node's list yet, and is not checked against it.
+    """
     for node_id, class_type, inputs in iter_nodes(graph):
         description = classes.get(class_type)
         if not isinstance(description, Mapping):
@@ -49,6 +60,8 @@ def check_graph(graph: Mapping[str, Any], classes: Mapping[str, Any], node: str)
             if name not in inputs:
                 raise GraphError(f"{node}: {class_type} (node {node_id}) needs its input {name!r}")
         for name, value in inputs.items():
+            if node_id in uploaded and class_type == "LoadImage" and name == "image":
+                continue
             spec = required.get(name, optional.get(name))
             if isinstance(spec, list) and spec:
                 _check_input(graph, classes, node, node_id, class_type, name, spec, value)

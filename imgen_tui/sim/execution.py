@@ -436,9 +436,13 @@ class PromptRun:
         return width, height
 
     def _batch_size(self) -> int:
+        """Latents per sample: an empty batch's size, or what a keyframe batch chain adds up to."""
         for node in self.graph.values():
             if node.get("class_type") in ("EmptyLatentImage", "EmptySD3LatentImage"):
                 return max(1, int(node["inputs"].get("batch_size") or 1))
+        for node_id, node in self.graph.items():
+            if node.get("class_type") in ("KSampler", "KSamplerAdvanced"):
+                return video.latent_count(self.graph, node_id)
         return 1
 
 

@@ -5,10 +5,12 @@ VideoHelperSuite and Frame-Interpolation as installed for the v2 recordings,
 plus core's animated savers). What they produce is made to be checkable:
 every frame is a blend of the two keyframe pictures around it (the picture a
 still of that keyframe's prompt would get), so a test can read frame order and
-prompt travel back out of the file; RIFE/FILM really insert frames between
-each pair; the savers answer as the real ones do (core under `images` with
-`"animated": [true]`, VHS under `gifs` after its own per-frame progress).
-The sampler's time already grows with the batch (frames) times steps.
+prompt travel back out of the file; frames whose latent was encoded from a
+keyframe's image keep `1 - denoise` of it, as an img2img still does;
+RIFE/FILM really insert frames between each pair; the savers answer as the
+real ones do (core under `images` with `"animated": [true]`, VHS under
+`gifs` after its own per-frame progress). The sampler's time grows with the
+batch (frames, however the latent batch was built) times steps.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from imgen_tui.graphs.graph import is_link
 from imgen_tui.graphs.video_schedule import parse_schedule, prompt_at
@@ -112,31 +114,52 @@ async def execute(
 # -- frames -----------------------------------------------------------------------------------
 
 
-def frames_for(graph: dict[str, Any], node_id: str | None, size: tuple[int, int]) -> list[Any]:
-    """The frames node `node_id` outputs: a picture per latent, following the prompt schedule."""
+def frames_for(
+    graph: dict[str, Any],
+    node_id: str | None,
+    size: tuple[int, int],
+    input_dir: Path | None = None,
+) -> list[Any]:
+    """The frames node `node_id` outputs: a picture per latent, following the prompt schedule.
+
+    With `input_dir` (the node's input folder) latents encoded from images
+    start from those pictures, as img2img does; without it only the count
+    and the prompts matter.
+    """
     if node_id is None or node_id not in graph:
         return []
     node = graph[node_id]
     class_type, inputs = node.get("class_type"), node.get("inputs") or {}
     if class_type in INTERPOLATORS:
-        source = frames_for(graph, _linked(graph, inputs, "frames"), size)
+        source = frames_for(graph, _linked(graph, inputs, "frames"), size, input_dir)
         return interpolate(source, int(inputs.get("multiplier") or 2))
     if class_type == "CreateVideo":
-        return frames_for(graph, _linked(graph, inputs, "images"), size)
+        return frames_for(graph, _linked(graph, inputs, "images"), size, input_dir)
     if class_type == "VAEDecode":
-        return frames_for(graph, _linked(graph, inputs, "samples"), size)
+        return frames_for(graph, _linked(graph, inputs, "samples"), size, input_dir)
     if class_type in ("KSampler", "KSamplerAdvanced"):
-        return _sampled_frames(graph, inputs, size)
+        return _sampled_frames(graph, inputs, size, input_dir)
     return []
 
 
 def _sampled_frames(
-    graph: dict[str, Any], sampler: dict[str, Any], size: tuple[int, int]
+    graph: dict[str, Any],
+    sampler: dict[str, Any],
+    size: tuple[int, int],
+    input_dir: Path | None,
 ) -> list[Image.Image]:
-    count = _latent_count(graph, _linked(graph, sampler, "latent_image"))
+    """Each frame: its prompt's picture (blended along the schedule), then its starting image.
+
+    A latent encoded from a keyframe's still keeps `1 - denoise` of that
+    still, as `images.blend_with_source` does for an img2img still, so the
+    frames near a keyframe visibly look like it.
+    """
+    starts = latent_sources(graph, _linked(graph, sampler, "latent_image"), input_dir)
     seed = int(sampler.get("seed") or sampler.get("noise_seed") or 0)
+    denoise = float(sampler.get("denoise", 1.0))
     schedule = _schedule(graph, _linked(graph, sampler, "positive"))
     rendered: dict[str, Image.Image] = {}
+    fitted: dict[int, Image.Image] = {}
 
     def picture(prompt: str) -> Image.Image:
         if prompt not in rendered:
@@ -144,10 +167,14 @@ def _sampled_frames(
         return rendered[prompt]
 
     frames = []
-    for index in range(count):
+    for index, start in enumerate(starts):
         first, second, share = prompt_at(schedule, index)
         frame = picture(first)
         frame = Image.blend(frame, picture(second), share) if share > 0 else frame.copy()
+        if start is not None and denoise < 1.0:
+            if id(start) not in fitted:
+                fitted[id(start)] = ImageOps.fit(start.convert("RGB"), size)
+            frame = images.blend_with_source(frame, fitted[id(start)], denoise)
         frames.append(_mark_frame(frame, index))
     return frames
 
@@ -181,19 +208,61 @@ def _schedule(graph: dict[str, Any], node_id: str | None) -> list[tuple[int, str
     return [(0, "")]
 
 
-def _latent_count(graph: dict[str, Any], node_id: str | None) -> int:
+def latent_count(graph: dict[str, Any], node_id: str | None) -> int:
+    """How many latents a batch node outputs (the frames a sampler makes from it)."""
+    return len(latent_sources(graph, node_id, None))
+
+
+def latent_sources(
+    graph: dict[str, Any], node_id: str | None, input_dir: Path | None
+) -> list[Image.Image | None]:
+    """What each latent of a batch starts from: an encoded picture, or noise (None).
+
+    Follows the core batch nodes as ComfyUI does: `RepeatLatentBatch`
+    repeats, `LatentBatch` appends its second batch to its first; a
+    `VAEEncode` of one loaded (and scaled) image is one latent of it.
+    """
     if node_id is None or node_id not in graph:
-        return 1
+        return [None]
+    node = graph[node_id]
+    class_type, inputs = node.get("class_type"), node.get("inputs") or {}
+    if class_type in ("EmptyLatentImage", "EmptySD3LatentImage"):
+        return [None] * max(1, int(inputs.get("batch_size") or 1))
+    if class_type == "RepeatLatentBatch":
+        repeated = latent_sources(graph, _linked(graph, inputs, "samples"), input_dir)
+        return repeated * max(1, int(inputs.get("amount") or 1))
+    if class_type == "LatentBatch":
+        first = latent_sources(graph, _linked(graph, inputs, "samples1"), input_dir)
+        return first + latent_sources(graph, _linked(graph, inputs, "samples2"), input_dir)
+    if class_type == "VAEEncode":
+        return [_pixels(graph, _linked(graph, inputs, "pixels"), input_dir)]
+    if class_type in ("KSampler", "KSamplerAdvanced"):
+        return latent_sources(graph, _linked(graph, inputs, "latent_image"), input_dir)
+    linked = [value[0] for value in inputs.values() if is_link(value)]
+    return latent_sources(graph, linked[0], input_dir) if linked else [None]
+
+
+def _pixels(graph: dict[str, Any], node_id: str | None, input_dir: Path | None) -> Any:
+    """The picture a LoadImage (through any ImageScale) gives, read from the input folder."""
+    if input_dir is None or node_id is None or node_id not in graph:
+        return None
     node = graph[node_id]
     inputs = node.get("inputs") or {}
-    if node.get("class_type") in ("EmptyLatentImage", "EmptySD3LatentImage"):
-        return max(1, int(inputs.get("batch_size") or 1))
-    if node.get("class_type") == "RepeatLatentBatch":
-        return _latent_count(graph, _linked(graph, inputs, "samples")) * int(
-            inputs.get("amount") or 1
-        )
-    linked = [value[0] for value in inputs.values() if is_link(value)]
-    return _latent_count(graph, linked[0]) if linked else 1
+    if node.get("class_type") == "LoadImage":
+        path = input_dir / str(inputs.get("image"))
+        if not path.is_file():
+            return None
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    if node.get("class_type") == "ImageScale":
+        inner = _pixels(graph, _linked(graph, inputs, "image"), input_dir)
+        size = (int(inputs.get("width") or 512), int(inputs.get("height") or 512))
+        if inner is None:
+            return None
+        if inputs.get("crop") == "center":
+            return ImageOps.fit(inner, size)
+        return inner.resize(size)
+    return None
 
 
 def interpolate(frames: list[Any], multiplier: int) -> list[Any]:
@@ -242,7 +311,7 @@ async def _save(
     source: str | None,
 ) -> dict[str, Any]:
     size = run._sampled_size()
-    frames = await asyncio.to_thread(frames_for, run.graph, source, size)
+    frames = await asyncio.to_thread(frames_for, run.graph, source, size, run.root / "input")
     if not frames:
         frames = [Image.new("RGB", size, "gray")]
     fps = _fps(run.graph, class_type, inputs)

@@ -27,7 +27,8 @@ FLOWS = [
     ("keyframes", "Keyframe video — keyframes → stills → motion preview → full render"),
 ]
 
-RESUMABLE_FLOWS = frozenset({"funnel", "concept", "explorer"})  # flows that reopen a session
+#: flows that reopen a session
+RESUMABLE_FLOWS = frozenset({"funnel", "concept", "explorer", "keyframes"})
 
 
 def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
@@ -48,10 +49,10 @@ def flow_screen(flow: str, resume: str | None = None) -> Screen[None] | None:
         from imgen_tui.ui.screens.workflows import WorkflowsScreen
 
         return WorkflowsScreen()
-    if flow == "keyframes" and resume is None:  # reopening a video session: not yet
+    if flow == "keyframes":
         from imgen_tui.ui.screens.keyframes import KeyframesScreen
 
-        return KeyframesScreen()
+        return KeyframesScreen(resume=resume)
     return None
 
 

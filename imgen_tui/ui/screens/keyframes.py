@@ -4,7 +4,9 @@ Each keyframe is refined as rounds of stills in the shared `RoundView`
 (judging is the same as everywhere); `L` makes the still under the cursor the
 keyframe's look. `v` renders a motion preview, `V` the full render, `P` plays
 the newest video in the lightbox and `e` exports it with the keyframe stills.
-Everything that changes the session goes through `KeyframeSession`.
+Everything that changes the session goes through `KeyframeSession`; a session
+reopened from Home or the sessions list comes back with its timeline, stills,
+locks and renders.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from imgen_tui.flows.keyframes import KeyframeError, KeyframeFlow
+from imgen_tui.flows.keyframes_config import KeyframeConfig, load_keyframe_config
 from imgen_tui.flows.keyframes_session import KeyframeSession
 from imgen_tui.flows.rounds import Denoise
 from imgen_tui.scheduler.events import JobFailed
 from imgen_tui.ui.messages import JobUpdate
+from imgen_tui.ui.screens.modals import leave_cancelling
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.reference_chips import ReferenceChips
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -67,16 +71,24 @@ class KeyframesScreen(Screen[None]):
         Binding("q", "leave", "Back/quit", id="keyframes.quit"),
     ]
     HELP = (
-        "**Keyframe video.** Type the scene, then each keyframe (**a**, **enter** adds it). "
+        "**Keyframe video.** Type the scene, then each keyframe (**A**, **enter** adds it). "
         "**,**/**.** choose a keyframe, **<**/**>** move it, **ctrl+←/→** swap it with its "
-        "neighbour, **delete** removes it, **ctrl+↑/↓** the length, **F** the fps. **n** makes a "
+        "neighbour, **delete** removes it, **ctrl+↑/↓** the length, **f** the fps. **n** makes a "
         "round of stills of the keyframe; judge them as on every flow; **L** uses the still "
-        "under the cursor for the keyframe. **v** motion preview, **V** full render, **P** plays "
-        "the newest video, **e** exports it with the stills."
+        "under the cursor for the keyframe. **v** motion preview, **V** full render (both start "
+        "from the locked stills at their frames, as config/keyframes.yaml says), **w** plays "
+        "the newest video, **e** exports it with the stills. Reopen the session from Home."
     )
 
-    def __init__(self, export_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        export_to: Path | None = None,
+        resume: str | None = None,
+        config: KeyframeConfig | None = None,
+    ) -> None:
         super().__init__()
+        self.resume_id = resume
+        self.config = config
         self.session: KeyframeSession | None = None
         self.denoise = Denoise()
         self.export_to = export_to
@@ -110,11 +122,17 @@ class KeyframesScreen(Screen[None]):
     async def on_mount(self) -> None:
         engine = self.imgen.engine
         assert engine.store is not None and engine.scheduler is not None
-        flow = KeyframeFlow(self.imgen.library, engine.farm.models)
+        config = self.config or load_keyframe_config()
+        flow = KeyframeFlow(self.imgen.library, engine.farm.models, config=config)
         self.session = KeyframeSession(flow, engine.store, engine.scheduler)
         view = self.query_one(RoundView)
         view.actions = self.session
         self.query_one("#scene", Input).focus()
+        if self.resume_id is not None:
+            await self.session.reopen(self.resume_id)
+            self.query_one("#scene", Input).value = flow.scene
+            await view.query_one(ReferenceChips).show(self.session.references)
+            view.grid.focus()
         await self._repaint()
 
     @property
@@ -125,9 +143,10 @@ class KeyframesScreen(Screen[None]):
     # -- the form -----------------------------------------------------------------------------
 
     @on(Input.Submitted, "#scene")
-    def _scene_entered(self, event: Input.Submitted) -> None:
+    async def _scene_entered(self, event: Input.Submitted) -> None:
         self.flow.scene = event.value.strip()
         self.query_one("#keyframe", Input).focus()
+        await self._save()
 
     @on(Input.Submitted, "#keyframe")
     async def _keyframe_entered(self, event: Input.Submitted) -> None:
@@ -139,6 +158,7 @@ class KeyframesScreen(Screen[None]):
             return
         event.input.value = ""
         self.notify(f"Keyframe {self.flow.keyframes.index(slot) + 1} at frame {slot.frame}")
+        await self._save()
         await self._repaint()
 
     def action_describe_keyframe(self) -> None:
@@ -155,17 +175,20 @@ class KeyframesScreen(Screen[None]):
         except KeyframeError as error:
             self.notify(str(error), severity="warning")
             return
+        await self._save()
         await self._repaint()
+
+    async def _save(self) -> None:
+        """A timeline change is kept at once (once the session exists: after the first round)."""
+        if self.session is not None:
+            await self.session.save()
 
     async def action_select(self, delta: int) -> None:
         if not self.flow.keyframes:
             self.notify("The timeline is empty: add a keyframe first (a).")
             return
-        index = (self.flow.selected + delta) % len(self.flow.keyframes)
-        self.flow.select(index)
-        last = self.flow.last_round(self.flow.keyframes[index])
-        if last is not None:
-            self.flow.history.go_to(self.flow.history.rounds.index(last))
+        assert self.session is not None
+        await self.session.select((self.flow.selected + delta) % len(self.flow.keyframes))
         await self._repaint()
 
     async def action_move(self, frames: int) -> None:
@@ -227,8 +250,9 @@ class KeyframesScreen(Screen[None]):
             self.notify(str(error), severity="warning")
             return
         view.grid.refresh_job(cell.job_id)
+        renders = " and the renders" if self.flow.config.as_reference else ""
         kept = (
-            "; its subject is kept for the other keyframes and the renders (IP-Adapter)"
+            f"; its subject is kept for the other keyframes{renders} (IP-Adapter)"
             if subject is not None
             else ""
         )
@@ -241,12 +265,17 @@ class KeyframesScreen(Screen[None]):
         if self.session is None:
             return
         try:
-            _, node = await self.session.render("full" if kind == "full" else "preview")
+            made, node = await self.session.render("full" if kind == "full" else "preview")
         except KeyframeError as error:
             self.notify(str(error), severity="warning", timeout=10)
             return
         what = "Full render" if kind == "full" else "Motion preview"
-        self.notify(f"{what} of {self.flow.length} frames, built for {node}")
+        start = (
+            f", from the locked stills (denoise {made.meta['denoise']:g})"
+            if made.meta.get("start") == "keyframes"
+            else ""
+        )
+        self.notify(f"{what} of {self.flow.length} frames, built for {node}{start}")
         await self._repaint()
 
     def action_play(self) -> None:
@@ -277,7 +306,11 @@ class KeyframesScreen(Screen[None]):
         self.notify(f"Exported {len(written)} files to {destination}")
 
     def action_leave(self) -> None:
-        self.app.pop_screen()
+        leave_cancelling(self, self.session)
+
+    def on_screen_resume(self) -> None:
+        if self.session is not None:
+            self.query_one(RoundView).show_round()
 
     def on_job_update(self, message: JobUpdate) -> None:
         if self.session is None:

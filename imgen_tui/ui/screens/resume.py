@@ -2,7 +2,7 @@
 
 The one table of flows is Home's (`FLOWS` and `flow_screen`); this module only
 says which of them can reopen a session. A session of a flow that cannot (a
-headless `batch`, a workflow-browser run, a video timeline) is listed,
+headless `batch`, a workflow-browser run) is listed,
 searched, exported and deleted, but not opened.
 """
 
