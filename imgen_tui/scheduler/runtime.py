@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
-from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.capabilities import check_capabilities, declared_capabilities
 from imgen_tui.comfy.responses import ObjectInfo, SystemStats
+from imgen_tui.comfy.style_paths import can_carry_style
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
 from imgen_tui.graphs.lora_stack import LoraStack
@@ -82,7 +83,7 @@ class NodeRuntime:
             stream=stream,
             speed=SpeedModel(seed),
             capacity=1 + prefetch,
-            capabilities=frozenset(config.capabilities),
+            capabilities=declared_capabilities(config.capabilities),
             load_seconds=config.load_seconds,
             patch_seconds=config.patch_seconds,
         )
@@ -200,7 +201,10 @@ class NodeRuntime:
         """Read /object_info: keep only the declared capabilities it backs up."""
         info = await self.client.object_info()
         checks = check_capabilities(info, self.config.capabilities, models)
-        self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
+        confirmed = {c.capability for c in checks if c.verdict != "missing"} - {"style"}
+        if can_carry_style(info):  # core nodes can carry a style without the IP-Adapter pack
+            confirmed.add("style")
+        self.capabilities = frozenset(confirmed)
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
         self.controlnets = info.controlnets
         self.loras = frozenset(info.loras)
