@@ -411,18 +411,15 @@ def bind_style(graph: Graph, info: ObjectInfo, family: str) -> Graph:
     """
     result = copy.deepcopy(graph)
     for load_id in reference_nodes(graph):
-        load = result[load_id]
-        if load["class_type"] != "LoadImage" or _kind_of(load) != "style":
+        load = result.get(load_id)
+        if load is None or load["class_type"] != "LoadImage" or _kind_of(load) != "style":
             continue
-        apply_id = next(
-            (
-                node_id
-                for node_id, class_type, inputs in iter_nodes(result)
-                if class_type == "IPAdapterAdvanced" and inputs.get("image") == [load_id, 0]
-            ),
-            None,
-        )
-        if apply_id is None:
+        applies = [
+            node_id
+            for node_id, class_type, inputs in iter_nodes(result)
+            if class_type == "IPAdapterAdvanced" and inputs.get("image") == [load_id, 0]
+        ]
+        if not applies:
             continue
         path = style_path(info, family)
         if path is None:
@@ -432,23 +429,42 @@ def bind_style(graph: Graph, info: ObjectInfo, family: str) -> Graph:
         load["_meta"]["via"] = path.via
         if path.via == "ipadapter":
             continue
-        apply = result[apply_id]
-        loader_id = apply["inputs"]["ipadapter"][0]
-        model = result[loader_id]["inputs"]["model"]
-        strength = float(apply["inputs"].get("weight", 0.8))
-        users = [
+        strength = float(result[applies[0]]["inputs"].get("weight", 0.8))
+        samplers = [
             (node_id, inputs)
             for node_id, class_type, inputs in iter_nodes(result)
-            if class_type in SAMPLERS and inputs.get("model") == [apply_id, 0]
+            if class_type in SAMPLERS and set(_model_chain(result, inputs)) & set(applies)
         ]
-        for _, inputs in users:
-            inputs["model"] = list(model)
-        del result[apply_id], result[loader_id]
+        for apply_id in applies:
+            _take_out(result, apply_id)
         if path.via == "style model":
-            _style_model_path(result, load_id, users, path.style_model, path.clip_vision, strength)
+            _style_model_path(
+                result, load_id, samplers, path.style_model, path.clip_vision, strength
+            )
         else:
-            _img2img_path(result, load_id, users, strength)
+            _img2img_path(result, load_id, samplers, strength)
     return result
+
+
+def _model_chain(graph: Graph, inputs: dict[str, Any]) -> list[str]:
+    """The nodes a sampler's model passes through, nearest first (LoRAs, adapters...)."""
+    chain: list[str] = []
+    link = inputs.get("model")
+    while is_link(link) and str(link[0]) in graph and str(link[0]) not in chain:
+        chain.append(str(link[0]))
+        link = (graph[str(link[0])].get("inputs") or {}).get("model")
+    return chain
+
+
+def _take_out(graph: Graph, apply_id: str) -> None:
+    """Remove an IP-Adapter apply and its loader, wiring their users to the model before them."""
+    loader_id = str(graph[apply_id]["inputs"]["ipadapter"][0])
+    model = list(graph[loader_id]["inputs"]["model"])
+    for node_id, _, inputs in iter_nodes(graph):
+        for name, value in inputs.items():
+            if node_id not in (apply_id, loader_id) and value == [apply_id, 0]:
+                inputs[name] = list(model)
+    del graph[apply_id], graph[loader_id]
 
 
 def _style_model_path(
