@@ -51,6 +51,18 @@ def declared_capabilities(declared: Iterable[str]) -> frozenset[str]:
     return frozenset(found)
 
 
+def confirmed_capabilities(
+    info: ObjectInfo, declared: Iterable[str], models: Mapping[str, str]
+) -> frozenset[str]:
+    """What routing trusts once /object_info answered: the declared ones it backs up, plus
+    `style` wherever a style reference can run (IP-Adapter or core), declared or not."""
+    checks = check_capabilities(info, declared, models)
+    found = {c.capability for c in checks if c.verdict != "missing"} - {"style"}
+    if can_carry_style(info):
+        found.add("style")
+    return frozenset(found)
+
+
 @dataclass(frozen=True, slots=True)
 class CapabilityCheck:
     capability: str

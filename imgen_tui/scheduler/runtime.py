@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
-from imgen_tui.comfy.capabilities import check_capabilities, declared_capabilities
+from imgen_tui.comfy.capabilities import confirmed_capabilities, declared_capabilities
 from imgen_tui.comfy.responses import ObjectInfo, SystemStats
-from imgen_tui.comfy.style_paths import can_carry_style
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
 from imgen_tui.graphs.lora_stack import LoraStack
@@ -200,11 +199,7 @@ class NodeRuntime:
     async def confirm(self, models: dict[str, str]) -> None:
         """Read /object_info: keep only the declared capabilities it backs up."""
         info = await self.client.object_info()
-        checks = check_capabilities(info, self.config.capabilities, models)
-        confirmed = {c.capability for c in checks if c.verdict != "missing"} - {"style"}
-        if can_carry_style(info):  # core nodes can carry a style without the IP-Adapter pack
-            confirmed.add("style")
-        self.capabilities = frozenset(confirmed)
+        self.capabilities = confirmed_capabilities(info, self.config.capabilities, models)
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
         self.controlnets = info.controlnets
         self.loras = frozenset(info.loras)
