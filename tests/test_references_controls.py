@@ -229,7 +229,7 @@ async def test_style_on_nodes_without_ipadapter_uses_a_core_path_and_says_which(
         "gpu-style-model", models={"style_models": [STYLE_MODEL], "clip_vision": [CLIP_VISION]}
     )
     core_only = sim_node("gpu-core-only")
-    pin = PinnedReference(kind="style", path=str(PHOTO), strength=0.8)
+    pin = PinnedReference(kind="style", path=str(PHOTO), strength=0.8, start=0.2, end=0.8)
     for node, via, used in (
         (with_style_model, "style model", {"StyleModelApply", "CLIPVisionEncode"}),
         (core_only, "img2img", {"VAEEncode", "ImageScale"}),
@@ -242,9 +242,20 @@ async def test_style_on_nodes_without_ipadapter_uses_a_core_path_and_says_which(
             assert entry["kind"] == "style" and entry["via"] == via
             if via == "style model":
                 assert STYLE_MODEL in entry["models"] and CLIP_VISION in entry["models"]
-                assert entry["strength"] == 0.8
+                assert (entry["strength"], entry["start"], entry["end"]) == (0.8, 0.2, 0.8)
+                # the window, core's way: styled over 0.2-0.8, plain before and after
+                assert job.graph_sent is not None
+                ranges = sorted(
+                    (n["inputs"]["start"], n["inputs"]["end"])
+                    for n in job.graph_sent.values()
+                    if n["class_type"] == "ConditioningSetTimestepRange"
+                )
+                assert ranges == [(0.0, 0.2), (0.2, 0.8), (0.8, 1.0)]
+                assert "ConditioningCombine" in classes(job)
             else:
                 assert entry["denoise"] == img2img_denoise(0.8) == 0.68
+                assert entry["strength"] == 0.8
+                assert "start" not in entry and "end" not in entry  # img2img has no window
             # and the sidecar's graph is what ran
             assert sidecar(await farm.image_of(job))["graph"] == job.graph_sent
 
@@ -363,3 +374,34 @@ def test_nudges_move_a_step_and_stop_at_the_limits() -> None:
     assert narrow.nudged("start", 1) == narrow  # no closer to the end than one step
     assert narrow.nudged("end", -1) == narrow
     assert pin.nudged("strength", 30).strength == 2.0
+
+
+@pytest.mark.parametrize("via", ["style model", "img2img"])
+@pytest.mark.parametrize("template", ["sd15_txt2img", "sdxl_txt2img", "sd15_animatediff"])
+def test_a_fallback_graph_validates_on_the_recorded_server(template: str, via: str) -> None:
+    """Every node the fallback puts in is a recorded class with its inputs right, stacked with
+    a pose, a narrow window and a batch; only the sampler's inputs outside the new path change."""
+    from tests.test_references import problems
+
+    chosen = LIBRARY[template]
+    values = {"prompt": "a fox", "seed": 1, "steps": 2, "batch_size": 2}
+    graph = chosen.render(values, DEFAULT_MODELS)
+    pins = [
+        PinnedReference(kind="pose", path=str(PHOTO)),
+        PinnedReference(kind="style", path=str(PHOTO), start=0.3, end=0.9),
+    ]
+    injected, _, _ = with_pinned_references(graph, chosen, pins)
+    controlnets = {"controlnet": ["control_v11p_sd15_openpose.pth", "thibaud_xl_openpose.st"]}
+    # a file naming no family is taken for any (an SD1.5 coadapter would not serve SDXL)
+    files = {"style_models": ["house_style.safetensors"], "clip_vision": [CLIP_VISION]}
+    node = sim_node("n", models={**controlnets, **(files if via == "style model" else {})})
+    bound = bind_references(injected, ObjectInfo(build_object_info(node, [])), chosen.family)
+    assert problems(bound) == []
+    assert not any("IPAdapter" in n["class_type"] for n in bound.values())
+    load = next(n for n in bound.values() if n.get("_meta", {}).get("via"))
+    assert load["_meta"]["via"] == via
+    for node_id, original in graph.items():  # the user's nodes keep their class and literals
+        assert bound[node_id]["class_type"] == original["class_type"]
+        for name, value in original["inputs"].items():
+            if not isinstance(value, list) and name != "denoise":
+                assert bound[node_id]["inputs"][name] == value

@@ -429,7 +429,13 @@ def bind_style(graph: Graph, info: ObjectInfo, family: str) -> Graph:
         load["_meta"]["via"] = path.via
         if path.via == "ipadapter":
             continue
-        strength = float(result[applies[0]]["inputs"].get("weight", 0.8))
+        first = result[applies[0]]["inputs"]
+        strength = float(first.get("weight", 0.8))
+        window = (float(first.get("start_at", 0.0)), float(first.get("end_at", 1.0)))
+        # what the sidecar cannot read off the core nodes: img2img has no window at all
+        load["_meta"]["strength"] = strength
+        if path.via == "style model":
+            load["_meta"]["start"], load["_meta"]["end"] = window
         samplers = [
             (node_id, inputs)
             for node_id, class_type, inputs in iter_nodes(result)
@@ -439,7 +445,7 @@ def bind_style(graph: Graph, info: ObjectInfo, family: str) -> Graph:
             _take_out(result, apply_id)
         if path.via == "style model":
             _style_model_path(
-                result, load_id, samplers, path.style_model, path.clip_vision, strength
+                result, load_id, samplers, path.style_model, path.clip_vision, strength, window
             )
         else:
             _img2img_path(result, load_id, samplers, strength)
@@ -474,8 +480,16 @@ def _style_model_path(
     style_model: str | None,
     clip_vision: str | None,
     strength: float,
+    window: tuple[float, float] = (0.0, 1.0),
 ) -> None:
+    """StyleModelApply on each positive conditioning the samplers use.
+
+    StyleModelApply has no start or end of its own, so a narrower window is
+    core's way: the styled conditioning over [start, end] combined with the
+    plain one over the rest (`ConditioningSetTimestepRange`, `ConditioningCombine`).
+    """
     add = _adder(graph)
+    start, end = window
     vision = add("CLIPVisionLoader", {"clip_name": clip_vision}, "style")
     encoded = add(
         "CLIPVisionEncode",
@@ -495,9 +509,33 @@ def _style_model_path(
             },
             "style",
         )
+        result: list[Any] = [styled, 0]
+        if start > 0 or end < 1:
+            ranges = [(result, start, end)]
+            ranges += [(list(positive), 0.0, start)] if start > 0 else []
+            ranges += [(list(positive), end, 1.0)] if end < 1 else []
+            parts = [
+                [
+                    add(
+                        "ConditioningSetTimestepRange",
+                        {"conditioning": part, "start": low, "end": high},
+                        "style",
+                    ),
+                    0,
+                ]
+                for part, low, high in ranges
+            ]
+            result = parts[0]
+            for part in parts[1:]:
+                combined = add(
+                    "ConditioningCombine",
+                    {"conditioning_1": result, "conditioning_2": part},
+                    "style",
+                )
+                result = [combined, 0]
         for _, inputs in samplers:
             if inputs.get("positive") == list(positive):
-                inputs["positive"] = [styled, 0]
+                inputs["positive"] = list(result)
 
 
 def _img2img_path(
@@ -658,6 +696,9 @@ def describe_references(
             for name, key in (("end_percent", "end"), ("end_at", "end")):
                 if name in inputs:
                     entry[key] = inputs[name]
+        for key in ("strength", "start", "end"):
+            if key not in entry and key in (load.get("_meta") or {}):
+                entry[key] = load["_meta"][key]
         entry["nodes"] = sorted(set(entry["nodes"]), key=lambda text: int(text.split()[0]))
         entry["models"] = list(dict.fromkeys(entry["models"]))
         described.append(entry)
