@@ -213,6 +213,43 @@ async def test_a_node_dying_mid_preprocess_hands_the_job_on_and_the_map_is_kept(
         assert len(await farm.store.images(session_id=farm.session_id)) == 1
 
 
+async def test_cancelling_mid_preprocess_stops_the_node_and_keeps_no_map(tmp_path: Path) -> None:
+    slow = sim_node(
+        "gpu-slow-dwpose", preprocess_seconds=2.0, extra_classes=("comfyui_controlnet_aux",)
+    )
+    pin = PinnedReference(kind="pose", path=str(PHOTO))
+    async with rig(tmp_path, slow) as farm:
+        spec = job_with([pin])
+        await farm.store.add_jobs(farm.round_id, [(spec.job_id, spec.to_json())])
+        [job] = farm.scheduler.submit_many([spec])
+        node = farm.sim.node("gpu-slow-dwpose")
+
+        def preprocessing() -> bool:
+            run = node._run
+            current = run.graph.get(str(run.current_node), {}) if run is not None else {}
+            return current.get("class_type") == "DWPreprocessor"
+
+        for _ in range(1000):
+            if preprocessing():
+                break
+            await _tick()
+        assert preprocessing()
+        await farm.scheduler.cancel(job.job_id)
+        await farm.scheduler.wait_idle()
+        assert job.state == JobState.CANCELLED
+        for _ in range(200):  # the interrupt reached the node: it stopped preprocessing
+            if node._run is None:
+                break
+            await _tick()
+        assert node._run is None
+        assert await farm.store.images(session_id=farm.session_id) == []
+        assert not list((farm.store.session_dir(farm.session_id) / "references").glob("*.png"))
+        # and the next job runs there at once, map and all
+        [again] = await farm.run([job_with([pin], seed=2)])
+        assert again.state == JobState.DONE, again.last_error
+        assert is_pose_map(Path(sidecar(await farm.image_of(again))["references"][0]["map"]))
+
+
 async def _tick() -> None:
     import asyncio
 

@@ -7,6 +7,7 @@ pose is preprocessed and its map kept) and IP-Adapter (so the style says so).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,13 @@ async def test_start_end_keys_the_pose_map_chip_and_both_after_reopening(
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(again.screen, ReferenceMapScreen))
         await pilot.press("escape")
+        await until(pilot, lambda: again.screen is screen)
+        # the map went missing from the folder: one sentence naming it, and no crash
+        await asyncio.to_thread(map_file.unlink)
+        pose_chip(screen).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: f"The pose map {map_file} cannot be read" in messages(again)[-1])
+        await until(pilot, lambda: again.screen is screen)
         # the reopened session's next round is made with the window it kept
         await next_round(pilot, screen)
         controls = sent(again, screen, "ControlNetApplyAdvanced")
