@@ -363,7 +363,7 @@ def test_img2img_fallback_refuses_a_graph_that_already_has_a_source() -> None:
     pin = PinnedReference(kind="style", path=str(PHOTO))
     graph, _, _ = with_pinned_references(graph, template, [pin])
     info = ObjectInfo(build_object_info(sim_node("n"), []))
-    with pytest.raises(ReferenceUnavailable, match="does not start from an empty latent"):
+    with pytest.raises(ReferenceUnavailable, match="starts from an empty latent"):
         bind_references(graph, info, "sd15")
 
 

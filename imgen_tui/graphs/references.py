@@ -227,8 +227,8 @@ def keep_map(add: Any, preprocessor: str, kind: str) -> None:
     """A PreviewImage on the preprocessor's map, so the map comes back as an image of its own.
 
     It lands in the node's temp folder, so it is never taken for the job's
-    picture (`saved_images` are the output folder's); the scheduler fetches it
-    by this node's `_meta.map` (`map_outputs`).
+    picture (`saved_images` are the output folder's); the scheduler picks it
+    out of the history by this inserted PreviewImage (`map_outputs`).
     """
     add("PreviewImage", {"images": [preprocessor, 0]}, kind)
 
@@ -509,9 +509,9 @@ def _style_model_path(
             },
             "style",
         )
-        result: list[Any] = [styled, 0]
+        conditioning: list[Any] = [styled, 0]
         if start > 0 or end < 1:
-            ranges = [(result, start, end)]
+            ranges = [(conditioning, start, end)]
             ranges += [(list(positive), 0.0, start)] if start > 0 else []
             ranges += [(list(positive), end, 1.0)] if end < 1 else []
             parts = [
@@ -525,33 +525,40 @@ def _style_model_path(
                 ]
                 for part, low, high in ranges
             ]
-            result = parts[0]
+            conditioning = parts[0]
             for part in parts[1:]:
                 combined = add(
                     "ConditioningCombine",
-                    {"conditioning_1": result, "conditioning_2": part},
+                    {"conditioning_1": conditioning, "conditioning_2": part},
                     "style",
                 )
-                result = [combined, 0]
+                conditioning = [combined, 0]
         for _, inputs in samplers:
             if inputs.get("positive") == list(positive):
-                inputs["positive"] = list(result)
+                inputs["positive"] = list(conditioning)
 
 
 def _img2img_path(
     graph: Graph, load_id: str, samplers: list[tuple[str, dict[str, Any]]], strength: float
 ) -> None:
+    """The first pass starts from the reference instead of noise; later passes (a hires
+    fix's, whose latent is the first pass's) refine that and are left as they are."""
     add = _adder(graph)
     vae = _find_vae(graph)
-    for sampler_id, inputs in samplers:
-        latent = inputs.get("latent_image")
-        empty = graph.get(str(latent[0])) if is_link(latent) else None
-        if vae is None or empty is None or empty.get("class_type") not in EMPTY_LATENTS:
-            raise ReferenceUnavailable(
-                f"no IP-Adapter or style model here, and sampler {sampler_id} does not start "
-                "from an empty latent, so a style reference cannot be carried by img2img"
-            )
-        size = empty["inputs"]
+    starts = [
+        (inputs, graph[str(inputs["latent_image"][0])]["inputs"])
+        for _, inputs in samplers
+        if is_link(inputs.get("latent_image"))
+        and str(inputs["latent_image"][0]) in graph
+        and graph[str(inputs["latent_image"][0])].get("class_type") in EMPTY_LATENTS
+    ]
+    if vae is None or not starts:
+        names = ", ".join(sampler_id for sampler_id, _ in samplers) or "none"
+        raise ReferenceUnavailable(
+            f"no IP-Adapter or style model here, and no sampler ({names}) starts from an "
+            "empty latent, so a style reference cannot be carried by img2img"
+        )
+    for inputs, size in starts:
         scaled = add(
             "ImageScale",
             {
