@@ -21,6 +21,7 @@ from textual.widgets import Static
 
 from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.graphs.reference_pin import PinnedReference
+from imgen_tui.ui.screens.reference_map import ReferenceMapScreen
 
 
 class ReferenceChip(Static, can_focus=True):
@@ -72,14 +73,15 @@ class ReferenceChip(Static, can_focus=True):
 
     def action_open_map(self) -> None:
         if not self.pin.map_path:
-            self.notify(
-                f"No map for this {self.pin.kind} yet: a pose's map is kept once a job has "
-                "run its preprocessor.",
-                severity="warning",
-            )
+            if self.pin.kind in ("pose", "depth"):
+                said = (
+                    f"No map for this {self.pin.kind} yet: it is kept once a node with "
+                    "comfyui_controlnet_aux has preprocessed it."
+                )
+            else:
+                said = f"A {self.pin.kind} reference has no map: only pose and depth make one."
+            self.notify(said, severity="warning")
             return
-        from imgen_tui.ui.screens.reference_map import ReferenceMapScreen
-
         self.app.push_screen(ReferenceMapScreen(self.pin))
 
     async def action_drop(self) -> None:
