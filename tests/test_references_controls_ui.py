@@ -51,18 +51,18 @@ async def test_start_end_keys_the_pose_map_chip_and_both_after_reopening(
         pose_chip(screen).focus()
         await pilot.press("enter")  # no map before a job has preprocessed the pose
         assert "No map for this pose yet" in messages(app)[-1]
-        await pilot.press("less_than_sign")  # already at 0: stays, and says so
+        await pilot.press("left_parenthesis")  # already at 0: stays, and says so
         await until(pilot, lambda: "at its limit" in messages(app)[-1])
-        await pilot.press("greater_than_sign", "greater_than_sign", "left_parenthesis")
+        await pilot.press("right_parenthesis", "right_parenthesis", "9")
         await until(pilot, lambda: pose_chip(screen).pin.window() == "10-95%")
         assert "Pose acts over 10-95% of the steps from the next round" in messages(app)[-1]
         for _ in range(30):  # the end never passes the start
-            await pilot.press("left_parenthesis")
+            await pilot.press("9")
         await until(pilot, lambda: pose_chip(screen).pin.window() == "10-15%")
         for _ in range(17):
-            await pilot.press("right_parenthesis")
+            await pilot.press("0")
         await until(pilot, lambda: pose_chip(screen).pin.window() == "10-100%")
-        await pilot.press("left_parenthesis")
+        await pilot.press("9")
         await until(pilot, lambda: pose_chip(screen).pin.window() == "10-95%")
 
         await next_round(pilot, screen)

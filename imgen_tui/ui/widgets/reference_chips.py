@@ -1,7 +1,7 @@
 """The session's pinned references as chips on the round: kind, strength, window, nudged or dropped.
 
-A chip takes focus (tab, or a click); then `+`/`-` (or `]`/`[`) change its
-strength a step, `<`/`>` move where in the steps it starts, `(`/`)` where it
+A chip takes focus (tab, or a click); then `+`/`-` change its
+strength a step, `(`/`)` move where in the steps it starts, `9`/`0` where it
 ends, and `delete` drops it. `enter` opens a pose's map once a job made it.
 What changes is the session's intent document, through `ReferencePins`, so
 the next round is made with it. These keys live on the focused chip only, so
@@ -26,19 +26,17 @@ from imgen_tui.ui.screens.reference_map import ReferenceMapScreen
 
 class ReferenceChip(Static, can_focus=True):
     BINDINGS = [
+        # (not `[`/`]` too: on the explorer they nudge the LoRA's model strength)
+        Binding("plus,equals_sign", "nudge(1)", "Stronger", id="refchip.stronger"),
+        Binding("minus", "nudge(-1)", "Weaker", id="refchip.weaker"),
+        # start on ( ), end on the same keys unshifted, 9 0: `<`/`>` are the keyframe
+        # screen's and `{`/`}` the explorer's, and a focused chip would shadow them
         Binding(
-            "plus,equals_sign,right_square_bracket",
-            "nudge(1)",
-            "Stronger",
-            id="refchip.stronger",
+            "left_parenthesis", "nudge(-1, 'start')", "Start earlier", id="refchip.start_earlier"
         ),
-        Binding("minus,left_square_bracket", "nudge(-1)", "Weaker", id="refchip.weaker"),
-        Binding(
-            "less_than_sign", "nudge(-1, 'start')", "Start earlier", id="refchip.start_earlier"
-        ),
-        Binding("greater_than_sign", "nudge(1, 'start')", "Start later", id="refchip.start_later"),
-        Binding("left_parenthesis", "nudge(-1, 'end')", "End earlier", id="refchip.end_earlier"),
-        Binding("right_parenthesis", "nudge(1, 'end')", "End later", id="refchip.end_later"),
+        Binding("right_parenthesis", "nudge(1, 'start')", "Start later", id="refchip.start_later"),
+        Binding("9", "nudge(-1, 'end')", "End earlier", id="refchip.end_earlier"),
+        Binding("0", "nudge(1, 'end')", "End later", id="refchip.end_later"),
         Binding("enter", "open_map", "Show map", id="refchip.map"),
         Binding("delete,backspace", "drop", "Drop reference", id="refchip.drop"),
     ]
