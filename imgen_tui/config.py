@@ -41,6 +41,7 @@ KNOWN_CAPABILITIES: frozenset[str] = frozenset(
         "controlnet",
         "ipadapter",
         "faceid",
+        "style",  # IP-Adapter or a core fallback; found in /object_info even when not declared
         "animatediff",
         "interpolation",
         "video",

@@ -54,3 +54,30 @@ def test_no_screen_key_is_shadowed_by_the_round_view() -> None:
     }
     assert clashes - MEANT == set()
     assert clashes >= MEANT  # a reason no longer needed is taken out of the list
+
+
+def test_a_focused_reference_chip_shadows_no_screen_key() -> None:
+    """The chips sit in the round view; while one has focus its keys win over the screen's.
+
+    Only the round view's own keys are meant to give way (`+`/`-`, `enter`, `delete` act
+    on the chip then): `<`/`>` would have stopped moving keyframes, `[`/`]` and `{`/`}`
+    nudging the explorer's LoRA strengths.
+    """
+    from imgen_tui.ui.widgets.reference_chips import ReferenceChip
+
+    chip_keys = {
+        key: binding.id
+        for binding in ReferenceChip.BINDINGS
+        if isinstance(binding, Binding)
+        for key in binding.key.split(",")
+    }
+    clashes = {
+        (binding.id, chip_keys[key])
+        for screen in SCREENS_WITH_ROUND_VIEW
+        for binding in binding_scopes()[screen]
+        if binding.id is not None and not binding.id.startswith("round.")
+        for key in binding.key.split(",")
+        if key in chip_keys
+    }
+    # the same meaning: delete removes what has focus, the keyframe or the reference
+    assert clashes == {("keyframes.remove", "refchip.drop")}

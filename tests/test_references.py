@@ -193,11 +193,10 @@ def test_routing_refuses_a_node_without_the_reference_capability() -> None:
     needs = reference_needs([Reference("style", "a.png"), Reference("pose", "b.png")])
     job = JobSpec.from_graph(graph, "sd15", needs=needs)
     draft = NodeView("gpu-draft", "draft", "up", frozenset({"sd15", "controlnet"}), 2048)
-    full = NodeView(
-        "gpu-full", "quality", "up", frozenset({"sd15", "controlnet", "ipadapter"}), 2048
-    )
+    full = NodeView("gpu-full", "quality", "up", frozenset({"sd15", "controlnet", "style"}), 2048)
     routing = route(job, [draft, full])
-    assert routing.refused == {"gpu-draft": "gpu-draft: no ipadapter"}
+    # a style needs `style` (IP-Adapter or a core path, found in /object_info), not the pack
+    assert routing.refused == {"gpu-draft": "gpu-draft: no style"}
     assert routing.best is not None and routing.best.node_id == "gpu-full"
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from imgen_tui.sim.references import difference
 from tests.cli_helpers import home_dirs, run_cli
+from tests.test_references_controls import is_pose_map
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POSE = FIXTURES / "comfyui_v2" / "control_input_64.png"
@@ -40,6 +41,7 @@ def test_a_stacked_pose_and_face_job_runs_on_the_demo_farm(tmp_path: Path) -> No
     assert (pose["kind"], pose["file"], pose["strength"]) == ("pose", str(POSE), 0.8)
     assert pose["models"] == ["control_v11p_sd15_openpose.pth"]
     assert any(node.endswith("DWPreprocessor") for node in pose["nodes"])
+    assert is_pose_map(Path(pose["map"]))  # the preprocessor's map, kept as its own image
     assert (face["kind"], face["file"], face["strength"]) == ("face", str(FACE), 0.6)
     assert "ip-adapter-faceid-plusv2_sd15.bin" in face["models"]
     # the same seed without references makes a visibly different picture

@@ -17,6 +17,7 @@ from imgen_tui.comfy.ipadapter_presets import (
     resolve_preset,
 )
 from imgen_tui.comfy.responses import ObjectInfo
+from imgen_tui.comfy.style_paths import can_carry_style
 from imgen_tui.comfy.video_capabilities import VIDEO_CAPABILITIES, check_video_capability
 
 Verdict = Literal["confirmed", "missing", "unchecked"]
@@ -36,6 +37,30 @@ IPADAPTER_CLASSES = {
 CLASS_CAPABILITIES = {
     "animatediff": ("ADE_AnimateDiffLoaderGen1", "ADE_AnimateDiffLoaderWithContext"),
 }
+
+
+def declared_capabilities(declared: Iterable[str]) -> frozenset[str]:
+    """What a node is trusted with before its /object_info answers.
+
+    `style` is never declared in the sample configs: a node promising
+    IP-Adapter promises it, and /object_info then finds it on others too.
+    """
+    found = set(declared)
+    if "ipadapter" in found:
+        found.add("style")
+    return frozenset(found)
+
+
+def confirmed_capabilities(
+    info: ObjectInfo, declared: Iterable[str], models: Mapping[str, str]
+) -> frozenset[str]:
+    """What routing trusts once /object_info answered: the declared ones it backs up, plus
+    `style` wherever a style reference can run (IP-Adapter or core), declared or not."""
+    checks = check_capabilities(info, declared, models)
+    found = {c.capability for c in checks if c.verdict != "missing"} - {"style"}
+    if can_carry_style(info):
+        found.add("style")
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +102,12 @@ def _check(info: ObjectInfo, capability: str, models: Mapping[str, str]) -> Capa
         return CapabilityCheck(capability, "missing", "no ControlNet models are installed")
     if capability in ("ipadapter", "faceid"):
         return _check_ipadapter(info, capability)
+    if capability == "style":
+        if can_carry_style(info):
+            return CapabilityCheck(capability, "confirmed", "IP-Adapter or a core style path")
+        return CapabilityCheck(
+            capability, "missing", "no IP-Adapter, no style model and no VAEEncode"
+        )
     if capability in VIDEO_CAPABILITIES:  # classes and a motion model: video_capabilities.py
         return CapabilityCheck(capability, *check_video_capability(info, capability))
     if capability in CLASS_CAPABILITIES:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imgen_tui.comfy import ComfyClient, ComfyError
-from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.capabilities import confirmed_capabilities, declared_capabilities
 from imgen_tui.comfy.responses import ObjectInfo
 from imgen_tui.config import FarmConfig, NodeConfig
 from imgen_tui.scheduler.jobs import JobSpec
@@ -82,10 +82,9 @@ async def _inventory(node: NodeConfig) -> ObjectInfo | None:
 
 def _view(node: NodeConfig, info: ObjectInfo | None, models: dict[str, str]) -> NodeView:
     """The node as routing would see it once up; a silent node is taken at its word."""
-    capabilities = frozenset(node.capabilities)
+    capabilities = declared_capabilities(node.capabilities)
     if info is not None:
-        checks = check_capabilities(info, node.capabilities, models)
-        capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
+        capabilities = confirmed_capabilities(info, node.capabilities, models)
     return NodeView(
         id=node.id,
         tier=node.tier,

@@ -419,6 +419,10 @@ class KeyframeFlow:
             if cell.image is not None
         }
 
+    def sampling_stages(self) -> list[tuple[str, str]]:
+        """Where a carried LoRA could go: nowhere yet, nothing is carried into a video."""
+        return []
+
     def recipe_for(self, info: RoundInfo) -> Recipe | None:
         """A saved round's recipe: a keyframe's stills or a render (None: not this flow's)."""
         if info.stage in RENDER_LABELS:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imgen_tui.comfy.client import DEFAULT_DOWNLOAD_CAP, ComfyClient
+from imgen_tui.comfy.errors import ComfyError
 from imgen_tui.comfy.events import ImageRef
 from imgen_tui.graphs.params import read_values
 from imgen_tui.graphs.references import describe_references
@@ -66,9 +67,14 @@ class SessionRecorder:
         if not images:
             raise CorruptImage(f"{node_id}: prompt {job.prompt_id} saved no image to keep")
         folder = await asyncio.to_thread(self._download_folder)
-        data = await self._fetch(job, node_id, client, images, folder)
+        data = await self._fetch(job, node_id, client, images, folder)  # and removes folder
+        maps = await self._keep_maps(job, node_id, client) if job.reference_maps else {}
         seconds = job_seconds(job)
         sidecar = sidecar_fields(job.spec, job.prompt_id, graph=job.graph_sent)
+        for entry in sidecar["references"]:
+            load_id = str(entry["nodes"][0]).split()[0]
+            if load_id in maps:
+                entry["map"] = str(maps[load_id])
         seed = sidecar.get("seed")
         outputs = [
             NewImage(
@@ -86,6 +92,43 @@ class SessionRecorder:
         except StoreError as error:
             self.store_failure = self.store_failure or error
             raise
+
+    async def _keep_maps(self, job: Job, node_id: str, client: ComfyClient) -> dict[str, Path]:
+        """The job's preprocessor maps kept in the store: reference LoadImage id -> file.
+
+        A map is a by-product: one that cannot be fetched or read is logged and
+        left out, and the job's picture is kept all the same.
+        """
+        folder = await asyncio.to_thread(self._download_folder)
+        try:
+            return await self._download_maps(job, node_id, client, folder)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _download_maps(
+        self, job: Job, node_id: str, client: ComfyClient, folder: Path
+    ) -> dict[str, Path]:
+        files = dict(job.spec.reference_images)
+        kept: dict[str, Path] = {}
+        for index, (kind, load_id, image) in enumerate(job.reference_maps):
+            reference = files.get(load_id)
+            if reference is None:
+                continue
+            path = folder / f"map-{index}.download"
+            try:
+                await client.download_to(
+                    image, path, max_bytes=self.download_cap, deadline=job.spec.time_limit
+                )
+                data = await asyncio.to_thread(path.read_bytes)
+                about = {"kind": kind, "reference": reference, "job_id": job.job_id}
+                kept[load_id] = await self.store.save_reference_map(
+                    job.job_id, kind, reference, data, {**about, "node_id": node_id}
+                )
+            except (ComfyError, CorruptImage, OSError) as error:
+                log.warning(
+                    "%s: the %s map of %s was not kept: %s", node_id, kind, reference, error
+                )
+        return kept
 
     def _download_folder(self) -> Path:
         """Downloads land on disk under the data folder, never whole in memory."""

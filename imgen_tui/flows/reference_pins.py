@@ -9,16 +9,14 @@ replaces the first, while a pose and a face stack.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
 
 from imgen_tui.flows.round_maker import RoundMaker
-from imgen_tui.graphs.reference_pin import (
-    MAX_STRENGTH,
-    MIN_STRENGTH,
-    STRENGTH_STEP,
-    PinKind,
-    PinnedReference,
-)
+from imgen_tui.graphs.reference_pin import PinKind, PinnedReference
 from imgen_tui.llm.pipeline import Intent
 from imgen_tui.store import SessionStore
 from imgen_tui.store.records import ImageRecord
@@ -57,14 +55,41 @@ class ReferencePins:
         await self._save()
         return new
 
-    async def nudge(self, index: int, steps: int) -> PinnedReference:
-        pin = self.pins[index]
-        strength = round(pin.strength + steps * STRENGTH_STEP, 2)
-        changed = pin.model_copy(
-            update={"strength": min(MAX_STRENGTH, max(MIN_STRENGTH, strength))}
-        )
+    async def nudge(
+        self,
+        index: int,
+        steps: int,
+        what: Literal["strength", "start", "end"] = "strength",
+    ) -> PinnedReference:
+        """Move the pin's strength, start or end a step (clamped); saved for the next rounds."""
+        changed = self.pins[index].nudged(what, steps)
         self.pins[index] = changed
         await self._save()
+        return changed
+
+    async def learn_from(self, image: ImageRecord) -> bool:
+        """What a finished job says of the pins: a pose's map was kept, which way a style ran.
+
+        Read from the image's sidecar (in a thread), where the recorder wrote
+        it; saved in the intent, so the chips show it again after a reopen.
+        True if a pin changed.
+        """
+        entries = await asyncio.to_thread(_sidecar_references, image.sidecar_path)
+        changed = False
+        for index, pin in enumerate(self.pins):
+            for entry in entries:
+                if entry.get("kind") != pin.kind or entry.get("file") != pin.path:
+                    continue
+                update: dict[str, str] = {}
+                if isinstance(entry.get("map"), str) and entry["map"] != pin.map_path:
+                    update["map_path"] = entry["map"]
+                if isinstance(entry.get("via"), str) and entry["via"] != pin.via:
+                    update["via"] = entry["via"]
+                if update:
+                    self.pins[index] = pin.model_copy(update=update)
+                    changed = True
+        if changed:
+            await self._save()
         return changed
 
     async def drop(self, index: int) -> PinnedReference:
@@ -79,3 +104,12 @@ class ReferencePins:
         intent = Intent.from_document(await self.store.intent(session_id))
         intent.references = list(self.pins)
         await self.store.set_intent(session_id, intent.model_dump())
+
+
+def _sidecar_references(path: Path) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = document.get("references") if isinstance(document, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from imgen_tui.comfy.errors import ComfyError
+from imgen_tui.comfy.events import ImageRef
 from imgen_tui.comfy.ipadapter_presets import FACE_PRESET, STYLE_PRESET, PresetError, resolve_preset
 from imgen_tui.comfy.responses import ObjectInfo
+from imgen_tui.comfy.style_paths import style_path
 from imgen_tui.graphs.graph import Graph, GraphError, is_link, iter_nodes, next_node_id
 from imgen_tui.graphs.params import SAMPLERS
 from imgen_tui.graphs.reference_pin import PinnedReference
@@ -57,10 +60,14 @@ class Reference:
 
 
 def capability_for(kind: str) -> str:
-    """The node capability a reference kind needs."""
-    return (
-        "controlnet" if kind in CONTROLNET_KINDS else ("faceid" if kind == "face" else "ipadapter")
-    )
+    """The node capability a reference kind needs.
+
+    A style needs `style`, which IP-Adapter or a core fallback gives
+    (`comfy/style_paths.py`); a subject (what it looks like) needs IP-Adapter itself.
+    """
+    if kind in CONTROLNET_KINDS:
+        return "controlnet"
+    return {"face": "faceid", "style": "style"}.get(kind, "ipadapter")
 
 
 def reference_needs(references: Iterable[Reference]) -> frozenset[str]:
@@ -210,8 +217,42 @@ def _preprocess(add: Any, kind: str, image: list[Any], preprocessors: frozenset[
     )
     for class_type in wanted:
         if class_type in preprocessors:
-            return [add(class_type, {"image": image, "resolution": 512}, kind), 0]
+            node = add(class_type, {"image": image, "resolution": 512}, kind)
+            keep_map(add, node, kind)
+            return [node, 0]
     return image
+
+
+def keep_map(add: Any, preprocessor: str, kind: str) -> None:
+    """A PreviewImage on the preprocessor's map, so the map comes back as an image of its own.
+
+    It lands in the node's temp folder, so it is never taken for the job's
+    picture (`saved_images` are the output folder's); the scheduler picks it
+    out of the history by this inserted PreviewImage (`map_outputs`).
+    """
+    add("PreviewImage", {"images": [preprocessor, 0]}, kind)
+
+
+def map_outputs(graph: Graph, outputs: dict[str, Any]) -> tuple[tuple[str, str, ImageRef], ...]:
+    """(kind, reference LoadImage id, image) of each preprocessor map a finished prompt kept."""
+    found = []
+    for node_id, class_type, inputs in iter_nodes(graph):
+        if class_type != "PreviewImage" or node_id not in reference_nodes(graph):
+            continue
+        source = inputs.get("images")
+        if not is_link(source) or source[0] not in graph:
+            continue
+        load = graph[source[0]]["inputs"].get("image")
+        output = outputs.get(node_id)
+        images = output.get("images") if isinstance(output, dict) else None
+        if not is_link(load) or not isinstance(images, list) or not images:
+            continue
+        try:
+            image = ImageRef.from_json(images[0])
+        except ComfyError:
+            continue
+        found.append((_kind_of(graph[node_id]), str(load[0]), image))
+    return tuple(found)
 
 
 def _link(inputs: dict[str, Any], name: str) -> list[Any]:
@@ -325,6 +366,7 @@ def bind_references(graph: Graph, info: ObjectInfo | None, family: str) -> Graph
         return graph
     result = bind_controlnets(graph, info.controlnets)
     result = _add_preprocessors(result, info)
+    result = bind_style(result, info, family)
     clip_vision = info.options("CLIPVisionLoader", "clip_name")
     adapters = info.options("IPAdapterModelLoader", "ipadapter_file")
     for node_id in reference_nodes(result):
@@ -347,6 +389,219 @@ def bind_references(graph: Graph, info: ObjectInfo | None, family: str) -> Graph
     return result
 
 
+#: how far the img2img fallback lets the sampler move from the reference: strength 0.8 keeps
+#: a third of it (denoise 0.68), 2 keeps most of it (0.2)
+IMG2IMG_PER_STRENGTH, MIN_IMG2IMG_DENOISE = 0.4, 0.2
+EMPTY_LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage")
+
+
+def img2img_denoise(strength: float) -> float:
+    return round(max(MIN_IMG2IMG_DENOISE, min(1.0, 1.0 - IMG2IMG_PER_STRENGTH * strength)), 2)
+
+
+def bind_style(graph: Graph, info: ObjectInfo, family: str) -> Graph:
+    """Each style reference as this node can carry it, and which way in its LoadImage's `_meta`.
+
+    With the IP-Adapter pack and its files the graph stays as injected. Without,
+    the IP-Adapter pair is taken out and a core path put in: a style model on
+    the positive conditioning, or img2img from the reference (only where the
+    sampler starts from an empty latent: an img2img graph already has a source,
+    and replacing it would not be a style). ReferenceUnavailable otherwise, so
+    the job moves to a node that can.
+    """
+    result = copy.deepcopy(graph)
+    for load_id in reference_nodes(graph):
+        load = result.get(load_id)
+        if load is None or load["class_type"] != "LoadImage" or _kind_of(load) != "style":
+            continue
+        applies = [
+            node_id
+            for node_id, class_type, inputs in iter_nodes(result)
+            if class_type == "IPAdapterAdvanced" and inputs.get("image") == [load_id, 0]
+        ]
+        if not applies:
+            continue
+        path = style_path(info, family)
+        if path is None:
+            raise ReferenceUnavailable(
+                "no IP-Adapter, no style model and no VAEEncode for a style reference"
+            )
+        load["_meta"]["via"] = path.via
+        if path.via == "ipadapter":
+            continue
+        first = result[applies[0]]["inputs"]
+        strength = float(first.get("weight", 0.8))
+        window = (float(first.get("start_at", 0.0)), float(first.get("end_at", 1.0)))
+        # what the sidecar cannot read off the core nodes: img2img has no window at all
+        load["_meta"]["strength"] = strength
+        if path.via == "style model":
+            load["_meta"]["start"], load["_meta"]["end"] = window
+        samplers = [
+            (node_id, inputs)
+            for node_id, class_type, inputs in iter_nodes(result)
+            if class_type in SAMPLERS and set(_model_chain(result, inputs)) & set(applies)
+        ]
+        for apply_id in applies:
+            _take_out(result, apply_id)
+        if path.via == "style model":
+            _style_model_path(
+                result, load_id, samplers, path.style_model, path.clip_vision, strength, window
+            )
+        else:
+            _img2img_path(result, load_id, samplers, strength)
+    return result
+
+
+def _model_chain(graph: Graph, inputs: dict[str, Any]) -> list[str]:
+    """The nodes a sampler's model passes through, nearest first (LoRAs, adapters...)."""
+    chain: list[str] = []
+    link = inputs.get("model")
+    while is_link(link) and str(link[0]) in graph and str(link[0]) not in chain:
+        chain.append(str(link[0]))
+        link = (graph[str(link[0])].get("inputs") or {}).get("model")
+    return chain
+
+
+def _take_out(graph: Graph, apply_id: str) -> None:
+    """Remove an IP-Adapter apply and its loader, wiring their users to the model before them."""
+    loader_id = str(graph[apply_id]["inputs"]["ipadapter"][0])
+    model = list(graph[loader_id]["inputs"]["model"])
+    for node_id, _, inputs in iter_nodes(graph):
+        for name, value in inputs.items():
+            if node_id not in (apply_id, loader_id) and value == [apply_id, 0]:
+                inputs[name] = list(model)
+    del graph[apply_id], graph[loader_id]
+
+
+def _style_model_path(
+    graph: Graph,
+    load_id: str,
+    samplers: list[tuple[str, dict[str, Any]]],
+    style_model: str | None,
+    clip_vision: str | None,
+    strength: float,
+    window: tuple[float, float] = (0.0, 1.0),
+) -> None:
+    """StyleModelApply on each positive conditioning the samplers use.
+
+    StyleModelApply has no start or end of its own, so a narrower window is
+    core's way: the styled conditioning over [start, end] combined with the
+    plain one over the rest (`ConditioningSetTimestepRange`, `ConditioningCombine`).
+    """
+    add = _adder(graph)
+    start, end = window
+    vision = add("CLIPVisionLoader", {"clip_name": clip_vision}, "style")
+    encoded = add(
+        "CLIPVisionEncode",
+        {"clip_vision": [vision, 0], "image": [load_id, 0], "crop": "center"},
+        "style",
+    )
+    loader = add("StyleModelLoader", {"style_model_name": style_model}, "style")
+    for positive in sorted({tuple(_link(inputs, "positive")) for _, inputs in samplers}, key=repr):
+        styled = add(
+            "StyleModelApply",
+            {
+                "conditioning": list(positive),
+                "style_model": [loader, 0],
+                "clip_vision_output": [encoded, 0],
+                "strength": strength,
+                "strength_type": "multiply",
+            },
+            "style",
+        )
+        conditioning: list[Any] = [styled, 0]
+        if start > 0 or end < 1:
+            ranges = [(conditioning, start, end)]
+            ranges += [(list(positive), 0.0, start)] if start > 0 else []
+            ranges += [(list(positive), end, 1.0)] if end < 1 else []
+            parts = [
+                [
+                    add(
+                        "ConditioningSetTimestepRange",
+                        {"conditioning": part, "start": low, "end": high},
+                        "style",
+                    ),
+                    0,
+                ]
+                for part, low, high in ranges
+            ]
+            conditioning = parts[0]
+            for part in parts[1:]:
+                combined = add(
+                    "ConditioningCombine",
+                    {"conditioning_1": conditioning, "conditioning_2": part},
+                    "style",
+                )
+                conditioning = [combined, 0]
+        for _, inputs in samplers:
+            if inputs.get("positive") == list(positive):
+                inputs["positive"] = list(conditioning)
+
+
+def _img2img_path(
+    graph: Graph, load_id: str, samplers: list[tuple[str, dict[str, Any]]], strength: float
+) -> None:
+    """The first pass starts from the reference instead of noise; later passes (a hires
+    fix's, whose latent is the first pass's) refine that and are left as they are."""
+    add = _adder(graph)
+    vae = _find_vae(graph)
+    starts = [
+        (inputs, graph[str(inputs["latent_image"][0])]["inputs"])
+        for _, inputs in samplers
+        if is_link(inputs.get("latent_image"))
+        and str(inputs["latent_image"][0]) in graph
+        and graph[str(inputs["latent_image"][0])].get("class_type") in EMPTY_LATENTS
+    ]
+    if vae is None or not starts:
+        names = ", ".join(sampler_id for sampler_id, _ in samplers) or "none"
+        raise ReferenceUnavailable(
+            f"no IP-Adapter or style model here, and no sampler ({names}) starts from an "
+            "empty latent, so a style reference cannot be carried by img2img"
+        )
+    for inputs, size in starts:
+        scaled = add(
+            "ImageScale",
+            {
+                "image": [load_id, 0],
+                "upscale_method": "lanczos",
+                "width": size.get("width", 512),
+                "height": size.get("height", 512),
+                "crop": "center",
+            },
+            "style",
+        )
+        encoded: list[Any] = [add("VAEEncode", {"pixels": [scaled, 0], "vae": vae}, "style"), 0]
+        batch = int(size.get("batch_size") or 1)
+        if batch > 1:
+            encoded = [
+                add("RepeatLatentBatch", {"samples": encoded, "amount": batch}, "style"),
+                0,
+            ]
+        inputs["latent_image"] = encoded
+        inputs["denoise"] = img2img_denoise(strength)
+
+
+def _adder(graph: Graph) -> Any:
+    next_id = next_node_id(graph)
+
+    def add(class_type: str, inputs: dict[str, Any], what: str) -> str:
+        nonlocal next_id
+        node_id = str(next_id)
+        next_id += 1
+        graph[node_id] = {
+            "class_type": class_type,
+            "inputs": inputs,
+            "_meta": {"title": f"{REF_TITLE} {what}"},
+        }
+        return node_id
+
+    return add
+
+
+def _kind_of(node: dict[str, Any]) -> str:
+    return str((node.get("_meta") or {}).get("title", "")).removeprefix(REF_TITLE).strip()
+
+
 def _add_preprocessors(graph: Graph, info: ObjectInfo) -> Graph:
     result = copy.deepcopy(graph)
     next_id = next_node_id(result)
@@ -366,6 +621,13 @@ def _add_preprocessors(graph: Graph, info: ObjectInfo) -> Graph:
         result[new_id] = {
             "class_type": chosen,
             "inputs": {"image": list(source), "resolution": 512},
+            "_meta": {"title": f"{REF_TITLE} {kind}"},
+        }
+        preview_id = str(next_id)
+        next_id += 1
+        result[preview_id] = {
+            "class_type": "PreviewImage",
+            "inputs": {"images": [new_id, 0]},
             "_meta": {"title": f"{REF_TITLE} {kind}"},
         }
         for other in reference_nodes(result):
@@ -408,18 +670,30 @@ def describe_references(
             "nodes": [f"{load_id} LoadImage"],
             "models": [],
         }
+        via = (load.get("_meta") or {}).get("via")
+        if via:
+            entry["via"] = via  # which way a style was carried on the node that ran it
+        if any(graph[node_id]["class_type"] == "PreviewImage" for node_id in chain):
+            entry["map_saved"] = True  # the preprocessor's map comes back as its own image
         for node_id in chain:
             node, inputs = graph[node_id], graph[node_id]["inputs"]
             entry["nodes"].append(f"{node_id} {node['class_type']}")
-            for loader_input in ("control_net", "ipadapter"):
+            for loader_input in ("control_net", "ipadapter", "clip_vision", "style_model"):
                 loader_link = inputs.get(loader_input)
                 if is_link(loader_link) and loader_link[0] in graph:
                     loader = graph[loader_link[0]]
                     entry["nodes"].append(f"{loader_link[0]} {loader['class_type']}")
-                    named = loader["inputs"].get("control_net_name") or loader["inputs"].get(
-                        "preset"
+                    named = next(
+                        (
+                            loader["inputs"][name]
+                            for name in _MODEL_INPUTS
+                            if loader["inputs"].get(name)
+                        ),
+                        None,
                     )
                     entry["models"] += [named, *(loader.get("_meta") or {}).get("models", [])]
+            if node["class_type"] in SAMPLERS and "denoise" in inputs:
+                entry["denoise"] = inputs["denoise"]  # the img2img fallback's
             for name, key in (("strength", "strength"), ("weight", "strength")):
                 if name in inputs:
                     entry[key] = inputs[name]
@@ -429,6 +703,9 @@ def describe_references(
             for name, key in (("end_percent", "end"), ("end_at", "end")):
                 if name in inputs:
                     entry[key] = inputs[name]
+        for key in ("strength", "start", "end"):
+            if key not in entry and key in (load.get("_meta") or {}):
+                entry[key] = load["_meta"][key]
         entry["nodes"] = sorted(set(entry["nodes"]), key=lambda text: int(text.split()[0]))
         entry["models"] = list(dict.fromkeys(entry["models"]))
         described.append(entry)
@@ -436,8 +713,17 @@ def describe_references(
 
 
 _PREPROCESS_STEPS = frozenset(
-    {"Canny", *(c for group in PREPROCESSOR_CLASSES.values() for c in group)}
+    {
+        "Canny",
+        *(c for group in PREPROCESSOR_CLASSES.values() for c in group),
+        # the core style fallbacks' steps between the reference and what it steers
+        "CLIPVisionEncode",
+        "ImageScale",
+        "VAEEncode",
+        "RepeatLatentBatch",
+    }
 )
+_MODEL_INPUTS = ("control_net_name", "preset", "style_model_name", "clip_name")
 
 
 def with_pinned_references(

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from imgen_tui.comfy.events import ImageRef
 from imgen_tui.config import TIERS
 from imgen_tui.graphs.graph import Graph
 from imgen_tui.graphs.lora_stack import LoraStack, lora_stack
@@ -153,6 +154,9 @@ class Job:
     accepted: bool = False  # the node has answered the POST: asking after it now means something
     taken_back: bool = False  # moved once from a slow node's queue to a faster node: not again
     graph_sent: Graph | None = None  # what was posted (source image name filled in)
+    #: (kind, reference LoadImage id, image) of the preprocessor maps the last run left on
+    #: its node's temp folder: the keeper keeps them as images of their own
+    reference_maps: tuple[tuple[str, str, ImageRef], ...] = ()
     queued_at: float = 0.0
     posted_at: float | None = None
     started_at: float | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from imgen_tui.comfy import ComfyClient, ComfyError, NodeEventStream
-from imgen_tui.comfy.capabilities import check_capabilities
+from imgen_tui.comfy.capabilities import confirmed_capabilities, declared_capabilities
 from imgen_tui.comfy.responses import ObjectInfo, SystemStats
 from imgen_tui.comfy.websocket import Backoff
 from imgen_tui.config import NodeConfig
@@ -82,7 +82,7 @@ class NodeRuntime:
             stream=stream,
             speed=SpeedModel(seed),
             capacity=1 + prefetch,
-            capabilities=frozenset(config.capabilities),
+            capabilities=declared_capabilities(config.capabilities),
             load_seconds=config.load_seconds,
             patch_seconds=config.patch_seconds,
         )
@@ -199,8 +199,7 @@ class NodeRuntime:
     async def confirm(self, models: dict[str, str]) -> None:
         """Read /object_info: keep only the declared capabilities it backs up."""
         info = await self.client.object_info()
-        checks = check_capabilities(info, self.config.capabilities, models)
-        self.capabilities = frozenset(c.capability for c in checks if c.verdict != "missing")
+        self.capabilities = confirmed_capabilities(info, self.config.capabilities, models)
         self.checkpoints = frozenset(info.checkpoints) | frozenset(info.models("unet"))
         self.controlnets = info.controlnets
         self.loras = frozenset(info.loras)

@@ -53,6 +53,7 @@ from imgen_tui.graphs.lora_stack import LoraStack
 from imgen_tui.graphs.references import (
     ReferenceUnavailable,
     bind_references,
+    map_outputs,
     set_reference_image,
 )
 from imgen_tui.graphs.ui_workflow import ui_workflow
@@ -708,6 +709,8 @@ class Scheduler:
         runtime.mark_loaded(job.spec)
         self._dispatch_once()  # refill the freed slot now, while the outputs are fetched
         kept: tuple[object, ...] = ()
+        if job.graph_sent is not None and job.spec.reference_images:
+            job.reference_maps = map_outputs(job.graph_sent, entry.outputs)
         if self.keeper is not None:
             try:
                 kept = await self.keeper.keep_outputs(

@@ -29,6 +29,7 @@ from imgen_tui.graphs.params import read_values
 from imgen_tui.sim import images, video
 from imgen_tui.sim.model_files import apply_lora_look
 from imgen_tui.sim.references import (
+    PREPROCESSORS,
     UNIFIED_LOADERS,
     apply_references,
     check_unified_loader,
@@ -281,7 +282,18 @@ class PromptRun:
             await self._upscale(node_id)
         elif class_type in ("SaveImage", "PreviewImage"):
             return await self._save(class_type, inputs)
+        elif class_type in PREPROCESSORS and self.spec.preprocess_seconds:
+            await self._preprocess(node_id, class_type)
         return None
+
+    async def _preprocess(self, node_id: str, class_type: str) -> None:
+        """A detector model's run (DWPose takes seconds on a real GPU); an interrupt stops it."""
+        remaining = self.spec.preprocess_seconds
+        while remaining > 0:
+            if self.interrupted():
+                raise PromptInterrupted(node_id, class_type)
+            await asyncio.sleep(min(remaining, UPSCALE_TILE_SECONDS))
+            remaining -= UPSCALE_TILE_SECONDS
 
     async def _patch_loras(self) -> None:
         """Like ComfyUI's model patcher: another LoRA stack (or strength) re-patches the weights.
@@ -351,21 +363,25 @@ class PromptRun:
     async def _save(self, class_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
         folder_type = "output" if class_type == "SaveImage" else "temp"
         prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", str(inputs.get("filename_prefix") or "ComfyUI"))
+        # what this saver is given: a preprocessor's map (say) rather than the sampled picture
+        own = await asyncio.to_thread(
+            image_at, self.graph, inputs.get("images"), self.root / "input"
+        )
         refs = []
-        for index in range(self._batch_size()):
+        for index in range(1 if own is not None else self._batch_size()):
             counter = self.memory.counters.get(prefix, 0) + 1
             self.memory.counters[prefix] = counter
             filename = f"{prefix}_{counter:05}_.png"
             path = self.root / folder_type / filename
-            await asyncio.to_thread(self._write_png, path, index)
+            await asyncio.to_thread(self._write_png, path, index, own)
             refs.append({"filename": filename, "subfolder": "", "type": folder_type})
         return {"images": refs}
 
     # -- pictures -----------------------------------------------------------------------
 
-    def _write_png(self, path: Path, index: int) -> None:
-        picture = self._picture
-        if index != 0 or picture is None:
+    def _write_png(self, path: Path, index: int, own: Image.Image | None = None) -> None:
+        picture = own if own is not None else self._picture
+        if picture is None or (index != 0 and own is None):
             picture = self._compose_picture(index)
         pnginfo = self.item.extra_data.get("extra_pnginfo")
         data = images.encode_png(

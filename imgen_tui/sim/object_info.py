@@ -27,6 +27,7 @@ MODEL_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "clip_vision": (("CLIPVisionLoader", "clip_name"),),
     "ipadapter": (("IPAdapterModelLoader", "ipadapter_file"),),
+    "style_models": (("StyleModelLoader", "style_model_name"),),
 }
 
 # Custom-node classes the simulator can pretend to have, in object_info's shape.

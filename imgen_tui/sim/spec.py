@@ -21,6 +21,8 @@ class SimNodeSpec(StrictModel):
     max_batch: int = 1
     seconds_per_step: dict[str, float] = Field(default_factory=lambda: {"sd15": 0.1})
     upscale_seconds: float = 2.0
+    #: an aux preprocessor's run (DWPose, Depth Anything): its detector model, per prompt
+    preprocess_seconds: float = 0.0
     load_seconds: float = 0.0
     #: charged when a prompt's LoRA stack (files or strengths) differs from the last one's
     patch_seconds: float = 0.0
@@ -50,6 +52,7 @@ class SimNodeSpec(StrictModel):
             update={
                 "seconds_per_step": {k: v * factor for k, v in self.seconds_per_step.items()},
                 "upscale_seconds": self.upscale_seconds * factor,
+                "preprocess_seconds": self.preprocess_seconds * factor,
                 "load_seconds": self.load_seconds * factor,
                 "patch_seconds": self.patch_seconds * factor,
                 "fixed_seconds": self.fixed_seconds * factor,

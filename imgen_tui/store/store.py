@@ -56,6 +56,7 @@ from imgen_tui.store.records import (
     SessionInfo,
     Verdict,
 )
+from imgen_tui.store.reference_maps import map_path, write_map
 from imgen_tui.store.schema import NewerSchema
 
 P = ParamSpec("P")
@@ -414,6 +415,20 @@ class SessionStore:
         await self._db(self._database.set_intent, session_id, document)
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    async def save_reference_map(
+        self, job_id: str, kind: str, reference: str, data: bytes, about: dict[str, Any]
+    ) -> Path:
+        """Keep a preprocessor's map of `reference` in the job's session folder; its path."""
+        session_id, *_ = await self._db(self._database.job_place, job_id)
+        path = map_path(self.session_dir(session_id), kind, reference)
+        try:
+            return await asyncio.to_thread(write_map, path, data, about, self.thumbnail_side)
+        except OSError as error:
+            raise StoreError(
+                f"could not write {error.filename or path}: {error.strerror or error}; "
+                f"free some space or choose another folder with --data-dir"
+            ) from error
 
     def session_dir(self, session_id: str) -> Path:
         return self.data_dir / "sessions" / safe_name(session_id)

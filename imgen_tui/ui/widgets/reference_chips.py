@@ -1,14 +1,17 @@
-"""The session's pinned references as chips on the round: kind and strength, nudged or dropped.
+"""The session's pinned references as chips on the round: kind, strength, window, nudged or dropped.
 
-A chip takes focus (tab, or a click); then `+`/`-` (or `]`/`[`) change its
-strength a step and `delete` drops it. What changes is the session's intent
-document, through `ReferencePins`, so the next round is made with it.
+A chip takes focus (tab, or a click); then `+`/`-` change its
+strength a step, `(`/`)` move where in the steps it starts, `9`/`0` where it
+ends, and `delete` drops it. `enter` opens a pose's map once a job made it.
+What changes is the session's intent document, through `ReferencePins`, so
+the next round is made with it. These keys live on the focused chip only, so
+they never shadow the round view's (the grid has no focus meanwhile).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,17 +21,23 @@ from textual.widgets import Static
 
 from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.graphs.reference_pin import PinnedReference
+from imgen_tui.ui.screens.reference_map import ReferenceMapScreen
 
 
 class ReferenceChip(Static, can_focus=True):
     BINDINGS = [
+        # (not `[`/`]` too: on the explorer they nudge the LoRA's model strength)
+        Binding("plus,equals_sign", "nudge(1)", "Stronger", id="refchip.stronger"),
+        Binding("minus", "nudge(-1)", "Weaker", id="refchip.weaker"),
+        # start on ( ), end on the same keys unshifted, 9 0: `<`/`>` are the keyframe
+        # screen's and `{`/`}` the explorer's, and a focused chip would shadow them
         Binding(
-            "plus,equals_sign,right_square_bracket",
-            "nudge(1)",
-            "Stronger",
-            id="refchip.stronger",
+            "left_parenthesis", "nudge(-1, 'start')", "Start earlier", id="refchip.start_earlier"
         ),
-        Binding("minus,left_square_bracket", "nudge(-1)", "Weaker", id="refchip.weaker"),
+        Binding("right_parenthesis", "nudge(1, 'start')", "Start later", id="refchip.start_later"),
+        Binding("9", "nudge(-1, 'end')", "End earlier", id="refchip.end_earlier"),
+        Binding("0", "nudge(1, 'end')", "End later", id="refchip.end_later"),
+        Binding("enter", "open_map", "Show map", id="refchip.map"),
         Binding("delete,backspace", "drop", "Drop reference", id="refchip.drop"),
     ]
     DEFAULT_CSS = """
@@ -43,14 +52,35 @@ class ReferenceChip(Static, can_focus=True):
 
     @staticmethod
     def text_for(pin: PinnedReference) -> str:
-        return f"{pin.kind} {pin.strength:.1f} · {Path(pin.path).name}"
+        """E.g. "pose 0.8 · 0-100% · map · fox.png" or "style 0.8 · 0-100% · via img2img · ..."."""
+        parts = [f"{pin.kind} {pin.strength:.1f}", pin.window()]
+        if pin.map_path:
+            parts.append("map")
+        if pin.via:
+            parts.append(f"via {pin.via}")
+        return " · ".join([*parts, Path(pin.path).name])
 
     @property
     def chips(self) -> ReferenceChips:
         return self.query_ancestor(ReferenceChips)
 
-    async def action_nudge(self, steps: int) -> None:
-        await self.chips.nudge(self, steps)
+    async def action_nudge(
+        self, steps: int, what: Literal["strength", "start", "end"] = "strength"
+    ) -> None:
+        await self.chips.nudge(self, steps, what)
+
+    def action_open_map(self) -> None:
+        if not self.pin.map_path:
+            if self.pin.kind in ("pose", "depth"):
+                said = (
+                    f"No map for this {self.pin.kind} yet: it is kept once a node with "
+                    "comfyui_controlnet_aux has preprocessed it."
+                )
+            else:
+                said = f"A {self.pin.kind} reference has no map: only pose and depth make one."
+            self.notify(said, severity="warning")
+            return
+        self.app.push_screen(ReferenceMapScreen(self.pin))
 
     async def action_drop(self) -> None:
         await self.chips.drop(self)
@@ -89,15 +119,34 @@ class ReferenceChips(Horizontal):
         if focus is not None and chips:
             chips[min(focus, len(chips) - 1)].focus()
 
-    async def nudge(self, chip: ReferenceChip, steps: int) -> None:
+    async def nudge(
+        self,
+        chip: ReferenceChip,
+        steps: int,
+        what: Literal["strength", "start", "end"] = "strength",
+    ) -> None:
         if self.pins is None:
             return
-        changed = await self.pins.nudge(chip.index, steps)
+        before = chip.pin
+        changed = await self.pins.nudge(chip.index, steps, what)
         chip.pin = changed
         chip.update(chip.text_for(changed))
-        self.notify(
-            f"{changed.kind.capitalize()} strength {changed.strength:.1f} from the next round"
-        )
+        if what == "strength":
+            said = f"strength {changed.strength:.1f}"
+        else:
+            said = f"acts over {changed.window()} of the steps"
+        if changed == before:
+            said += f" (the {what} is at its limit)"
+        self.notify(f"{changed.kind.capitalize()} {said} from the next round")
+
+    def refresh_texts(self) -> None:
+        """Repaint the chips' words from the pins (a job found a pose's map, or its style path)."""
+        if self.pins is None:
+            return
+        for chip in self.chip_list:
+            if chip.index < len(self.pins.pins):
+                chip.pin = self.pins.pins[chip.index]
+                chip.update(chip.text_for(chip.pin))
 
     async def drop(self, chip: ReferenceChip) -> None:
         if self.pins is None:

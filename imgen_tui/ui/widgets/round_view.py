@@ -180,6 +180,12 @@ class RoundView(Vertical):
             return self.reference_pins() is not None
         return True
 
+    async def _learn_references(self, cell: Cell) -> None:
+        """A pose's map or a style's path came with this picture: the chips say so."""
+        pins = self.reference_pins()
+        if pins is not None and cell.image is not None and await pins.learn_from(cell.image):
+            self.query_one(ReferenceChips).refresh_texts()
+
     def reference_pins(self) -> ReferencePins | None:
         """The flow session's pinned references, if the flow takes them."""
         pins = getattr(self.actions, "references", None)
@@ -194,6 +200,8 @@ class RoundView(Vertical):
         job_id = cell.job_id
         if isinstance(event, JobDone) and cell.image is not None and self.actions is not None:
             self.run_worker(self.actions.image_arrived(cell), group="arrived")
+            if self.reference_pins() is not None:
+                self.run_worker(self._learn_references(cell), group="chips-learn")
         if self.app.screen is not self.screen:
             return
         if isinstance(event, JobPreview):
