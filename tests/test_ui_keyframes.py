@@ -307,3 +307,70 @@ async def test_a_keyframe_session_reopens_from_home_and_the_sessions_list(
             pilot, lambda: any("cannot be read (it is not a picture)" in m for m in said(app))
         )
         assert len(flow.renders()) == 2 and flow.keyframes[1].still is not None
+
+
+async def test_a_picture_file_is_a_keyframes_look_and_comes_back_after_reopening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from imgen_tui.ui.screens.modals import AskLineScreen
+
+    picture = tmp_path / "pose.png"
+    Image.new("RGB", (320, 240), (200, 60, 30)).save(picture)
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("a shopping list, not a picture")
+    app = demo_app(tmp_path / "data", monkeypatch)
+
+    async def answer(screen: KeyframesScreen, typed: str | None) -> None:
+        await pilot.press("I")
+        await until(pilot, lambda: isinstance(app.screen, AskLineScreen))
+        if typed is None:
+            await pilot.press("escape")
+        else:
+            app.screen.query_one(Input).value = typed
+            await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen)
+
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_keyframes(pilot, tmp_path / "export")
+        flow = flow_of(screen)
+        screen.query_one(RoundView).grid.focus()
+        await pilot.press("I")  # no keyframe yet: says what to do first
+        assert "Add a keyframe first: type it and press enter." in said(app)
+        await type_into(pilot, screen, "#scene", "a red fox in a snowy forest")
+        for text in ("asleep in the snow", "waking up"):
+            await type_into(pilot, screen, "#keyframe", text)
+        screen.query_one(RoundView).grid.focus()
+        await answer(screen, None)  # escape: nothing happens
+        assert not flow.keyframes[1].locked
+        await answer(screen, str(not_a_picture))
+        await until(pilot, lambda: any("notes.png cannot be used" in m for m in said(app)))
+        await answer(screen, str(tmp_path / "gone.png"))
+        await until(pilot, lambda: any("gone.png cannot be used" in m for m in said(app)))
+        assert not flow.keyframes[1].locked  # nothing changed by the two bad ones
+        await answer(screen, str(picture))
+        await until(pilot, lambda: flow.keyframes[1].locked)
+        still = flow.keyframes[1].still
+        assert still is not None and (still.width, still.height) == (320, 240)
+        assert screen.session is not None and screen.session.session_id is not None
+        session_id = screen.session.session_id
+        assert still.path.is_file() and session_id in str(still.path)  # copied in, not linked
+        assert any("Keyframe 2 uses pose.png; its subject is kept" in m for m in said(app))
+        timeline = screen.query_one(Timeline)
+        await until(pilot, lambda: timeline.entries[1].thumb == still.thumb_path)
+        assert len(screen.query(ReferenceChip)) == 1
+        picture.unlink()  # the original may go: the session has its copy
+        await pilot.press("v")  # the render starts from it
+        await until(pilot, lambda: len(flow.renders()) == 1)
+        render = flow.renders()[0]
+        await until(pilot, lambda: render.done == 1, seconds=90)
+        assert render.meta["start"] == "keyframes"
+        await pilot.press("q")
+
+        screen = await reopen_from_home(pilot, session_id)
+        flow = flow_of(screen)
+        back = flow.keyframes[1].still
+        assert back is not None and back.id == still.id
+        assert not flow.keyframes[0].locked
+        assert [r.recipe.name for r in flow.history.made if r.recipe.name == "imported"] == []

@@ -128,14 +128,14 @@ class KeyframeFlow:
         return slot
 
     def remove(self, index: int) -> KeyframeSlot:
-        slot = self._slot(index)
+        slot = self.slot(index)
         self.keyframes.remove(slot)
         self.selected = max(0, min(self.selected, len(self.keyframes) - 1))
         return slot
 
     def move(self, index: int, frames: int) -> int:
         """Slide a keyframe along the timeline; it stops at the ends and at its neighbours."""
-        slot = self._slot(index)
+        slot = self.slot(index)
         taken = {other.frame for other in self.keyframes if other is not slot}
         target = min(self.length - 1, max(0, slot.frame + frames))
         step = 1 if target > slot.frame else -1
@@ -148,7 +148,7 @@ class KeyframeFlow:
 
     def reorder(self, index: int, direction: int) -> None:
         """Swap a moment with its neighbour: the frames stay where they are, the contents move."""
-        slot = self._slot(index)
+        slot = self.slot(index)
         other_index = index + (1 if direction > 0 else -1)
         if not 0 <= other_index < len(self.keyframes):
             return
@@ -174,7 +174,7 @@ class KeyframeFlow:
         self.fps = float(fps)
 
     def select(self, index: int) -> KeyframeSlot:
-        slot = self._slot(index)
+        slot = self.slot(index)
         self.selected = index
         return slot
 
@@ -203,7 +203,7 @@ class KeyframeFlow:
 
     def refine(self, index: int) -> list[JobSpec]:
         """A round of stills of one keyframe; locked seeds of its last round carry over."""
-        slot = self._slot(index)
+        slot = self.slot(index)
         self.selected = index
         recipe = self._still_recipe(slot)
         last = self.last_round(slot)
@@ -223,14 +223,18 @@ class KeyframeFlow:
 
     def lock(self, index: int, cell: Cell) -> KeyframeSlot:
         """This still is how the moment looks; the keyframe's thumbnail on the timeline."""
-        slot = self._slot(index)
         if cell.image is None:
             raise KeyframeError("that still is not finished yet; lock it once it has arrived")
-        slot.still = cell.image
+        return self.use_image(index, cell.image)
+
+    def use_image(self, index: int, image: ImageRecord) -> KeyframeSlot:
+        """Any stored picture as the keyframe's look: a still of its round, or a file brought in."""
+        slot = self.slot(index)
+        slot.still = image
         return slot
 
     def unlock(self, index: int) -> None:
-        self._slot(index).still = None
+        self.slot(index).still = None
 
     def stills_round(self) -> Round:
         """The round on screen, if it is one of stills (more-like-this, upscale, again need one)."""
@@ -455,7 +459,7 @@ class KeyframeFlow:
             "draft",
         )
 
-    def _slot(self, index: int) -> KeyframeSlot:
+    def slot(self, index: int) -> KeyframeSlot:
         if not 0 <= index < len(self.keyframes):
             raise KeyframeError(
                 f"there is no keyframe {index + 1}; the timeline has {len(self.keyframes)}"

@@ -59,11 +59,28 @@ class KeyframeSession(RoundSession):
         self.flow.lock(index, cell)
         if cell.verdict != "picked":
             await self.runner.judge(cell, "picked")
+        return await self._locked(index)
+
+    async def use_file(self, index: int, path: Path) -> PinnedReference | None:
+        """A picture file as keyframe `index`'s look, copied into the session first.
+
+        The file is checked as a node's picture is (CorruptImage, OSError for
+        the caller's sentence); after that it is a still like any other: on the
+        timeline, a subject reference if it is the first, a starting latent.
+        """
+        self.flow.slot(index)  # a keyframe that is not there fails before anything is copied
+        session = await self.runner.open_session(self._title())
+        image = await self.runner.store.import_picture(session.id, path)
+        self.flow.use_image(index, image)
+        return await self._locked(index)
+
+    async def _locked(self, index: int) -> PinnedReference | None:
         await self.save()
+        still = self.flow.keyframes[index].still
         first_lock = sum(slot.locked for slot in self.flow.keyframes) == 1
         has_subject = any(pin.kind == "subject" for pin in self.references.pins)
-        if first_lock and not has_subject and cell.image is not None:
-            return await self.references.pin("subject", cell.image)
+        if first_lock and not has_subject and still is not None:
+            return await self.references.pin("subject", still)
         return None
 
     async def render(self, kind: RenderKind) -> tuple[Round, str]:
@@ -123,24 +140,28 @@ class KeyframeSession(RoundSession):
     async def save(self) -> None:
         await self.runner.save_state(self.flow.state())
 
+    def _title(self) -> str:
+        return self.flow.scene or (
+            self.flow.keyframes[0].description if self.flow.keyframes else "video"
+        )
+
     async def reopen(self, session_id: str) -> None:
         """The session as it was left: timeline, stills, picks, locks, renders, pins.
 
         The timeline is read first so the rounds' labels name their keyframes;
-        the locked stills are then found among the rounds' images.
+        the locked stills are then found among the session's images (a round's,
+        or a picture file brought in with `use_file`).
         """
         saved = await self.store.session(session_id)
         self.flow.restore(saved.state, {})
         state = await self.runner.reopen(session_id, self.history, self.flow.recipe_for)
-        self.flow.restore(state, self.flow.images())
+        found = await self.store.images(session_id=session_id)
+        self.flow.restore(state, {image.id: image for image in found})
         await self.references.load()
 
     async def _launch(self, specs: Sequence[JobSpec]) -> Round:
         current = self.current
         assert current is not None
-        title = self.flow.scene or (
-            self.flow.keyframes[0].description if self.flow.keyframes else "video"
-        )
-        await self.runner.launch(current, specs, title=title, state=self.flow.state())
+        await self.runner.launch(current, specs, title=self._title(), state=self.flow.state())
         await self.save()  # now with the new round's id: the state above could not name it
         return current

@@ -287,12 +287,17 @@ class RoundRunner:
         state: dict[str, Any],
     ) -> list[JobSpec]:
         """Write the round, its jobs and the flow's state, then hand the jobs to the scheduler."""
-        if self.session is None:
-            self.session = await self.store.create_session(self.flow, title[:80])
-        placed = await save_round(self.store, self.session.id, stage_round, specs)
-        await self.store.update_session(self.session.id, state=state)
+        session = await self.open_session(title)
+        placed = await save_round(self.store, session.id, stage_round, specs)
+        await self.store.update_session(session.id, state=state)
         self.scheduler.submit_many(placed)
         return placed
+
+    async def open_session(self, title: str) -> SessionInfo:
+        """The flow's session in the store, made now if nothing was saved yet."""
+        if self.session is None:
+            self.session = await self.store.create_session(self.flow, title[:80])
+        return self.session
 
     async def save_state(self, state: dict[str, Any]) -> None:
         if self.session is not None:

@@ -63,6 +63,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 DATABASE_NAME = "imgen.sqlite3"
+IMPORTED_STAGE = "imported"  # the round a picture brought in from a file sits in
 
 
 class NoSessions(StoreError):
@@ -415,6 +416,29 @@ class SessionStore:
         await self._db(self._database.set_intent, session_id, document)
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    async def import_picture(self, session_id: str, path: Path) -> ImageRecord:
+        """Copy a picture file into the session as an image of its own (an "imported" round).
+
+        Checked and thumbnailed like a node's picture, so a damaged or foreign
+        file is a CorruptImage naming what is wrong and nothing is recorded; a
+        file that cannot be read is the OSError. The round's stage is no flow's,
+        so no flow shows it as one of its rounds; the image is there by its id.
+        """
+        data = await asyncio.to_thread(path.read_bytes)
+        round_info = await self.add_round(session_id, IMPORTED_STAGE, prompt=path.name)
+        job_id = new_id()
+        await self.add_jobs(round_info.id, [(job_id, "{}")])  # no job made it: no spec
+        (record,) = await self.save_images(
+            job_id,
+            [
+                NewImage(
+                    data=data, seed=None, node_id="file", seconds=None, parent_id=None,
+                    sidecar={"imported_from": str(path)},
+                )
+            ],
+        )  # fmt: skip
+        return record
 
     async def save_reference_map(
         self, job_id: str, kind: str, reference: str, data: bytes, about: dict[str, Any]

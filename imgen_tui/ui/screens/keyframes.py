@@ -11,6 +11,7 @@ locks and renders.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,8 +28,9 @@ from imgen_tui.flows.keyframes_config import KeyframeConfig, load_keyframe_confi
 from imgen_tui.flows.keyframes_session import KeyframeSession
 from imgen_tui.flows.rounds import Denoise
 from imgen_tui.scheduler.events import JobFailed
+from imgen_tui.store import CorruptImage
 from imgen_tui.ui.messages import JobUpdate
-from imgen_tui.ui.screens.modals import leave_cancelling
+from imgen_tui.ui.screens.modals import AskLineScreen, leave_cancelling
 from imgen_tui.ui.widgets.node_strip import NodeStrip
 from imgen_tui.ui.widgets.reference_chips import ReferenceChips
 from imgen_tui.ui.widgets.round_view import RoundView
@@ -54,6 +56,7 @@ class KeyframesScreen(Screen[None]):
         Binding("A", "describe_keyframe", "Add keyframe", id="keyframes.add"),
         Binding("n", "refine_keyframe", "Stills", id="keyframes.stills"),
         Binding("L", "lock_still", "Use still", id="keyframes.lock"),
+        Binding("I", "image_file", "Image file", show=False, id="keyframes.image_file"),
         Binding("v", "render('preview')", "Preview", id="keyframes.preview"),
         Binding("V", "render('full')", "Full render", id="keyframes.full"),
         Binding("w", "play", "Watch", id="keyframes.play"),
@@ -75,7 +78,8 @@ class KeyframesScreen(Screen[None]):
         "**,**/**.** choose a keyframe, **<**/**>** move it, **ctrl+←/→** swap it with its "
         "neighbour, **delete** removes it, **ctrl+↑/↓** the length, **f** the fps. **n** makes a "
         "round of stills of the keyframe; judge them as on every flow; **L** uses the still "
-        "under the cursor for the keyframe. **v** motion preview, **V** full render (both start "
+        "under the cursor for the keyframe, **I** a picture file instead (copied into the "
+        "session). **v** motion preview, **V** full render (both start "
         "from the locked stills at their frames, as config/keyframes.yaml says), **w** plays "
         "the newest video, **e** exports it with the stills. Reopen the session from Home."
     )
@@ -259,6 +263,44 @@ class KeyframesScreen(Screen[None]):
         self.notify(f"Keyframe {index + 1} uses still #{view.number(cell)}{kept}")
         if subject is not None:
             await view.query_one(ReferenceChips).show(self.session.references)
+        await self._repaint()
+
+    def action_image_file(self) -> None:
+        """A picture file as the selected keyframe's look, as if it were a locked still."""
+        if self.session is None or not self.flow.keyframes:
+            self.notify("Add a keyframe first: type it and press enter.", severity="warning")
+            return
+        index = self.flow.selected
+        about = self.flow.keyframes[index].description
+        question = f"Picture file for keyframe {index + 1} ({about})"
+        self.app.push_screen(
+            AskLineScreen(question, "~/Pictures/pose.png"),
+            lambda typed: self._use_file(index, typed),
+        )
+
+    async def _use_file(self, index: int, typed: str | None) -> None:
+        if typed is None or self.session is None:
+            return
+        path = Path(typed)
+        try:
+            path = await asyncio.to_thread(path.expanduser)
+            subject = await self.session.use_file(index, path)
+        except (OSError, CorruptImage) as error:
+            why = getattr(error, "strerror", None) or str(error)
+            self.notify(
+                f"{path} cannot be used for keyframe {index + 1} ({why}); "
+                "check the path and that it is a PNG, JPEG or WebP picture.",
+                severity="error",
+                timeout=10,
+            )
+            return
+        except KeyframeError as error:
+            self.notify(str(error), severity="warning")
+            return
+        kept = "; its subject is kept for the other keyframes" if subject is not None else ""
+        self.notify(f"Keyframe {index + 1} uses {path.name}{kept}")
+        if subject is not None:
+            await self.query_one(RoundView).query_one(ReferenceChips).show(self.session.references)
         await self._repaint()
 
     async def action_render(self, kind: str) -> None:

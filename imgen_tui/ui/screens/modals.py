@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm a quit."""
+"""Small modal dialogs: confirm a quit, ask for one line (a file path)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Label
+from textual.widgets import Input, Label
 
 from imgen_tui.flows.rounds import RoundHistory
 
@@ -30,6 +30,32 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class AskLineScreen(ModalScreen[str | None]):
+    """One line from the operator (a file path, a name); enter gives it, escape gives None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="ask_line.cancel")]
+
+    def __init__(self, question: str, placeholder: str = "") -> None:
+        super().__init__()
+        self.question, self.placeholder = question, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question)
+            yield Input(placeholder=self.placeholder, id="ask-line")
+            yield Label("[b]enter[/] use it   [b]esc[/] cancel", classes="dim")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class RunningSession(Protocol):
