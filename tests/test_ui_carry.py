@@ -374,3 +374,41 @@ async def test_carry_while_a_node_is_down_names_it_and_keeps_what_the_others_hav
         await until(pilot, lambda: funnel_done(funnel))  # the drafts run on the nodes still up
         made = funnel.funnel.current if funnel.funnel else None
         assert made is not None and "gpu-premium" not in {c.node_id for c in made.cells}
+
+
+async def test_carry_from_the_gallery_into_a_keyframe_video_starts_from_the_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgen_tui.ui.screens.keyframes import KeyframesScreen
+    from imgen_tui.ui.screens.sessions import SessionsScreen
+
+    await one_pick(tmp_path)
+    app = demo_app(tmp_path, monkeypatch)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_sessions(pilot)
+        await pilot.press("G")
+        await until(pilot, lambda: isinstance(app.screen, GalleryScreen))
+        gallery = app.screen
+        assert isinstance(gallery, GalleryScreen)
+        await until(pilot, lambda: len(gallery.grid.cells) == 1)
+        original = gallery.grid.cells[0].image
+        assert original is not None
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CarryChooser))
+        await pilot.press("down", "down", "down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, KeyframesScreen))
+        video = app.screen
+        assert isinstance(video, KeyframesScreen)
+        await until(pilot, lambda: video.session is not None and video.flow.keyframes[:1] != [])
+        await until(pilot, lambda: video.flow.keyframes[0].locked)
+        still = video.flow.keyframes[0].still
+        assert still is not None and still.id != original.id  # a copy in the video's session
+        assert still.path.read_bytes() == original.path.read_bytes()
+        assert video.query_one("#scene", Input).value == PROMPT
+        assert video.flow.keyframes[0].description == PROMPT
+        assert video.session is not None and video.session.session_id is not None
+        assert any(p.kind == "subject" for p in video.session.references.pins)
+        await pilot.press("escape", "q")  # nothing runs: back to the gallery, the pick untouched
+        await until(pilot, lambda: app.screen is gallery)
+        assert len(gallery.grid.cells) == 1 and gallery.grid.cells[0].image == original
+        assert not isinstance(app.screen, SessionsScreen)

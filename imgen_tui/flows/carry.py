@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from imgen_tui.comfy.lora_answers import NodeLoras
@@ -36,6 +37,7 @@ CARRY_TARGETS: tuple[tuple[str, str], ...] = (
     ("funnel", "the funnel"),
     ("concept", "the concept builder"),
     ("explorer", "the LoRA explorer"),
+    ("keyframes", "a keyframe video"),
 )
 
 
@@ -47,6 +49,7 @@ class Carried:
     negative: str
     image_id: str
     stack: Stack = ()
+    picture: Path | None = None  # the stored file: a keyframe video starts from the picture itself
 
 
 def carried_from_gallery(found: GalleryImage) -> Carried:
@@ -58,7 +61,13 @@ def carried_from_gallery(found: GalleryImage) -> Carried:
     sidecar = _read_sidecar(found)
     family = sidecar.get("family")
     stack = stack_of_graph(sidecar.get("graph"), family if isinstance(family, str) else None)
-    return Carried(prompt=found.prompt, negative="", image_id=str(found.image.id), stack=stack)
+    return Carried(
+        prompt=found.prompt,
+        negative="",
+        image_id=str(found.image.id),
+        stack=stack,
+        picture=found.image.path,
+    )
 
 
 def _read_sidecar(found: GalleryImage) -> dict[str, Any]:

@@ -70,6 +70,19 @@ async def carry_into(app: App[object], carried: Carried, target: str) -> None:
         explorer = ExplorerScreen()
         await app.push_screen(explorer)
         explorer.query_one("#explorer-prompt", Input).value = carried.prompt
+    elif target == "keyframes":
+        from imgen_tui.ui.screens.keyframes import KeyframesScreen
+
+        video = KeyframesScreen()
+        await app.push_screen(video)
+        await video.start_from_picture(carried.prompt, carried.picture)
+        if carried.stack:
+            app.notify(
+                f"{describe_stack(carried.stack)} stayed behind: a keyframe video takes no "
+                "LoRAs yet.",
+                severity="warning",
+            )
+        return
     else:
         app.notify(f"There is no flow called {target!r} to carry into.", severity="warning")
         return

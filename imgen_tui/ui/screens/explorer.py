@@ -303,7 +303,9 @@ class ExplorerScreen(Screen[None]):
             dataclasses.replace(lora, family=self._lora_family(lora.name) or round_family)
             for lora in self.explorer.plan_of(current, cell).stack
         )
-        carried = Carried(current.prompt, current.negative, str(cell.image.id), stack)
+        carried = Carried(
+            current.prompt, current.negative, str(cell.image.id), stack, cell.image.path
+        )
         targets = tuple(each for each in CARRY_TARGETS if each[0] != "explorer")
 
         async def chosen(target: str | None) -> None:

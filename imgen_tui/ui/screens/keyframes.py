@@ -165,6 +165,17 @@ class KeyframesScreen(Screen[None]):
         await self._save()
         await self._repaint()
 
+    async def start_from_picture(self, prompt: str, picture: Path | None) -> None:
+        """A pick carried from another flow: the scene is its prompt, keyframe 1 looks like it."""
+        self.query_one("#scene", Input).value = prompt
+        self.flow.scene = prompt
+        self.flow.add(prompt[:60] or "the picture")
+        await self._repaint()
+        if picture is not None:
+            await self._use_file(0, str(picture))
+        self.notify("Now type the next keyframes (A): each is a moment of the clip.")
+        self.query_one("#keyframe", Input).focus()
+
     def action_describe_keyframe(self) -> None:
         self.query_one("#keyframe", Input).focus()
 
