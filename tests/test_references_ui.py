@@ -241,3 +241,67 @@ async def test_the_explorer_keeps_a_style_across_showcases_and_reopening(
         screen = await open_explorer(pilot, resume=session_id)
         await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
         assert [p.kind for p in explorer_session(screen).references.pins] == ["style"]
+
+
+async def test_r_pins_a_picture_file_as_a_reference_and_bad_lines_say_why(tmp_path: Path) -> None:
+    """R takes KIND:PATH[:STRENGTH] as --ref does: a typed file becomes a pin the next stage uses."""
+    from PIL import Image
+
+    from imgen_tui.ui.screens.funnel import FunnelScreen
+    from imgen_tui.ui.screens.modals import AskLineScreen
+    from tests.pilot_helpers import notices, start_drafts
+    from tests.test_ui_funnel import SIZE as FUNNEL_SIZE
+    from tests.test_ui_funnel import all_done, current_cells
+    from tests.test_ui_funnel import demo_app as funnel_app
+
+    pose = tmp_path / "dancer.png"
+    Image.new("RGB", (256, 256), (30, 200, 90)).save(pose)
+    (tmp_path / "notes.png").write_text("not a picture")
+    app = funnel_app(tmp_path / "data")
+
+    async def typed(screen: FunnelScreen, line: str | None) -> None:
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, AskLineScreen))
+        if line is None:
+            await pilot.press("escape")
+        else:
+            app.screen.query_one("#ask-line", Input).value = line
+            await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen)
+
+    async with app.run_test(size=FUNNEL_SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        assert screen.flow is not None
+        flow = screen.flow
+        screen.query_one(RoundView).grid.focus()
+        await typed(screen, None)  # escape: nothing pinned
+        for line, says in (
+            ("hat:/nowhere.png", "is not KIND:IMAGE"),
+            (f"pose:{tmp_path / 'gone.png'}", "is not a file"),
+            (f"pose:{tmp_path / 'notes.png'}", "is not an image Pillow can read"),
+            (f"face:{pose}:7", "out of range"),
+        ):
+            await typed(screen, line)
+            await until(pilot, lambda says=says: any(says in n for n in notices(app)))  # type: ignore[misc]
+        assert flow.references.pins == []
+        await typed(screen, f"pose:{pose}:0.6")
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        (pin,) = flow.references.pins
+        assert (pin.kind, pin.path, pin.strength, pin.image_id) == ("pose", str(pose), 0.6, None)
+        assert any("Keeping the pose of dancer.png" in n for n in notices(app))
+        await pilot.press("space", "n")  # pick #1, on to the SDXL stage: it keeps the pose
+        await until(pilot, lambda: flow.funnel.position == 1)
+        job = app.engine.scheduler.jobs[current_cells(screen)[0].job_id]  # type: ignore[union-attr]
+        assert "controlnet" in job.spec.needs
+        assert str(pose) in [path for _, path in job.spec.reference_images]
+        session_id = flow.session_id
+
+    again = funnel_app(tmp_path / "data")
+    async with again.run_test(size=FUNNEL_SIZE) as pilot:
+        screen = FunnelScreen(resume=session_id)
+        await pilot.app.push_screen(screen)
+        await until(pilot, lambda: screen.flow is not None and screen.funnel is not None)
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        assert screen.flow is not None
+        assert [(p.kind, p.path) for p in screen.flow.references.pins] == [("pose", str(pose))]

@@ -222,11 +222,11 @@ async def test_a_remapped_key_keeps_its_place_in_the_footer(
     config_home: Path, tmp_path: Path
 ) -> None:
     before = await footer_actions(tmp_path, "before")
-    (config_home / "keys.yaml").write_text("funnel.pick: y\nfunnel.refine: R\n")
+    (config_home / "keys.yaml").write_text("funnel.pick: y\nfunnel.refine: W\n")
     after = await footer_actions(tmp_path, "after")
     assert [action for action, _ in after] == [action for action, _ in before]
     shown = dict(after)
-    assert shown["verdict('picked')"] == "y" and shown["refine"] == "R"
+    assert shown["verdict('picked')"] == "y" and shown["refine"] == "W"
 
 
 async def test_round_pick_remapped_once_picks_in_the_funnel_and_the_concept_builder(

@@ -21,7 +21,11 @@ def parse_references(values: Iterable[str]) -> tuple[tuple[str, str, float], ...
     return tuple(parse_reference(value) for value in values)
 
 
-def parse_reference(value: str) -> tuple[str, str, float]:
+def parse_reference(value: str, label: str = "--ref") -> tuple[str, str, float]:
+    """One KIND:IMAGE[:STRENGTH]; `label` names where it was typed in the error sentence.
+
+    Reads the file's header (call it in a thread from the TUI).
+    """
     kind, _, rest = value.partition(":")
     path, strength = rest, DEFAULT_STRENGTH
     head, colon, tail = rest.rpartition(":")
@@ -32,20 +36,20 @@ def parse_reference(value: str) -> tuple[str, str, float]:
             path = rest  # a colon inside the file name, not a strength
     if kind not in KINDS or not path:
         raise ConfigError(
-            f"--ref {value!r} is not KIND:IMAGE[:STRENGTH] with KIND one of {', '.join(KINDS)}"
+            f"{label} {value!r} is not KIND:IMAGE[:STRENGTH] with KIND one of {', '.join(KINDS)}"
         )
     if not math.isfinite(strength) or not 0 <= strength <= MAX_STRENGTH:
         raise ConfigError(
-            f"--ref {value!r}: strength {strength:g} is out of range; give 0 to {MAX_STRENGTH:g}"
+            f"{label} {value!r}: strength {strength:g} is out of range; give 0 to {MAX_STRENGTH:g}"
         )
-    image = Path(path)
+    image = Path(path).expanduser()
     if not image.is_file():
-        raise ConfigError(f"--ref {value!r}: {path} is not a file; give an image to keep")
+        raise ConfigError(f"{label} {value!r}: {path} is not a file; give an image to keep")
     try:
         with Image.open(image) as opened:
             opened.verify()
     except (OSError, UnidentifiedImageError, SyntaxError):
         raise ConfigError(
-            f"--ref {value!r}: {path} is not an image Pillow can read; give a PNG, JPEG or WebP"
+            f"{label} {value!r}: {path} is not an image Pillow can read; give a PNG, JPEG or WebP"
         ) from None
     return kind, str(image.resolve()), strength

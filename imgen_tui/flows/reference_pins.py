@@ -46,14 +46,25 @@ class ReferencePins:
         """Keep `kind` of this picture from the next round on (replacing a pin of that kind)."""
         if self._session_id() is None:
             raise ValueError("make a round first: references belong to the session")
-        new = PinnedReference(kind=kind, path=str(image.path), image_id=image.id)
-        index = next((i for i, p in enumerate(self.pins) if p.kind == kind), None)
+        return await self._replace(
+            PinnedReference(kind=kind, path=str(image.path), image_id=image.id)
+        )
+
+    async def _replace(self, new: PinnedReference) -> PinnedReference:
+        """The new pin, in place of one of its kind if there was one; saved in the intent."""
+        index = next((i for i, p in enumerate(self.pins) if p.kind == new.kind), None)
         if index is None:
             self.pins.append(new)
         else:
             self.pins[index] = new
         await self._save()
         return new
+
+    async def pin_file(self, kind: PinKind, path: str, strength: float) -> PinnedReference:
+        """Keep `kind` of a picture file the operator named (uploaded to the node that runs it)."""
+        if self._session_id() is None:
+            raise ValueError("make a round first: references belong to the session")
+        return await self._replace(PinnedReference(kind=kind, path=path, strength=strength))
 
     async def nudge(
         self,

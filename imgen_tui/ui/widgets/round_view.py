@@ -9,8 +9,10 @@ message (`RefineAsked`), and the flow screen answers it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,17 +21,19 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from imgen_tui.flows.reference_args import parse_reference
 from imgen_tui.flows.reference_pins import ReferencePins
 from imgen_tui.flows.round_session import RoundSession
 from imgen_tui.flows.round_store import RoundActions
 from imgen_tui.flows.rounds import Cell, Denoise, Round, mark_for_compare
 from imgen_tui.graphs.reference_pin import PinKind
-from imgen_tui.graphs.references import capability_for
+from imgen_tui.graphs.references import KINDS, capability_for
 from imgen_tui.scheduler.events import JobCancelled, JobDone, JobFailed, JobPreview
 from imgen_tui.store.records import Verdict
 from imgen_tui.ui.widgets.grid import ThumbGrid
 from imgen_tui.ui.widgets.lora_chips import LoraChips
 from imgen_tui.ui.widgets.reference_chips import ReferenceChips
+from imgen_tui.yamlfile import ConfigError
 
 ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("left,h", "move(-1)", "Left", show=False, id="round.left"),
@@ -53,6 +57,7 @@ ROUND_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("P", "reference('pose')", "Keep pose", show=False, id="round.ref_pose"),
     Binding("F", "reference('face')", "Keep face", show=False, id="round.ref_face"),
     Binding("S", "reference('style')", "Keep style", show=False, id="round.ref_style"),
+    Binding("R", "reference_file", "Reference file", show=False, id="round.ref_file"),
 ]
 FARM_CHECK_SECONDS = 1.0  # how often waiting cells look at the nodes they wait for
 
@@ -176,7 +181,7 @@ class RoundView(Vertical):
         (The keyframe screen plays with P and cycles fps with F, the explorer
         draws new seeds with S: a disabled binding lets Textual go on to them.)
         """
-        if action == "reference":
+        if action in ("reference", "reference_file"):
             return self.reference_pins() is not None
         return True
 
@@ -400,6 +405,35 @@ class RoundView(Vertical):
         note = f"; {lacking} cannot run it" if lacking else ""
         self.notify(
             f"Keeping the {kind} of #{self.number(cell)} from the next round on "
+            f"(strength {pin.strength:.1f}){note}"
+        )
+
+    def action_reference_file(self) -> None:
+        """R: a reference from a picture file, typed as the CLI's --ref KIND:IMAGE[:STRENGTH]."""
+        from imgen_tui.ui.screens.modals import AskLineScreen
+
+        kinds = ", ".join(KINDS)
+        self.app.push_screen(
+            AskLineScreen(f"Reference from a file: KIND:PATH[:STRENGTH], KIND one of {kinds}",
+                          "pose:~/Pictures/pose.png:0.8"),
+            self._reference_typed,
+        )  # fmt: skip
+
+    async def _reference_typed(self, typed: str | None) -> None:
+        pins = self.reference_pins()
+        if typed is None or pins is None:
+            return
+        try:
+            kind, path, strength = await asyncio.to_thread(parse_reference, typed, "reference")
+            pin = await pins.pin_file(cast(PinKind, kind), path, strength)
+        except (ConfigError, ValueError) as error:
+            self.notify(str(error), severity="warning", timeout=10)
+            return
+        await self.query_one(ReferenceChips).show(pins)
+        lacking = self._nodes_lacking(capability_for(pin.kind))
+        note = f"; {lacking} cannot run it" if lacking else ""
+        self.notify(
+            f"Keeping the {pin.kind} of {Path(path).name} from the next round on "
             f"(strength {pin.strength:.1f}){note}"
         )
 
