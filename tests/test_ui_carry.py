@@ -41,6 +41,17 @@ async def one_pick(data_dir: Path) -> None:
         await store.close()
 
 
+async def open_gallery(pilot: Any) -> GalleryScreen:
+    """From Home: the sessions list, then `G`, until the one pick is on the grid."""
+    await open_sessions(pilot)
+    await pilot.press("G")
+    await until(pilot, lambda: isinstance(pilot.app.screen, GalleryScreen))
+    gallery = pilot.app.screen
+    assert isinstance(gallery, GalleryScreen)
+    await until(pilot, lambda: len(gallery.grid.cells) == 1)
+    return gallery
+
+
 @pytest.mark.parametrize(
     ("down", "screen_type", "prompt_id"),
     [
@@ -59,12 +70,7 @@ async def test_carry_from_the_gallery_into_each_flow(
     await one_pick(tmp_path)
     app = demo_app(tmp_path, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await open_sessions(pilot)
-        await pilot.press("G")
-        await until(pilot, lambda: isinstance(app.screen, GalleryScreen))
-        gallery = app.screen
-        assert isinstance(gallery, GalleryScreen)
-        await until(pilot, lambda: len(gallery.grid.cells) == 1)
+        gallery = await open_gallery(pilot)
 
         await pilot.press("c")  # the chooser; escape loses nothing
         await until(pilot, lambda: isinstance(app.screen, CarryChooser))
@@ -385,12 +391,7 @@ async def test_carry_from_the_gallery_into_a_keyframe_video_starts_from_the_pict
     await one_pick(tmp_path)
     app = demo_app(tmp_path, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await open_sessions(pilot)
-        await pilot.press("G")
-        await until(pilot, lambda: isinstance(app.screen, GalleryScreen))
-        gallery = app.screen
-        assert isinstance(gallery, GalleryScreen)
-        await until(pilot, lambda: len(gallery.grid.cells) == 1)
+        gallery = await open_gallery(pilot)
         original = gallery.grid.cells[0].image
         assert original is not None
         await pilot.press("c")

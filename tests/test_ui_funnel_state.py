@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import Input, OptionList
 
@@ -147,6 +148,20 @@ async def walk_to_the_final(pilot: object, screen: FunnelScreen) -> None:
     await until(pilot, all_done(screen))
 
 
+async def reopen_the_only_session(pilot: Any) -> FunnelScreen:
+    """From Home, as a user would: the one session in the list, tab, enter."""
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+    sessions = app.screen.query_one("#sessions", OptionList)
+    await until(pilot, lambda: sessions.option_count == 1 and sessions.highlighted == 0)
+    await pilot.press("tab", "enter")
+    await until(pilot, lambda: isinstance(app.screen, FunnelScreen))
+    reopened = top(app)
+    assert isinstance(reopened, FunnelScreen)
+    await until(pilot, lambda: reopened.funnel is not None and reopened.funnel.current is not None)
+    return reopened
+
+
 async def test_a_session_reopens_exactly_as_it_was_left(tmp_path: Path) -> None:
     app = demo_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -164,16 +179,7 @@ async def test_a_session_reopens_exactly_as_it_was_left(tmp_path: Path) -> None:
 
     again = demo_app(tmp_path)
     async with again.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(again.screen, HomeScreen))
-        sessions = again.screen.query_one("#sessions", OptionList)
-        await until(pilot, lambda: sessions.option_count == 1 and sessions.highlighted == 0)
-        await pilot.press("tab", "enter")
-        await until(pilot, lambda: isinstance(again.screen, FunnelScreen))
-        reopened = top(again)
-        assert isinstance(reopened, FunnelScreen)
-        await until(
-            pilot, lambda: reopened.funnel is not None and reopened.funnel.current is not None
-        )
+        reopened = await reopen_the_only_session(pilot)
         funnel = funnel_of(reopened)
         assert funnel.state() == left
         assert funnel.position == 3
@@ -362,16 +368,7 @@ async def test_a_job_whose_saved_spec_is_damaged_fails_alone_and_the_rest_resume
 
     again = demo_app(tmp_path)
     async with again.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(again.screen, HomeScreen))
-        sessions = again.screen.query_one("#sessions", OptionList)
-        await until(pilot, lambda: sessions.option_count == 1 and sessions.highlighted == 0)
-        await pilot.press("tab", "enter")
-        await until(pilot, lambda: isinstance(again.screen, FunnelScreen))
-        reopened = top(again)
-        assert isinstance(reopened, FunnelScreen)
-        await until(
-            pilot, lambda: reopened.funnel is not None and reopened.funnel.current is not None
-        )
+        reopened = await reopen_the_only_session(pilot)
         cells = {cell.job_id: cell for cell in current_cells(reopened)}
         assert list(cells) == job_ids
         for job_id in damaged:

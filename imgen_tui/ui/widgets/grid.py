@@ -45,7 +45,8 @@ class ThumbCell(Vertical):
         self._preview_at = 0.0
 
     def compose(self) -> ComposeResult:
-        yield image_widget(self.renderer)(None, classes="picture")
+        self._picture = image_widget(self.renderer)(None, classes="picture")
+        yield self._picture
         yield Static("", classes="caption")
 
     def show(self, cell: Cell | None, number: int) -> None:
@@ -83,23 +84,23 @@ class ThumbCell(Vertical):
 
     async def _load_thumb(self, path: Path) -> None:
         picture = await load_picture(path)
-        if self._shown == path:
+        if self._shown == path and self._picture.is_attached:  # not closed while it loaded
             self._set_picture(picture)
             self.thumb_shown = path
             self.post_message(ThumbPainted(self.index))
 
     async def _load_preview(self, data: bytes) -> None:
-        width, height = self.query_one(".picture").size
+        width, height = self._picture.size
         cell = get_cell_size()
         picture = await decode_preview(
             data, (max(1, width) * cell.width, max(1, height) * cell.height)
         )
-        if self._shown is data:
+        if self._shown is data and self._picture.is_attached:  # not closed while it decoded
             self._set_picture(picture)
 
     def _set_picture(self, picture: PILImage.Image | None) -> None:
         self.thumb_shown = None
-        self.query_one(".picture").image = picture  # type: ignore[attr-defined]
+        self._picture.image = picture  # type: ignore[attr-defined]
 
 
 class CellClicked(Message):
