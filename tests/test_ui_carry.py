@@ -279,18 +279,15 @@ async def one_pick_with_loras(data_dir: Path, loras: list[tuple[str, float]]) ->
         await store.close()
 
 
-async def carry_from_gallery(pilot: Pilot[Any], down: int) -> None:
-    await open_sessions(pilot)
-    await pilot.press("G")
-    await until(pilot, lambda: isinstance(pilot.app.screen, GalleryScreen))
-    gallery = pilot.app.screen
-    assert isinstance(gallery, GalleryScreen)
-    await until(pilot, lambda: len(gallery.grid.cells) == 1)
+async def carry_from_gallery(pilot: Pilot[Any], down: int) -> GalleryScreen:
+    """Open the gallery, `c`, and choose the target `down` rows into the chooser."""
+    gallery = await open_gallery(pilot)
     await pilot.press("c")
     await until(pilot, lambda: isinstance(pilot.app.screen, CarryChooser))
     for _ in range(down):
         await pilot.press("down")
     await pilot.press("enter")
+    return gallery
 
 
 async def test_carry_from_the_gallery_reads_the_stack_and_leaves_out_a_lora_no_node_has(
@@ -391,12 +388,9 @@ async def test_carry_from_the_gallery_into_a_keyframe_video_starts_from_the_pict
     await one_pick(tmp_path)
     app = demo_app(tmp_path, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        gallery = await open_gallery(pilot)
+        gallery = await carry_from_gallery(pilot, 3)
         original = gallery.grid.cells[0].image
         assert original is not None
-        await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, CarryChooser))
-        await pilot.press("down", "down", "down", "enter")
         await until(pilot, lambda: isinstance(app.screen, KeyframesScreen))
         video = app.screen
         assert isinstance(video, KeyframesScreen)
