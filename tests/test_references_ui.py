@@ -9,6 +9,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from imgen_tui.graphs.reference_pin import PinnedReference
 from imgen_tui.llm.pipeline import Intent
 from imgen_tui.ui.screens.concept import ConceptScreen
 from imgen_tui.ui.screens.queue import QueueScreen
@@ -161,11 +162,26 @@ async def test_references_survive_refinement_and_come_back_on_resume(
         assert made is not None and {cell.node_id for cell in made.cells} == {"gpu-premium"}
 
 
+async def reopened_funnel_pins(data_dir: Path, session_id: str | None) -> list[PinnedReference]:
+    """The funnel session reopened in a new app: its pins, once their one chip is shown."""
+    from imgen_tui.ui.screens.funnel import FunnelScreen
+    from tests.test_ui_funnel import SIZE as FUNNEL_SIZE
+    from tests.test_ui_funnel import demo_app as funnel_app
+
+    again = funnel_app(data_dir)
+    async with again.run_test(size=FUNNEL_SIZE) as pilot:
+        screen = FunnelScreen(resume=session_id)
+        await pilot.app.push_screen(screen)
+        await until(pilot, lambda: screen.flow is not None and screen.funnel is not None)
+        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
+        assert screen.flow is not None
+        return list(screen.flow.references.pins)
+
+
 async def test_the_funnel_keeps_a_drafts_pose_into_the_next_stage_and_after_reopening(
     tmp_path: Path,
 ) -> None:
     """P on a draft pins its pose (failed before: the funnel session had no pins, so P did nothing)."""
-    from imgen_tui.ui.screens.funnel import FunnelScreen
     from tests.pilot_helpers import start_drafts
     from tests.test_ui_funnel import SIZE as FUNNEL_SIZE
     from tests.test_ui_funnel import all_done, current_cells
@@ -190,14 +206,8 @@ async def test_the_funnel_keeps_a_drafts_pose_into_the_next_stage_and_after_reop
         session_id = flow.session_id
         await pilot.press("q")
 
-    again = funnel_app(tmp_path)
-    async with again.run_test(size=FUNNEL_SIZE) as pilot:
-        screen = FunnelScreen(resume=session_id)
-        await pilot.app.push_screen(screen)
-        await until(pilot, lambda: screen.flow is not None and screen.funnel is not None)
-        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
-        assert screen.flow is not None
-        assert [p.kind for p in screen.flow.references.pins] == ["pose"]
+    pins = await reopened_funnel_pins(tmp_path, session_id)
+    assert [p.kind for p in pins] == ["pose"]
 
 
 async def test_the_explorer_keeps_a_style_across_showcases_and_reopening(
@@ -297,11 +307,5 @@ async def test_r_pins_a_picture_file_as_a_reference_and_bad_lines_say_why(tmp_pa
         assert str(pose) in [path for _, path in job.spec.reference_images]
         session_id = flow.session_id
 
-    again = funnel_app(tmp_path / "data")
-    async with again.run_test(size=FUNNEL_SIZE) as pilot:
-        screen = FunnelScreen(resume=session_id)
-        await pilot.app.push_screen(screen)
-        await until(pilot, lambda: screen.flow is not None and screen.funnel is not None)
-        await until(pilot, lambda: len(list(screen.query(ReferenceChip))) == 1)
-        assert screen.flow is not None
-        assert [(p.kind, p.path) for p in screen.flow.references.pins] == [("pose", str(pose))]
+    pins = await reopened_funnel_pins(tmp_path / "data", session_id)
+    assert [(p.kind, p.path) for p in pins] == [("pose", str(pose))]
