@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from PIL import Image as PILImage
+
 from imgen_tui.locations import user_data_dir
 from imgen_tui.store.animation import (
     CheckedAnimation,
@@ -43,6 +45,7 @@ from imgen_tui.store.files import (
     write_atomic,
     write_json_atomic,
 )
+from imgen_tui.store.fresh_thumbnails import FRESH, decode_jpeg
 from imgen_tui.store.lock import SessionBusy, SessionLock, is_locked
 from imgen_tui.store.records import (
     GalleryImage,
@@ -287,22 +290,27 @@ class SessionStore:
         checked = await asyncio.gather(
             *(asyncio.to_thread(self._check, output) for output in outputs)
         )
-        records = await self._db(self._write_and_record, job_id, outputs, checked)
-        return [self._absolute(record) for record in records]
+        records = await self._db(
+            self._write_and_record, job_id, outputs, [done for done, _ in checked]
+        )
+        stored = [self._absolute(record) for record in records]
+        for record, (_, picture) in zip(stored, checked, strict=True):
+            FRESH.remember(record.thumb_path, picture)  # its first paint needs no disk read
+        return stored
 
-    def _check(self, output: NewImage) -> CheckedImage:
+    def _check(self, output: NewImage) -> tuple[CheckedImage, PILImage.Image]:
+        """The checked output and its thumbnail decoded from the bytes the file will hold."""
         fps = output.sidecar.get("fps")
-        return check_output(
+        checked = check_output(
             output.data, self.thumbnail_side, fps_hint=fps if isinstance(fps, float) else None
         )
+        return checked, decode_jpeg(checked.thumbnail)
 
     def _write_and_record(
         self, job_id: str, outputs: Sequence[NewImage], checked: Sequence[CheckedImage]
     ) -> list[ImageRecord]:
         """On the database's thread: the job's files, then the one transaction that records them."""
-        session_id, round_id, round_position, stage, job_position = self._database.job_place(
-            job_id
-        )
+        session_id, round_id, round_position, stage, job_position = self._database.job_place(job_id)
         folder = self.session_dir(session_id)
         stem = f"r{round_position:02d}-{safe_name(stage, limit=24)}-{job_position:04d}"
         written: list[Path] = []

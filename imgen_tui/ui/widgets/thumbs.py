@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from imgen_tui.store.fresh_thumbnails import FRESH
+
 
 def _open(path: Path, max_side: int | None) -> Image.Image:
     with Image.open(path) as image:
@@ -19,6 +21,11 @@ def _open(path: Path, max_side: int | None) -> Image.Image:
 
 
 async def load_picture(path: Path, max_side: int | None = None) -> Image.Image:
+    """A stored picture; a thumbnail this process just made comes from memory, with no hop."""
+    if max_side is None:
+        fresh = FRESH.get(path)
+        if fresh is not None:
+            return fresh
     return await asyncio.to_thread(_open, path, max_side)
 
 

@@ -1,0 +1,58 @@
+"""The thumbnails this process has just written, kept decoded for their first paint.
+
+A finished draft's thumbnail is made on the thread pool and written on the
+database's thread; its grid cell then used to read the file back and decode
+it in yet another thread hop, and each hop waits for a busy event loop to come
+round. Kept here, decoded from the very bytes written to the file (so the
+pixels are the file's), the cell shows it at once. A few pages' worth are kept,
+oldest dropped first; anything else is read from disk as before.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image
+
+KEPT = 40  # two pages of drafts; 384² RGB is about 0.44 MB each
+
+
+def decode_jpeg(data: bytes) -> Image.Image:
+    """The thumbnail's pixels exactly as a later read of its file gives them."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+class FreshThumbnails:
+    """A bounded, thread-safe map from a thumbnail's path to its decoded picture."""
+
+    def __init__(self, kept: int = KEPT) -> None:
+        self._kept = kept
+        self._pictures: OrderedDict[Path, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, path: Path, picture: Image.Image) -> None:
+        with self._lock:
+            self._pictures[path] = picture
+            self._pictures.move_to_end(path)
+            while len(self._pictures) > self._kept:
+                self._pictures.popitem(last=False)
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._pictures.pop(path, None)
+
+    def get(self, path: Path) -> Image.Image | None:
+        """The picture if it is still kept (callers must not change it: it is shared)."""
+        with self._lock:
+            picture = self._pictures.get(path)
+            if picture is not None:
+                self._pictures.move_to_end(path)
+            return picture
+
+
+FRESH = FreshThumbnails()
