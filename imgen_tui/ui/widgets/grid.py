@@ -43,6 +43,7 @@ class ThumbCell(Vertical):
         self._shown: object = None  # what the picture widget holds: a thumb path or a preview
         self.thumb_shown: Path | None = None  # the thumbnail handed to the picture widget
         self._preview_at = 0.0
+        self._caption_shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         self._picture = image_widget(self.renderer)(None, classes="picture")
@@ -56,7 +57,10 @@ class ThumbCell(Vertical):
             return
         self.set_class(cell.verdict == "picked", "picked")
         self.set_class(cell.verdict == "rejected", "rejected")
-        self.query_one(".caption", Static).update(_caption(cell, number), layout=False)  # one line
+        caption = _caption(cell, number)
+        if caption != self._caption_shown:  # most progress events change neither bar nor ETA
+            self._caption_shown = caption
+            self.query_one(".caption", Static).update(caption, layout=False)  # one line
         if cell.image is not None and self._shown != cell.image.thumb_path:
             self._shown = cell.image.thumb_path
             self.run_worker(

@@ -245,11 +245,11 @@ class RoundView(Vertical):
 
     def action_move(self, delta: int) -> None:
         self.grid.move(delta)
-        self.repaint_feedback()
+        self.call_after_refresh(self.repaint_feedback)
 
     def action_move_row(self, delta: int) -> None:
         self.grid.move(delta * self.grid.columns)
-        self.repaint_feedback()
+        self.call_after_refresh(self.repaint_feedback)
 
     def on_thumb_grid_moved(self) -> None:
         self.repaint_feedback()
