@@ -28,9 +28,26 @@ def _output(seed: int, data: bytes | None = None) -> NewImage:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    FRESH.keep()  # as the TUI does: this process paints thumbnails
     opened = await SessionStore.open(tmp_path / "data", thumbnail_side=128)
     yield opened
     await opened.close()
+
+
+async def test_a_process_that_paints_no_thumbnails_keeps_none(tmp_path: Path) -> None:
+    """The batch CLI: nothing decoded, nothing held; a later painter gets the files."""
+    FRESH.keep(0)
+    try:
+        opened = await SessionStore.open(tmp_path / "data", thumbnail_side=128)
+        (job_id,) = await _job(opened)
+        (record,) = await opened.save_images(job_id, [_output(8)])
+        assert not FRESH.wanted and FRESH.get(record.thumb_path) is None
+        loaded = await load_picture(record.thumb_path)
+        with Image.open(record.thumb_path) as on_disk:
+            assert ImageChops.difference(loaded, on_disk.convert("RGB")).getbbox() is None
+        await opened.close()
+    finally:
+        FRESH.keep()
 
 
 async def _job(store: SessionStore, count: int = 1) -> list[str]:
@@ -89,6 +106,16 @@ async def test_a_corrupt_output_or_a_failed_write_remembers_nothing(
         await store.save_images(second, [_output(6)])
     assert FRESH.get(session_dir / "thumbs" / "r01-drafts-0002.jpg") is None
     assert not [path for path in session_dir.rglob("*.png")]
+
+
+def test_keeping_fewer_drops_the_oldest_at_once() -> None:
+    kept = FreshThumbnails(kept=3)
+    for name in "abc":
+        kept.remember(Path(name), Image.new("RGB", (4, 4)))
+    kept.keep(1)
+    assert [kept.get(Path(name)) is not None for name in "abc"] == [False, False, True]
+    kept.keep(0)
+    assert not kept.wanted and kept.get(Path("c")) is None
 
 
 def test_only_the_newest_are_kept_and_a_look_counts_as_use() -> None:

@@ -58,6 +58,14 @@ async def test_a_caption_is_rewritten_only_when_what_it_says_changes() -> None:
         await pilot.pause()
         assert "███░" in updates[0] and "████░" in updates[1] and " 3s" in updates[2]
 
+        cell.notice = "gpu-a is down: waiting for a node"  # its node died mid-job
+        cell_widget.show(cell, 1)
+        cell_widget.show(cell, 1)
+        cell.notice, cell.state = None, "cancelled"
+        cell_widget.show(cell, 1)
+        assert len(updates) == 7
+        assert "gpu-a is down" in updates[5] and "cancelled" in updates[6]
+
 
 def _same_pixels(picture: Image.Image, path: Path) -> bool:
     with Image.open(path) as on_disk:

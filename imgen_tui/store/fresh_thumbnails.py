@@ -5,7 +5,9 @@ database's thread; its grid cell then used to read the file back and decode
 it in yet another thread hop, and each hop waits for a busy event loop to come
 round. Kept here, decoded from the very bytes written to the file (so the
 pixels are the file's), the cell shows it at once. A few pages' worth are kept,
-oldest dropped first; anything else is read from disk as before.
+oldest dropped first; anything else is read from disk as before. Only a
+process that paints thumbnails asks for this (`FRESH.keep()`, the TUI): the
+batch CLI neither decodes them nor holds them.
 """
 
 from __future__ import annotations
@@ -30,10 +32,22 @@ def decode_jpeg(data: bytes) -> Image.Image:
 class FreshThumbnails:
     """A bounded, thread-safe map from a thumbnail's path to its decoded picture."""
 
-    def __init__(self, kept: int = KEPT) -> None:
+    def __init__(self, kept: int = 0) -> None:
         self._kept = kept
         self._pictures: OrderedDict[Path, Image.Image] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def wanted(self) -> bool:
+        """Whether anything is kept: the store decodes thumbnails only for a painter."""
+        return self._kept > 0
+
+    def keep(self, kept: int = KEPT) -> None:
+        """Keep this many from now on (0: none, as a process that never paints them)."""
+        with self._lock:
+            self._kept = kept
+            while len(self._pictures) > kept:
+                self._pictures.popitem(last=False)
 
     def remember(self, path: Path, picture: Image.Image) -> None:
         with self._lock:

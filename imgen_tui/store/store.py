@@ -295,16 +295,18 @@ class SessionStore:
         )
         stored = [self._absolute(record) for record in records]
         for record, (_, picture) in zip(stored, checked, strict=True):
-            FRESH.remember(record.thumb_path, picture)  # its first paint needs no disk read
+            if picture is not None:
+                FRESH.remember(record.thumb_path, picture)  # its first paint needs no disk read
         return stored
 
-    def _check(self, output: NewImage) -> tuple[CheckedImage, PILImage.Image]:
-        """The checked output and its thumbnail decoded from the bytes the file will hold."""
+    def _check(self, output: NewImage) -> tuple[CheckedImage, PILImage.Image | None]:
+        """The checked output, and its thumbnail decoded from the bytes the file will hold
+        when this process paints thumbnails (`FRESH.keep()`)."""
         fps = output.sidecar.get("fps")
         checked = check_output(
             output.data, self.thumbnail_side, fps_hint=fps if isinstance(fps, float) else None
         )
-        return checked, decode_jpeg(checked.thumbnail)
+        return checked, decode_jpeg(checked.thumbnail) if FRESH.wanted else None
 
     def _write_and_record(
         self, job_id: str, outputs: Sequence[NewImage], checked: Sequence[CheckedImage]

@@ -25,6 +25,7 @@ from imgen_tui.llm.config import EnhancementStyle, load_llm_config, load_styles
 from imgen_tui.llm.ollama_stages import OllamaStages
 from imgen_tui.locations import bundled_dir, user_config_dir, user_state_dir, workflow_folders
 from imgen_tui.store.files import write_json_atomic
+from imgen_tui.store.fresh_thumbnails import FRESH
 from imgen_tui.ui.collector import TICK_SECONDS, QuietCollector
 from imgen_tui.ui.commands import ScreenActions
 from imgen_tui.ui.graphics import Graphics, choose
@@ -276,6 +277,7 @@ def make_app(
     use_llm: bool = False,
 ) -> ImgenApp:
     """The one way to build the app, used by the CLI and the tests alike."""
+    FRESH.keep()  # this process paints thumbnails: keep the ones the store has just made
     renderer, notice, passthrough = choose(graphics)
     use_tmux_passthrough(passthrough)
     return ImgenApp(
