@@ -19,8 +19,9 @@ from textual_image._sixel import image_to_sixels
 from textual_image._terminal import get_cell_size
 
 from imgen_tui.ui.screens.lightbox import LightboxScreen
+from imgen_tui.ui.sixel_candidates import chafa_sixel
 from imgen_tui.ui.sixel_decoder import decode
-from imgen_tui.ui.sixel_encoder import BAND, chafa_sixel, choose_encoder, textual_image_sixel
+from imgen_tui.ui.sixel_encoder import BAND, bands_sixel, choose_encoder, textual_image_sixel
 from imgen_tui.ui.widgets.grid import ThumbCell
 from imgen_tui.ui.widgets.halfcell_picture import HalfcellPicture
 from imgen_tui.ui.widgets.sixel_picture import SixelPicture
@@ -78,9 +79,11 @@ def sample() -> Image.Image:
 
 
 @pytest.mark.parametrize(
-    "encoder", [chafa_sixel, textual_image_sixel], ids=["libchafa", "fallback"]
+    "encoder",
+    [bands_sixel, textual_image_sixel, chafa_sixel],
+    ids=["numpy bands", "fallback", "libchafa"],
 )
-def test_both_encoders_write_sixel_that_xterm_reads_as_the_picture(encoder: Any) -> None:
+def test_every_encoder_writes_sixel_that_xterm_reads_as_the_picture(encoder: Any) -> None:
     picture = sample()
     shown = decode(encoder(picture))
     assert shown.picture.size == picture.size
@@ -98,7 +101,7 @@ def test_textual_image_relies_on_a_definition_selecting_its_register() -> None:
 
 def test_the_fast_encoder_is_the_one_in_use() -> None:
     name, _, notice = choose_encoder()
-    assert (name, notice) == ("libchafa", None)  # chafa.py is a dependency: it must load
+    assert (name, notice) == ("numpy", None)  # numpy is a dependency: it must load
 
 
 def half_cells_to_pixels(strips: list[Any], width: int) -> Image.Image:

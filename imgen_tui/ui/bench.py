@@ -332,16 +332,36 @@ def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
 
     from textual_image._sixel import image_to_sixels
 
-    from imgen_tui.ui.sixel_encoder import chafa_sixel, textual_image_sixel
+    from imgen_tui.ui.sixel_candidates import chafa_available, chafa_sixel
+    from imgen_tui.ui.sixel_encoder import bands_sixel, textual_image_sixel
 
     encoders: list[tuple[str, Callable[[PILImage.Image], str]]] = [
         ("textual-image 0.12 image_to_sixels", image_to_sixels),
-        ("textual-image + select after define (fallback)", textual_image_sixel),
-        ("libchafa via chafa.py, error-diffusion dither as the app uses it", chafa_sixel),
+        ("textual-image + select after define (fallback)", _without_numpy(textual_image_sixel)),
+        ("Pillow octree + numpy bands (the app's)", bands_sixel),
     ]
+    if chafa_available():
+        encoders.append(("libchafa via chafa.py, error-diffusion dither", chafa_sixel))
     if shutil.which("convert") and _imagemagick_writes_sixel():
         encoders.append(("ImageMagick convert (reference, not a dependency)", _imagemagick))
     return encoders
+
+
+def _without_numpy(
+    encode: Callable[[PILImage.Image], str],
+) -> Callable[[PILImage.Image], str]:
+    """The encoder as it runs when it is the fallback: textual-image without its numpy path."""
+    from textual_image import _sixel
+
+    def pure_python(picture: PILImage.Image) -> str:
+        had = _sixel._HAS_NUMPY
+        _sixel._HAS_NUMPY = False
+        try:
+            return encode(picture)
+        finally:
+            _sixel._HAS_NUMPY = had
+
+    return pure_python
 
 
 def _loop_stall(encode: Callable[[PILImage.Image], str], picture: PILImage.Image) -> float:

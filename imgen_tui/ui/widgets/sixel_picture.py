@@ -53,7 +53,7 @@ def fit_canvas(
     The canvas fills the box (up to what terminals accept), so the picture also
     wipes whatever the region showed before: a smaller new picture leaves no
     rim of the old one. Its height is whole bands of six rows, which every
-    encoder writes exactly (libchafa would otherwise rescale to whole bands).
+    encoder writes exactly (a sixel band is six rows; libchafa would rescale).
     """
     cell = get_cell_size()
     columns = min(box.width, MAX_SIXEL_SIDE // cell.width)
