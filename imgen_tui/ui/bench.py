@@ -286,10 +286,11 @@ class EncoderFigures:
     loop_stall: float  # the longest a 1 ms timer on the main thread waited while it encoded
     streaked_rows: float  # rows xterm draws otherwise than a lenient decoder (ImageMagick's)
     mean_error: float  # per channel, xterm's reading against the picture
+    blurred_error: float  # the same after a 2 px blur: dither noise averages out, bands stay
 
 
 def _sample_pictures() -> list[tuple[str, PILImage.Image]]:
-    """A demo draft and a photograph, as 384 px thumbnails cut to whole Sixel bands."""
+    """A demo draft, a photograph and a smooth sky, as 384 px pictures cut to whole bands."""
     import textual_image
 
     from imgen_tui.sim.images import render_picture
@@ -297,8 +298,13 @@ def _sample_pictures() -> list[tuple[str, PILImage.Image]]:
     draft = render_picture("a red fox in the snow", 7, 512, 512)
     with PILImage.open(Path(textual_image.__file__).parent / "gracehopper.jpg") as photo:
         portrait = photo.convert("RGB")
+    ramp = PILImage.linear_gradient("L").resize((384, 384))
+    sky = PILImage.merge(
+        "RGB", [ramp.point(lambda v: 40 + v // 4), ramp.point(lambda v: 70 + v // 3),
+                ramp.point(lambda v: 140 + v // 3)],
+    )  # fmt: skip
     pictures = []
-    for name, picture in (("demo draft", draft), ("photo", portrait)):
+    for name, picture in (("demo draft", draft), ("photo", portrait), ("sky gradient", sky)):
         picture.thumbnail((384, 384))
         pictures.append((name, picture.crop((0, 0, picture.width, picture.height // 6 * 6))))
     return pictures
@@ -339,12 +345,21 @@ def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
         ("textual-image 0.12 image_to_sixels", image_to_sixels),
         ("textual-image + select after define (fallback)", _without_numpy(textual_image_sixel)),
         ("Pillow octree + numpy bands (the app's)", bands_sixel),
+        ("the same, octree palette undithered", _undithered_bands),
     ]
     if chafa_available():
         encoders.append(("libchafa via chafa.py, error-diffusion dither", chafa_sixel))
     if shutil.which("convert") and _imagemagick_writes_sixel():
         encoders.append(("ImageMagick convert (reference, not a dependency)", _imagemagick))
     return encoders
+
+
+def _undithered_bands(picture: PILImage.Image) -> str:
+    """The band writer on Pillow's octree output as it comes: why the app dithers."""
+    from imgen_tui.ui.sixel_bands import REGISTERS, write_palette_image
+
+    octree = picture.convert("RGB").quantize(REGISTERS, PILImage.Quantize.FASTOCTREE)
+    return write_palette_image(octree)
 
 
 def _without_numpy(
@@ -387,7 +402,7 @@ def _loop_stall(encode: Callable[[PILImage.Image], str], picture: PILImage.Image
 
 def measure_encoders(repeats: int = 5) -> list[tuple[str, EncoderFigures]]:
     """Each encoder on each sample: speed, size, GIL held, and what xterm would draw."""
-    from PIL import ImageChops, ImageStat
+    from PIL import ImageChops, ImageFilter, ImageStat
 
     from imgen_tui.ui.sixel_decoder import decode
 
@@ -409,6 +424,8 @@ def measure_encoders(repeats: int = 5) -> list[tuple[str, EncoderFigures]]:
                 lambda v: 255 if v else 0
             )
             diff = ImageChops.difference(shown, picture)
+            blur = ImageFilter.GaussianBlur(2)
+            blurred = ImageChops.difference(shown.filter(blur), picture.filter(blur))
             figures = EncoderFigures(
                 name,
                 statistics.median(times) * 1000,
@@ -416,6 +433,7 @@ def measure_encoders(repeats: int = 5) -> list[tuple[str, EncoderFigures]]:
                 _loop_stall(encode, picture),
                 ImageStat.Stat(rows).mean[0] / 255,
                 sum(ImageStat.Stat(diff).mean) / 3,
+                sum(ImageStat.Stat(blurred).mean) / 3,
             )
             results.append((sample, figures))
     return results

@@ -3,12 +3,17 @@
 Why its own encoder, when libchafa (chafa.py) already writes correct Sixel in
 C: libchafa builds its own palette and dithers against it, which took 25-35 ms
 per 384 px thumbnail on this machine's cores and re-coloured even a picture
-that already had fewer than 256 colours. Pillow's quantiser (fast octree, with
-Floyd-Steinberg diffusion so a smooth sky does not step into stripes) takes
-about a millisecond, and this module writes its palette image as it is: the
-registers are Pillow's palette, each pixel its own index. The bands are built
-with whole-array numpy operations (no Python loop per pixel, row or band), so
-the picture costs a few milliseconds, most of them outside the GIL.
+that already had fewer than 256 colours. Pillow's quantiser picks a palette
+(fast octree, about a millisecond) and maps the picture onto it with
+Floyd-Steinberg error diffusion (a few milliseconds), and this module writes
+that palette image as it is: the registers are Pillow's palette, each pixel
+its own index. The bands are built with whole-array numpy operations (no
+Python loop per pixel, row or band), so the picture costs a few
+milliseconds, most of them outside the GIL.
+
+Two steps, not `quantize(dither=...)`: Pillow dithers only when it maps onto a
+given palette; its octree quantiser alone never does, and a smooth sky then
+steps into bands 35-90 px tall in the lightbox (seen in xterm).
 
 What it writes is what xterm reads as the picture (see `sixel_decoder`): every
 register is defined before any data, and each colour's row in a band starts
@@ -37,18 +42,31 @@ def encode_bands(canvas: Image.Image) -> str:
     """The canvas as a DCS Sixel sequence at exactly its size (its height whole bands)."""
     if canvas.height % BAND:
         raise ValueError(f"Sixel canvas height {canvas.height} is not a multiple of {BAND}")
-    quantised = canvas.convert("RGB").quantize(
-        REGISTERS, Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG
-    )
-    indices = np.asarray(quantised, dtype=np.uint8)
-    rows, used = _colour_rows(indices)
-    palette = quantised.getpalette() or []
+    return write_palette_image(quantise(canvas))
+
+
+def quantise(canvas: Image.Image) -> Image.Image:
+    """The canvas in at most 256 colours, error-diffused so gradients stay smooth."""
+    rgb = canvas.convert("RGB")
+    palette = rgb.quantize(REGISTERS, Image.Quantize.FASTOCTREE)
+    return rgb.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
+
+
+def write_palette_image(picture: Image.Image) -> str:
+    """A palette ("P") image as Sixel: its palette as the registers, each pixel its index."""
+    if picture.mode != "P":
+        raise ValueError(f"Sixel bands need a palette image, not mode {picture.mode}")
+    if picture.height % BAND:
+        raise ValueError(f"Sixel canvas height {picture.height} is not a multiple of {BAND}")
+    rows, used = _colour_rows(np.asarray(picture, dtype=np.uint8))
+    palette = picture.getpalette() or []
+    palette += [0] * (3 * REGISTERS - len(palette))
     definitions = "".join(
         f"#{register};2;{_percent(palette[3 * register])};"
         f"{_percent(palette[3 * register + 1])};{_percent(palette[3 * register + 2])}"
         for register in np.flatnonzero(used).tolist()
     )
-    width, height = canvas.size
+    width, height = picture.size
     return f'\x1bP0;1;0q"1;1;{width};{height}{definitions}{rows}\x1b\\'
 
 
@@ -67,23 +85,23 @@ def _colour_rows(indices: npt.NDArray[np.uint8]) -> tuple[str, npt.NDArray[np.bo
     """
     height, width = indices.shape
     bands = height // BAND
-    # sixels[band * 256 + colour, x]: the colour's six bits in that band's column x.
-    sixels = np.zeros((bands * REGISTERS, width), dtype=np.uint8)
-    band_base = (np.arange(bands, dtype=np.intp) * REGISTERS)[:, None]
-    columns = np.arange(width, dtype=np.intp)[None, :]
     by_band = indices.reshape(bands, BAND, width)
-    for bit in range(BAND):  # one pixel per (band, column) per bit: no index repeats
-        sixels[band_base + by_band[:, bit, :], columns] |= np.uint8(1 << bit)
-    present = np.bincount(
-        (band_base[:, :, None] + by_band).ravel(), minlength=bands * REGISTERS
-    ).astype(bool)
-    chosen = np.flatnonzero(present)  # (band, colour) pairs in band order, then colour
+    # Every pixel's (band, colour) pair, numbered band * 256 + colour.
+    pairs = (np.arange(bands, dtype=np.intp) * REGISTERS)[:, None, None] + by_band
+    present = np.bincount(pairs.ravel(), minlength=bands * REGISTERS).astype(bool)
+    chosen = np.flatnonzero(present)  # the pairs that occur, in band order, then colour
     colours = chosen % REGISTERS
     last_of_band = np.append(chosen[1:] // REGISTERS != chosen[:-1] // REGISTERS, True)
 
-    # Each chosen row, its sixel characters and one separator byte after them.
-    stream = np.empty((chosen.size, width + 1), dtype=np.uint8)
-    np.add(sixels[chosen], _EMPTY, out=stream[:, :width])
+    # One row per chosen pair: its sixels (bit k: the band's k-th pixel row has the
+    # colour), then one separator byte.
+    row_of_pair = np.cumsum(present, dtype=np.intp) - 1
+    pixel_rows = row_of_pair[pairs]
+    stream = np.zeros((chosen.size, width + 1), dtype=np.uint8)
+    columns = np.arange(width, dtype=np.intp)[None, :]
+    for bit in range(BAND):  # one pixel per (band, column) per bit: no index repeats
+        stream[pixel_rows[:, bit, :], columns] |= np.uint8(1 << bit)
+    stream[:, :width] += _EMPTY
     stream[:, width] = np.where(last_of_band, _NEXT_BAND, _NEXT_ROW_SAME_BAND)
     flat = stream.ravel()
 
