@@ -52,6 +52,12 @@ def run(key: str, tmp_path: Path, **changes: object) -> Outcome:
     return run_case(case, tmp_path)
 
 
+def assert_no_download_left(tmp_path: Path) -> None:
+    """Every job's download folder is gone (made by its first piece, removed at the end)."""
+    downloads = tmp_path / "data" / ".downloads"
+    assert not downloads.exists() or not list(downloads.iterdir())
+
+
 def assert_not_hung(outcome: Outcome, seconds: float = 30) -> None:
     assert outcome.exit_code is not None, f"hung:\n{outcome.text}"
     assert outcome.seconds < seconds, outcome.text
@@ -123,6 +129,7 @@ def test_a_trickling_download_is_cut_off_by_the_job_time_limit(tmp_path: Path) -
     assert_not_hung(outcome, seconds=25)
     assert (outcome.exit_code, outcome.images) == (1, 0), outcome.text
     assert "hostile: downloading 'x.png' took over 1 s" in outcome.text
+    assert_no_download_left(tmp_path)
 
 
 @pytest.mark.parametrize(("key", "field"), [("15a", "'outputs'"), ("15b", "'status'")])
@@ -150,6 +157,7 @@ def test_a_huge_download_is_streamed_to_disk_and_refused(tmp_path: Path) -> None
     assert "over the 256 MiB download cap" in outcome.text
     assert outcome.peak_rss_mb < 200, outcome.peak_rss_mb  # it was 392 MB in memory
     assert not list((tmp_path / "data").rglob("*.download"))  # nothing left behind
+    assert_no_download_left(tmp_path)
 
 
 def test_an_answer_that_is_no_image_names_the_node_and_the_file(tmp_path: Path) -> None:
@@ -157,6 +165,7 @@ def test_an_answer_that_is_no_image_names_the_node_and_the_file(tmp_path: Path) 
     assert_not_hung(outcome)
     assert "hostile: 'x.png' from /view: it is not a readable image" in outcome.text
     assert "BytesIO" not in outcome.text and ".download" not in outcome.text
+    assert_no_download_left(tmp_path)
 
 
 def test_nodes_names_the_node_for_an_object_info_that_is_no_object(tmp_path: Path) -> None:

@@ -202,7 +202,7 @@ class ComfyClient:
 
         Only one piece of the file is in memory at a time, so a huge (or
         endless) answer costs disk up to `max_bytes`, never RAM. A partial
-        file is left for the caller to remove.
+        file is left for the caller to remove; a missing folder is made.
         """
         handle: IO[bytes] | None = None
         piece = bytearray()
@@ -211,6 +211,7 @@ class ComfyClient:
             """Open on the first piece and close with the last: a small file is one hop."""
             nonlocal handle
             if handle is None:
+                destination.parent.mkdir(parents=True, exist_ok=True)
                 handle = destination.open("wb")
             handle.write(data)
             if last:
