@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageChops
 from textual.app import App, ComposeResult
 from textual.widgets import Static
@@ -75,8 +76,18 @@ def _same_pixels(picture: Image.Image, path: Path) -> bool:
 
 
 async def test_finished_drafts_paint_from_memory_and_a_reopened_session_from_the_files(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """From memory the picture is handed over as the JobDone is handled, with no worker
+    to wait for (a turn of a busy loop); from a file it loads in a worker's thread."""
+    loads: list[Path] = []
+    load_in_worker = ThumbCell._load_thumb
+
+    async def counted(widget: ThumbCell, path: Path) -> None:
+        loads.append(path)
+        await load_in_worker(widget, path)
+
+    monkeypatch.setattr(ThumbCell, "_load_thumb", counted)
     app = demo_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_drafts(pilot)
@@ -90,6 +101,7 @@ async def test_finished_drafts_paint_from_memory_and_a_reopened_session_from_the
             kept = FRESH.get(thumb)
             assert kept is not None and shown is kept
             assert _same_pixels(kept, thumb)
+        assert loads == []
         thumbs = [cell.image.thumb_path for cell in current_cells(screen) if cell.image]
     for thumb in thumbs:
         FRESH.forget(thumb)  # a new process remembers nothing
@@ -105,6 +117,7 @@ async def test_finished_drafts_paint_from_memory_and_a_reopened_session_from_the
             assert widget.thumb_shown is not None and FRESH.get(widget.thumb_shown) is None
             shown = widget.query_one(".picture").image  # type: ignore[attr-defined]
             assert shown is not None and _same_pixels(shown, widget.thumb_shown)
+        assert sorted(loads) == sorted(thumbs)  # each file read once, in a worker
 
 
 async def test_the_feedback_line_follows_the_cursor_back_and_forth(tmp_path: Path) -> None:

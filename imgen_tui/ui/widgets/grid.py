@@ -26,7 +26,7 @@ from textual_image._terminal import get_cell_size
 from imgen_tui.flows.rounds import Cell
 from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.graphics import image_widget
-from imgen_tui.ui.widgets.thumbs import decode_preview, load_picture
+from imgen_tui.ui.widgets.thumbs import decode_preview, load_picture, picture_in_memory
 
 BADGES = {"picked": ("✔ picked", "bold green"), "rejected": ("✘ rejected", "bold red")}
 PREVIEW_INTERVAL = 0.4  # seconds between live preview repaints of one cell
@@ -62,10 +62,13 @@ class ThumbCell(Vertical):
             self._caption_shown = caption
             self.query_one(".caption", Static).update(caption, layout=False)  # one line
         if cell.image is not None and self._shown != cell.image.thumb_path:
-            self._shown = cell.image.thumb_path
-            self.run_worker(
-                deferred(self._load_thumb, cell.image.thumb_path), group="thumb", exclusive=True
-            )
+            path = self._shown = cell.image.thumb_path
+            fresh = picture_in_memory(path)
+            if fresh is not None and self._picture.is_attached:  # just stored: shown now,
+                # not after a worker's turn (3 ms on a busy loop)
+                self._thumb_loaded(path, fresh)
+            else:
+                self.run_worker(deferred(self._load_thumb, path), group="thumb", exclusive=True)
         elif cell.image is None and isinstance(self._shown, Path):  # a new job in this slot
             self._shown = None
             self._set_picture(None)
@@ -89,9 +92,12 @@ class ThumbCell(Vertical):
     async def _load_thumb(self, path: Path) -> None:
         picture = await load_picture(path)
         if self._shown == path and self._picture.is_attached:  # not closed while it loaded
-            self._set_picture(picture)
-            self.thumb_shown = path
-            self.post_message(ThumbPainted(self.index))
+            self._thumb_loaded(path, picture)
+
+    def _thumb_loaded(self, path: Path, picture: PILImage.Image) -> None:
+        self._set_picture(picture)
+        self.thumb_shown = path
+        self.post_message(ThumbPainted(self.index))
 
     async def _load_preview(self, data: bytes) -> None:
         width, height = self._picture.size

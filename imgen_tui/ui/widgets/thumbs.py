@@ -20,6 +20,11 @@ def _open(path: Path, max_side: int | None) -> Image.Image:
     return picture
 
 
+def picture_in_memory(path: Path) -> Image.Image | None:
+    """A thumbnail this process just made, if it is still kept: it needs no load at all."""
+    return FRESH.get(path)
+
+
 async def load_picture(path: Path, max_side: int | None = None) -> Image.Image:
     """A stored picture; a thumbnail this process just made comes from memory, with no hop."""
     if max_side is None:
