@@ -19,6 +19,7 @@ import pytest
 from imgen_tui.comfy import ComfyClient, NodeEventStream, ProtocolError, TimedOut
 from imgen_tui.comfy.events import ImageRef, Progress
 from imgen_tui.comfy.websocket import Backoff, Connected, StreamEvent
+from imgen_tui.flows import recorder
 from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.graphs.graph import GraphError
 from imgen_tui.graphs.templates import load_library
@@ -369,8 +370,21 @@ async def test_a_job_whose_node_saved_nothing_moves_to_a_healthy_node(tmp_path: 
     assert done.node_id == "gpu-premium"
 
 
-async def test_the_pixel_limit_is_for_the_whole_job(tmp_path: Path) -> None:
-    """Two 9400² pictures are each under the limit; together they are refused, undecoded."""
+@pytest.mark.parametrize("read_at_once", [recorder.READ_AT_ONCE, 0], ids=["small", "big"])
+async def test_the_pixel_limit_is_for_the_whole_job(
+    tmp_path: Path, read_at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two 9400² pictures are each under the limit; together they are refused, undecoded.
+    A small file is read back as its download ends; a big one not before the budget passed."""
+    monkeypatch.setattr(recorder, "READ_AT_ONCE", read_at_once)
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        reads.append(path)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
     node = HostileNode()
     node.answers["/view"] = Answer(body=huge_png(9400), headers={"Content-Type": "image/png"})
     store = await SessionStore.open(tmp_path / "data")
@@ -386,6 +400,9 @@ async def test_the_pixel_limit_is_for_the_whole_job(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert not list((tmp_path / "data").rglob("*.download"))
+    assert_no_download_left(tmp_path)
+    downloads = [path for path in reads if path.suffix == ".download"]
+    assert len(downloads) == (2 if read_at_once else 0)
 
 
 async def test_the_app_starts_beside_a_node_with_a_bad_answer(tmp_path: Path) -> None:

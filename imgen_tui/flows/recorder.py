@@ -16,6 +16,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from imgen_tui.store.files import check_pixel_budget
 from imgen_tui.store.records import JobRow, JobRowState
 
 log = logging.getLogger(__name__)
+# A picture up to this size is read back in its download's last hop (see `_fetch`).
+READ_AT_ONCE = 16 * 1024 * 1024
 
 
 def job_seconds(job: Job) -> float | None:
@@ -66,8 +69,7 @@ class SessionRecorder:
         """Download, check and save; the job's time limit covers the downloads too."""
         if not images:
             raise CorruptImage(f"{node_id}: prompt {job.prompt_id} saved no image to keep")
-        folder = self._download_folder()
-        data = await self._fetch(job, node_id, client, images, folder)  # and removes folder
+        data = await self._fetch(job, node_id, client, images)
         maps = await self._keep_maps(job, node_id, client) if job.reference_maps else {}
         seconds = job_seconds(job)
         sidecar = sidecar_fields(job.spec, job.prompt_id, graph=job.graph_sent)
@@ -131,7 +133,7 @@ class SessionRecorder:
         return kept
 
     def _download_folder(self) -> Path:
-        """Where this job's downloads land: on disk under the data folder, never whole in memory.
+        """Where downloads land: on disk under the data folder, never whole in memory.
 
         Only named here: the download makes it when its first piece is written,
         in that same thread hop. Making it first cost a hop of its own, and on
@@ -140,35 +142,42 @@ class SessionRecorder:
         return self.store.data_dir / ".downloads" / uuid.uuid4().hex
 
     async def _fetch(
-        self,
-        job: Job,
-        node_id: str,
-        client: ComfyClient,
-        images: tuple[ImageRef, ...],
-        folder: Path,
+        self, job: Job, node_id: str, client: ComfyClient, images: tuple[ImageRef, ...]
     ) -> list[bytes]:
-        """Each picture streamed to a file and checked from its header before any is read.
+        """Each picture streamed to a file, checked from its header before any is decoded.
 
-        A node's answer names the file it made; it never names ours (those are
-        chosen by the store), so a `../` in it cannot reach beyond `folder`.
+        The check, and reading a picture of up to `READ_AT_ONCE` back, run in
+        the thread hop that writes its last piece (`download_then`): a hop of
+        their own waited for a busy loop's turn. A bigger picture is read only
+        once the job's pictures together pass the pixel budget. A node's answer
+        names the file it made, never ours, so a `../` in it reaches nowhere.
         """
-        paths = [folder / f"{index}.download" for index in range(len(images))]
+        stem = self._download_folder()  # each file beside it, named after it: no folder to remove
+        paths = [stem.with_name(f"{stem.name}-{index}.download") for index in range(len(images))]
         try:
-            await asyncio.gather(
+            inspected = await asyncio.gather(
                 *(
-                    client.download_to(
-                        image, path, max_bytes=self.download_cap, deadline=job.spec.time_limit
+                    client.download_then(
+                        image,
+                        path,
+                        partial(_inspect_and_read, node_id, image.filename),
+                        max_bytes=self.download_cap,
+                        deadline=job.spec.time_limit,
                     )
                     for image, path in zip(images, paths, strict=True)
                 )
             )
+            try:
+                check_pixel_budget([(width, height) for width, height, _ in inspected])
+            except CorruptImage as error:
+                raise CorruptImage(f"{node_id}: prompt {job.prompt_id}: {error}") from None
+            read = [data for _, _, data in inspected]
+            if any(data is None for data in read):
+                return await asyncio.to_thread(_read_the_rest, read, paths)
+            return [data for data in read if data is not None]
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+            await asyncio.to_thread(_remove, paths)
             raise
-        names = [image.filename for image in images]
-        return await asyncio.to_thread(
-            _checked_payloads, node_id, job.prompt_id, names, paths, folder
-        )
 
     def record(self, event: JobEvent) -> None:
         change = _state_change(event)
@@ -256,26 +265,30 @@ def sidecar_fields(
     }
 
 
-def _checked_payloads(
-    node_id: str, prompt_id: str | None, names: list[str], paths: list[Path], folder: Path
-) -> list[bytes]:
-    """In one thread: every download checked from its header, then read, then the folder removed.
-
-    One hop off the loop for all of it: a busy loop makes each hop wait for
-    its turn, and that waiting was most of a finished picture's delay.
-    """
+def _inspect_and_read(node_id: str, name: str, path: Path) -> tuple[int, int, bytes | None]:
+    """In the download's last hop: the header checked, a small file read back and removed."""
     try:
-        sizes = []
-        for name, path in zip(names, paths, strict=True):
-            try:
-                _, width, height = inspect_output(path)
-            except CorruptImage as error:
-                raise CorruptImage(f"{node_id}: {name!r} from /view: {error}") from None
-            sizes.append((width, height))
-        try:
-            check_pixel_budget(sizes)
-        except CorruptImage as error:
-            raise CorruptImage(f"{node_id}: prompt {prompt_id}: {error}") from None
-        return [path.read_bytes() for path in paths]
+        _, width, height = inspect_output(path)
+    except CorruptImage as error:
+        raise CorruptImage(f"{node_id}: {name!r} from /view: {error}") from None
+    if path.stat().st_size > READ_AT_ONCE:
+        return width, height, None
+    data = path.read_bytes()
+    path.unlink()
+    return width, height, data
+
+
+def _read_the_rest(read: list[bytes | None], paths: list[Path]) -> list[bytes]:
+    """The pictures too big to read at once, read now that the job passed its pixel budget."""
+    try:
+        return [
+            path.read_bytes() if data is None else data
+            for data, path in zip(read, paths, strict=True)
+        ]
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(paths)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
