@@ -8,6 +8,7 @@ characters and colours Textual writes.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,36 @@ def test_half_cells_are_the_thumbnail_at_its_own_aspect_ratio_centred(tmp_path: 
         assert mean < 12 and bad_pixels < 0.05, checked
         assert abs(ratio / wanted - 1) < 0.12, checked  # main drew squares 2.2:1 (1.8:1 large)
         assert abs(left - right) <= 1 and abs(top - bottom) <= 1, checked  # centred
+
+
+@pytest.mark.parametrize("renderer", ["tgp", "sixel", "iterm", "halfcell"])
+def test_a_session_reopened_in_the_same_process_shows_its_pictures_from_memory(
+    tmp_path: Path, renderer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reopened at once, the thumbnails are still in memory and are handed to picture widgets
+    the grid has not laid out yet (no size): each waits for its size instead of failing."""
+    from imgen_tui.store.fresh_thumbnails import FRESH
+    from imgen_tui.ui.bench import CountingStdout
+    from tests.test_ui_funnel_state import reopen_the_only_session
+
+    async def scenario(pilot: Pilot[Any], tap: Any) -> None:
+        monkeypatch.setattr(sys, "__stdout__", CountingStdout(tap))  # TGP uploads go there
+        screen = await grid_of_twenty(pilot)
+        cells = list(screen.query(ThumbCell))
+        await until(pilot, lambda: all(cell.thumb_shown is not None for cell in cells))
+        await pilot.press("q")  # home
+        reopened = await reopen_the_only_session(pilot)
+        again = list(reopened.query(ThumbCell))
+        assert all(
+            cell.cell is not None
+            and cell.cell.image is not None
+            and FRESH.get(cell.cell.image.thumb_path) is not None
+            for cell in again
+        )  # still in memory: the sizeless hand-over is what this reopening exercises
+        pictures = [cell.query_one(".picture") for cell in again]
+        await until(pilot, lambda: all(drawn(picture) for picture in pictures))
+        if renderer != "halfcell":
+            await until(pilot, lambda: all(picture.delivered for picture in pictures))  # type: ignore[attr-defined]
+        assert not pilot.app._exception
+
+    run_app(tmp_path, renderer, scenario)

@@ -160,6 +160,10 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
         )
 
     async def _prepare(self, picture: PILImage.Image) -> None:
+        if not self.content_size.area:  # not laid out yet: encoded once it has a size
+            self._prepared = None
+            self._show(picture)
+            return
         pixels = self._pixel_size(picture)
         self._prepared = (pixels, await asyncio.to_thread(_encode, picture, pixels))
         self._show(picture)
@@ -185,6 +189,8 @@ class TGPPicture(BaseImage, Renderable=CompactTGPRenderable):
         return self._prepared is None or self._prepared[0] != self._pixel_size(picture)
 
     def render(self) -> RenderResult:
+        if not self.content_size.area:
+            return ""  # nothing to draw in; a resize renders again
         if self.is_mounted and self._needs_encoding(self._image):
             # Encode again in a thread, blank meanwhile, rather than PNG-encode here.
             self.run_worker(
