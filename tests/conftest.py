@@ -102,3 +102,9 @@ def _own_state_dir(
 ) -> None:
     """What the app remembers between runs (its theme) never comes from or goes to your home."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
+def _a_truecolor_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same colours, and no 16-colour notice, whatever TERM the machine running us has."""
+    monkeypatch.setenv("COLORTERM", "truecolor")

@@ -200,3 +200,32 @@ def test_passthrough_wraps_escapes_for_tmux() -> None:
     finally:
         use_tmux_passthrough(False)
     assert for_terminal("\x1bPq\x1b\\") == "\x1bPq\x1b\\"
+
+
+@pytest.mark.parametrize(
+    ("environment", "warned"),
+    [
+        ({"TERM": "xterm"}, True),  # xterm's own TERM: Textual draws 16 colours
+        ({"TERM": "screen"}, True),  # tmux's default
+        ({}, True),
+        ({"TERM": "xterm", "COLORTERM": "truecolor"}, False),
+        ({"TERM": "screen", "COLORTERM": "24bit"}, False),
+        ({"TERM": "tmux-256color"}, False),
+        ({"TERM": "xterm", "TEXTUAL_COLOR_SYSTEM": "256"}, False),  # the operator chose
+    ],
+)
+def test_half_cells_in_16_colours_say_what_to_set(
+    environment: dict[str, str], warned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TERM", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "TMUX"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    renderer, notice, _ = choose("halfcell")
+    assert renderer == "halfcell"
+    if warned:
+        assert notice is not None and "COLORTERM=truecolor" in notice
+        assert f"TERM={environment.get('TERM', '(unset)')}" in notice
+    else:
+        assert notice is None
+    assert choose("sixel")[1] is None  # only half cells are drawn in Textual's colours

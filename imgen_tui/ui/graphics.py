@@ -241,12 +241,38 @@ def choose(requested: Graphics, facts: TerminalFacts | None = None) -> Choice:
         else:
             facts = gather_facts()
     choice = decide(requested, facts)
+    if choice.renderer == "halfcell":
+        colours = few_colours_notice(os.environ)
+        if colours:
+            notice = f"{choice.notice} {colours}" if choice.notice else colours
+            choice = choice._replace(notice=notice)
     if choice.renderer == "sixel":
         _, _, encoder_notice = choose_encoder()
         if encoder_notice:
             notice = f"{choice.notice} {encoder_notice}" if choice.notice else encoder_notice
             choice = choice._replace(notice=notice)
     return choice
+
+
+def few_colours_notice(environment: Mapping[str, str]) -> str | None:
+    """What to set when Textual would draw in 16 colours, which half-cell pictures cannot use.
+
+    Textual (through Rich) takes the colours from the environment alone: without
+    COLORTERM=truecolor and with a TERM that does not end in -256color (xterm's
+    own `xterm`, tmux's default `screen`) it draws 16, and a picture turns into
+    flat grey and cyan blocks. Terminals that run this app draw 24-bit colour.
+    """
+    if environment.get("TEXTUAL_COLOR_SYSTEM", "auto") != "auto":
+        return None  # the operator chose
+    if environment.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
+        return None
+    term = environment.get("TERM", "")
+    if term.endswith(("-256color", "-direct")):
+        return None
+    return (
+        f"TERM={term or '(unset)'} without COLORTERM=truecolor: colours are cut to 16 and "
+        "half-cell pictures lose theirs; start the app with COLORTERM=truecolor."
+    )
 
 
 def image_widget(renderer: str) -> Callable[..., Widget]:
