@@ -64,7 +64,9 @@ def fit_canvas(
     scale = min(width / picture.width, height / picture.height)  # up too: the lightbox fills
     fitted = picture.resize(
         (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
-        PILImage.Resampling.LANCZOS,
+        # Shrinking (every grid cell), Hamming is as sharp for half Lanczos's cost;
+        # enlarging (the lightbox), Lanczos's wider kernel keeps edges cleaner.
+        PILImage.Resampling.HAMMING if scale < 1 else PILImage.Resampling.LANCZOS,
     )
     canvas = PILImage.new("RGB", (width, height), background)
     canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2))
