@@ -25,15 +25,20 @@ def _frames(count: int) -> list[Image.Image]:
     ]
 
 
+dithered: list[bool] = []  # beside each box in `encodes`: whether it was dithered
+
+
 @pytest.fixture
 def encodes(monkeypatch: pytest.MonkeyPatch) -> list[Size]:
     """Every box the Sixel encoder is asked to encode for, in order."""
     calls: list[Size] = []
+    dithered.clear()
     real = sixel_picture.encode
 
-    def counting(picture: Image.Image, box: Size, background: Any) -> Any:
+    def counting(picture: Image.Image, box: Size, background: Any, dither: bool = True) -> Any:
         calls.append(box)
-        return real(picture, box, background)
+        dithered.append(dither)
+        return real(picture, box, background, dither)
 
     monkeypatch.setattr(SixelPicture, "encode_picture", staticmethod(counting))
     return calls
@@ -96,5 +101,24 @@ def test_a_one_frame_video_is_encoded_once(encodes: list[Size]) -> None:
             for _ in range(3):
                 await _show(widget, frame)
             assert len(encodes) == 1
+
+    asyncio.run(run())
+
+
+def test_a_videos_frames_are_encoded_undithered_and_a_still_dithered(encodes: list[Size]) -> None:
+    """Diffusion noise differs frame to frame: dithered, playback sent 3.8 MB/s, not 0.9."""
+    frames = _frames(3)
+    still = Image.linear_gradient("L").convert("RGB").resize((64, 48))
+
+    async def run() -> None:
+        async with _OnePicture().run_test(size=(40, 12)) as pilot:
+            widget = pilot.app.query_one(SixelPicture)
+            widget.prepare(frames)
+            await _show(widget, frames[0])
+            for frame in frames:
+                await _show(widget, frame)
+            assert dithered == [False] * 3
+            await _show(widget, still)
+            assert dithered == [False] * 3 + [True]
 
     asyncio.run(run())

@@ -147,5 +147,13 @@ def test_without_numpy_the_python_encoder_is_used_and_the_app_says_so(
     assert name == "textual-image"
     assert notice is not None and "numpy" in notice and "pip install numpy" in notice
     picture = sample()
-    shown = decode(encoder(picture))  # still what xterm reads as the picture
+    shown = decode(encoder(picture, True))  # still what xterm reads as the picture
     assert shown.picture.size == picture.size
+
+
+def test_undithered_is_the_octree_palette_image_and_smaller_on_a_gradient() -> None:
+    picture = sky()
+    octree = picture.quantize(REGISTERS, Image.Quantize.FASTOCTREE)
+    undithered = encode_bands(picture, dither=False)
+    assert undithered == write_palette_image(octree)
+    assert len(undithered) * 4 < len(encode_bands(picture))  # noise has no long runs

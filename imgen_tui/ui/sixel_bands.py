@@ -38,17 +38,25 @@ _NEXT_BAND = ord("-")
 _SHORTEST_REPEAT = 4  # `!4x` is as long as `xxxx`: shorter runs are written out
 
 
-def encode_bands(canvas: Image.Image) -> str:
+def encode_bands(canvas: Image.Image, dither: bool = True) -> str:
     """The canvas as a DCS Sixel sequence at exactly its size (its height whole bands)."""
     if canvas.height % BAND:
         raise ValueError(f"Sixel canvas height {canvas.height} is not a multiple of {BAND}")
-    return write_palette_image(quantise(canvas))
+    return write_palette_image(quantise(canvas, dither))
 
 
-def quantise(canvas: Image.Image) -> Image.Image:
-    """The canvas in at most 256 colours, error-diffused so gradients stay smooth."""
+def quantise(canvas: Image.Image, dither: bool = True) -> Image.Image:
+    """The canvas in at most 256 colours, error-diffused so gradients stay smooth.
+
+    Undithered for a video's frames: diffusion noise differs from frame to
+    frame and has long runs of nothing in common, which took playback from
+    0.9 to 3.8 MB/s to the terminal (`imgen-tui bench ui`); at 8 frames a
+    second the eye forgives bands sooner than an SSH link forgives bytes.
+    """
     rgb = canvas.convert("RGB")
     palette = rgb.quantize(REGISTERS, Image.Quantize.FASTOCTREE)
+    if not dither:
+        return palette
     return rgb.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
 
 

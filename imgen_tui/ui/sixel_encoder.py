@@ -26,28 +26,29 @@ from functools import cache
 from PIL import Image
 
 log = logging.getLogger(__name__)
-SixelEncoder = Callable[[Image.Image], str]
+SixelEncoder = Callable[[Image.Image, bool], str]  # (canvas, dither)
 BAND = 6  # rows per sixel band: a picture whose height is a multiple of it encodes exactly
 _DEFINITION = re.compile(r"#(\d+);([12]);(\d+);(\d+);(\d+)")
 
 
-def textual_image_sixel(canvas: Image.Image) -> str:
-    """textual-image's encoder, its register definitions made to select too (see above)."""
+def textual_image_sixel(canvas: Image.Image, dither: bool = True) -> str:
+    """textual-image's encoder, its register definitions made to select too (see above).
+    It always dithers its own way: `dither` is for the band writer."""
     from textual_image._sixel import image_to_sixels
 
     return _DEFINITION.sub(r"#\1;\2;\3;\4;\5#\1", image_to_sixels(canvas.convert("RGB")))
 
 
-def bands_sixel(canvas: Image.Image) -> str:
+def bands_sixel(canvas: Image.Image, dither: bool = True) -> str:
     """The numpy band writer, imported only when first used (numpy is a large import)."""
     from imgen_tui.ui.sixel_bands import encode_bands
 
-    return encode_bands(canvas)
+    return encode_bands(canvas, dither)
 
 
 def _probe(encoder: SixelEncoder) -> None:
     """Encode a tiny picture, so a library that imports but cannot run is found now."""
-    encoder(Image.new("RGB", (8, BAND * 2), (200, 40, 40)))
+    encoder(Image.new("RGB", (8, BAND * 2), (200, 40, 40)), True)
 
 
 @cache
@@ -66,5 +67,5 @@ def choose_encoder() -> tuple[str, SixelEncoder, str | None]:
     return "numpy", bands_sixel, None
 
 
-def encode_sixel(canvas: Image.Image) -> str:
-    return choose_encoder()[1](canvas)
+def encode_sixel(canvas: Image.Image, dither: bool = True) -> str:
+    return choose_encoder()[1](canvas, dither)

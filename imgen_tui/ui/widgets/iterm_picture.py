@@ -28,8 +28,9 @@ def inline_image(canvas: PILImage.Image, columns: int, rows: int) -> str:
 
 
 def encode(
-    picture: PILImage.Image, box: Size, background: tuple[int, int, int]
+    picture: PILImage.Image, box: Size, background: tuple[int, int, int], dither: bool = True
 ) -> tuple[str, Region]:
+    """`dither` is Sixel's: a PNG keeps every colour."""
     canvas, frame = fit_canvas(picture, box, background, whole_bands=False)
     return for_terminal(inline_image(canvas, frame.width, frame.height)), frame
 

@@ -75,11 +75,12 @@ def fit_canvas(
 
 
 def encode(
-    picture: PILImage.Image, box: Size, background: tuple[int, int, int]
+    picture: PILImage.Image, box: Size, background: tuple[int, int, int], dither: bool = True
 ) -> tuple[str, Region]:
-    """The Sixel data (wrapped for tmux if need be) and the cells it covers."""
+    """The Sixel data (wrapped for tmux if need be) and the cells it covers.
+    `dither` False for a video's frames (see `sixel_bands.quantise`)."""
     canvas, frame = fit_canvas(picture, box, background)
-    return for_terminal(encode_sixel(canvas)), frame
+    return for_terminal(encode_sixel(canvas, dither)), frame
 
 
 def _forward(width: int) -> Segment:
@@ -216,7 +217,9 @@ class SixelPicture(Widget, can_focus=False):
         for picture in pictures:
             if self.size != size:
                 return  # resized: on_resize started over at the new size
-            sixel, frame = await asyncio.to_thread(self.encode_picture, picture, size, background)
+            sixel, frame = await asyncio.to_thread(
+                self.encode_picture, picture, size, background, False
+            )  # a video's frames: undithered
             self._keep(picture, size, sixel, frame)
             self._pending.discard(id(picture))
             if picture is self._picture:
