@@ -32,10 +32,10 @@ def encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = sixel_picture.encode
 
-    def slow(picture: Image.Image, box: Size, background: Any) -> Any:
+    def slow(picture: Image.Image, box: Size, background: Any, dither: bool = True) -> Any:
         calls.append(id(picture))
         time.sleep(0.02)  # in the encoder's thread, as a slow link or a big frame would be
-        return real(picture, box, background)
+        return real(picture, box, background, dither)
 
     monkeypatch.setattr(SixelPicture, "encode_picture", staticmethod(slow))
     return calls

@@ -19,6 +19,7 @@ from textual_image._terminal import get_cell_size
 from textual_image.renderable.sixel import Image as SixelRenderable
 from textual_image.renderable.tgp import Image as TGPRenderable
 
+from imgen_tui.ui import graphics
 from imgen_tui.ui.graphics import TerminalFacts, TmuxFacts, choose, decide
 from imgen_tui.ui.passthrough import for_terminal, use_tmux_passthrough
 
@@ -202,6 +203,9 @@ def test_passthrough_wraps_escapes_for_tmux() -> None:
     assert for_terminal("\x1bPq\x1b\\") == "\x1bPq\x1b\\"
 
 
+REAL_FEW_COLOURS_NOTICE = graphics.few_colours_notice  # conftest silences it elsewhere
+
+
 @pytest.mark.parametrize(
     ("environment", "warned"),
     [
@@ -217,6 +221,7 @@ def test_passthrough_wraps_escapes_for_tmux() -> None:
 def test_half_cells_in_16_colours_say_what_to_set(
     environment: dict[str, str], warned: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(graphics, "few_colours_notice", REAL_FEW_COLOURS_NOTICE)
     for name in ("TERM", "COLORTERM", "TEXTUAL_COLOR_SYSTEM", "TMUX"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
