@@ -158,6 +158,7 @@ async def test_the_pose_map_is_kept_as_its_own_image_once_per_reference(tmp_path
         second = sidecar(await farm.image_of(jobs[1]))["references"][0]
         assert second["map"] == entry["map"]
         assert sorted(p.name for p in map_file.parent.glob("*.png")) == [map_file.name]
+    assert list((tmp_path / "data" / ".downloads").iterdir()) == []  # each read back, removed
 
 
 async def test_a_node_without_the_aux_pack_keeps_no_map_and_says_nothing_false(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
 import uuid
 from collections.abc import Iterable
@@ -101,27 +100,21 @@ class SessionRecorder:
         A map is a by-product: one that cannot be fetched or read is logged and
         left out, and the job's picture is kept all the same.
         """
-        folder = self._download_folder()
-        try:
-            return await self._download_maps(job, node_id, client, folder)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-
-    async def _download_maps(
-        self, job: Job, node_id: str, client: ComfyClient, folder: Path
-    ) -> dict[str, Path]:
         files = dict(job.spec.reference_images)
         kept: dict[str, Path] = {}
-        for index, (kind, load_id, image) in enumerate(job.reference_maps):
+        for kind, load_id, image in job.reference_maps:
             reference = files.get(load_id)
             if reference is None:
                 continue
-            path = folder / f"map-{index}.download"
+            path = self._download_path()
             try:
-                await client.download_to(
-                    image, path, max_bytes=self.download_cap, deadline=job.spec.time_limit
+                data = await client.download_then(
+                    image,
+                    path,
+                    _read_and_remove,
+                    max_bytes=self.download_cap,
+                    deadline=job.spec.time_limit,
                 )
-                data = await asyncio.to_thread(path.read_bytes)
                 about = {"kind": kind, "reference": reference, "job_id": job.job_id}
                 kept[load_id] = await self.store.save_reference_map(
                     job.job_id, kind, reference, data, {**about, "node_id": node_id}
@@ -130,16 +123,21 @@ class SessionRecorder:
                 log.warning(
                     "%s: the %s map of %s was not kept: %s", node_id, kind, reference, error
                 )
+                await asyncio.to_thread(_remove, [path])  # a partial download
+            except BaseException:  # cancelled: what came of it goes too
+                await asyncio.to_thread(_remove, [path])
+                raise
         return kept
 
-    def _download_folder(self) -> Path:
-        """Where downloads land: on disk under the data folder, never whole in memory.
+    def _download_path(self) -> Path:
+        """Where one download lands: on disk under the data folder, never whole in memory.
 
-        Only named here: the download makes it when its first piece is written,
-        in that same thread hop. Making it first cost a hop of its own, and on
-        a busy loop each hop waits for a frame (5 ms a picture, 12 at p95).
+        Only named here: the download makes the folder when its first piece is
+        written, in that same thread hop. Making it first cost a hop of its
+        own, and on a busy loop each hop waits for a frame (5 ms a picture, 12
+        at p95). Each file is removed as soon as it has been read back.
         """
-        return self.store.data_dir / ".downloads" / uuid.uuid4().hex
+        return self.store.data_dir / ".downloads" / f"{uuid.uuid4().hex}.download"
 
     async def _fetch(
         self, job: Job, node_id: str, client: ComfyClient, images: tuple[ImageRef, ...]
@@ -152,8 +150,7 @@ class SessionRecorder:
         once the job's pictures together pass the pixel budget. A node's answer
         names the file it made, never ours, so a `../` in it reaches nowhere.
         """
-        stem = self._download_folder()  # each file beside it, named after it: no folder to remove
-        paths = [stem.with_name(f"{stem.name}-{index}.download") for index in range(len(images))]
+        paths = [self._download_path() for _ in images]
         try:
             inspected = await asyncio.gather(
                 *(
@@ -273,9 +270,13 @@ def _inspect_and_read(node_id: str, name: str, path: Path) -> tuple[int, int, by
         raise CorruptImage(f"{node_id}: {name!r} from /view: {error}") from None
     if path.stat().st_size > READ_AT_ONCE:
         return width, height, None
+    return width, height, _read_and_remove(path)
+
+
+def _read_and_remove(path: Path) -> bytes:
     data = path.read_bytes()
     path.unlink()
-    return width, height, data
+    return data
 
 
 def _read_the_rest(read: list[bytes | None], paths: list[Path]) -> list[bytes]:

@@ -355,11 +355,10 @@ def sixel_encoders() -> list[tuple[str, Callable[[PILImage.Image], str]]]:
 
 
 def _undithered_bands(picture: PILImage.Image) -> str:
-    """The band writer on Pillow's octree output as it comes: why the app dithers."""
-    from imgen_tui.ui.sixel_bands import REGISTERS, write_palette_image
+    """The band writer on Pillow's octree output as it comes: why the app dithers stills."""
+    from imgen_tui.ui.sixel_encoder import bands_sixel
 
-    octree = picture.convert("RGB").quantize(REGISTERS, PILImage.Quantize.FASTOCTREE)
-    return write_palette_image(octree)
+    return bands_sixel(picture, dither=False)
 
 
 def _without_numpy(

@@ -28,7 +28,7 @@ def picture_in_memory(path: Path) -> Image.Image | None:
 async def load_picture(path: Path, max_side: int | None = None) -> Image.Image:
     """A stored picture; a thumbnail this process just made comes from memory, with no hop."""
     if max_side is None:
-        fresh = FRESH.get(path)
+        fresh = picture_in_memory(path)
         if fresh is not None:
             return fresh
     return await asyncio.to_thread(_open, path, max_side)
