@@ -94,7 +94,9 @@ async def test_the_app_says_what_is_wrong_and_keeps_the_defaults(
         "workflows:\n  broken:\n    file: broken.json\n    family: sd15\n    task: txt2img\n"
     )
     (workflows / "broken.json").write_text("{not json")
-    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    app = make_app(
+        None, demo=True, data_dir=tmp_path / "data", graphics="halfcell", demo_speed=0.01
+    )
     async with app.run_test(size=SIZE) as pilot:
         said = notices(app)
         assert sum("keys.yaml" in text for text in said) == 3
@@ -130,7 +132,9 @@ async def test_the_palette_lists_every_action_of_the_screen_with_its_key(
     config_home: Path, tmp_path: Path
 ) -> None:
     (config_home / "keys.yaml").write_text("funnel.again: G\n")
-    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    app = make_app(
+        None, demo=True, data_dir=tmp_path / "data", graphics="halfcell", demo_speed=0.01
+    )
     async with app.run_test(size=SIZE) as pilot:
         screen = await start_drafts(pilot)
         await until(pilot, all_done(screen))
@@ -238,7 +242,9 @@ async def test_round_pick_remapped_once_picks_in_the_funnel_and_the_concept_buil
     from imgen_tui.ui.widgets.round_view import RoundView
 
     (config_home / "keys.yaml").write_text("round.pick: y\n")
-    app = make_app(None, demo=True, data_dir=tmp_path / "data", graphics="halfcell")
+    app = make_app(
+        None, demo=True, data_dir=tmp_path / "data", graphics="halfcell", demo_speed=0.01
+    )
     async with app.run_test(size=SIZE) as pilot:
         assert not any("keys.yaml" in text for text in notices(app))
         screen = await start_drafts(pilot)
