@@ -92,9 +92,12 @@ def _answer(path: str, answer: Answer) -> Callable[[HostileNode, Path], None]:
     return arrange
 
 
-def _history(**fields: object) -> Callable[[HostileNode, Path], None]:
+def _history(heard: bool = True, **fields: object) -> Callable[[HostileNode, Path], None]:
+    """/history answers with these fields; its `executed` frames agree, or are not heard."""
+
     def arrange(node: HostileNode, _: Path) -> None:
         node.answers["/history"] = lambda prompt_id: Answer(json=history_entry(prompt_id, **fields))
+        node.outputs_heard = heard
 
     return arrange
 
@@ -246,7 +249,8 @@ CASES = [
         command="nodes",
     ),
     Case("15a", "/history outputs is a list", _history(outputs=[1])),
-    Case("15b", "/history status is a list", _history(status=["success"])),
+    # Heard whole, the executed frames make /history unneeded: here they are missed.
+    Case("15b", "/history status is a list", _history(heard=False, status=["success"])),
     Case("19a", "64 references to one 9400x9400 PNG", _many_references, args=("--count", "1")),
     Case(
         "19b",

@@ -133,6 +133,9 @@ class HostileNode:
         self.node_id = node_id
         self.answers: dict[str, Reply] = {}
         self.script: Script = finished_frames
+        #: False: the script's `executed` frames are left out, as a client that reconnected
+        #: mid-prompt misses them, so the app must ask /history what the prompt made
+        self.outputs_heard = True
         self.calls: dict[str, int] = {}
         self.prompts: list[str] = []
         self.previews_only: set[str] = set()  # prompts whose graph has no SaveImage
@@ -199,8 +202,13 @@ class HostileNode:
     # -- answers -----------------------------------------------------------------------
 
     def _answer(self, key: str, prompt_id: str, default: Any) -> Answer:
+        answer = self._peek(key, prompt_id, default)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        return answer
+
+    def _peek(self, key: str, prompt_id: str, default: Any) -> Answer:
+        """The answer the next call would get, without counting a call."""
         count = self.calls.get(key, 0)
-        self.calls[key] = count + 1
         reply = self.answers.get(key)
         if reply is None:
             return Answer(json=default)
@@ -257,17 +265,41 @@ class HostileNode:
         answer = self._answer("/prompt", prompt_id, default)
         response = await self._send(request, answer)
         if answer.status == 200:
-            task = asyncio.create_task(self._play(self.script(prompt_id)))
+            task = asyncio.create_task(self._play(self._heard(prompt_id)))
             self._scripts.add(task)
             task.add_done_callback(self._scripts.discard)
         return response
 
-    async def _history(self, request: web.Request) -> web.StreamResponse:
-        prompt_id = request.match_info["prompt_id"]
+    def _history_default(self, prompt_id: str) -> dict[str, Any]:
         folder_type = "temp" if prompt_id in self.previews_only else "output"
-        default = history_entry(
+        return history_entry(
             prompt_id, outputs={"9": {"images": [image_ref("x.png", folder_type)]}}
         )
+
+    def _heard(self, prompt_id: str) -> list[Frame]:
+        """The script, its `executed` frames saying what /history will (a real server's two
+        records of a prompt agree), or left out when `outputs_heard` is False."""
+        entry = self._peek("/history", prompt_id, self._history_default(prompt_id)).json
+        record = entry.get(prompt_id) if isinstance(entry, dict) else None
+        outputs = record.get("outputs", _UNSET) if isinstance(record, dict) else _UNSET
+        frames: list[Frame] = []
+        for frame in self.script(prompt_id):
+            if isinstance(frame, dict) and frame.get("type") == "executed":
+                if not self.outputs_heard:
+                    continue
+                if isinstance(outputs, dict):  # a node without output sends no `executed`
+                    node = frame["data"].get("node")
+                    if node not in outputs:
+                        continue
+                    frame = {**frame, "data": {**frame["data"], "output": outputs[node]}}
+                elif outputs is not _UNSET:  # a malformed record: the frame is as malformed
+                    frame = {**frame, "data": {**frame["data"], "output": outputs}}
+            frames.append(frame)
+        return frames
+
+    async def _history(self, request: web.Request) -> web.StreamResponse:
+        prompt_id = request.match_info["prompt_id"]
+        default = self._history_default(prompt_id)
         return await self._send(request, self._answer("/history", prompt_id, default))
 
     async def _view(self, request: web.Request) -> web.StreamResponse:

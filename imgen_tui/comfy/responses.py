@@ -122,6 +122,19 @@ def _queue_item(item: Any) -> QueueItem:
     )
 
 
+def _listed_files(outputs: dict[str, Any], where: str) -> tuple[ImageRef, ...]:
+    """The files the output nodes list; one listed twice (64 times, by a hostile node) once."""
+    return tuple(
+        dict.fromkeys(
+            ImageRef.from_json(image)
+            for node_output in outputs.values()
+            if isinstance(node_output, dict)
+            for key in FILE_KEYS  # VHS lists its videos under `gifs`
+            for image in _list(node_output.get(key), f"the {key} in the {where}")
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One finished prompt from `/history/{id}`: success, error or interrupted."""
@@ -144,16 +157,7 @@ class HistoryEntry:
         status = _object(entry.get("status"), f"the 'status' in the {where}")
         outputs = _object(entry.get("outputs"), f"the 'outputs' in the {where}")
         with _parsing("/history"):
-            # One file listed twice (64 times, by a hostile node) is one image, kept once.
-            images = tuple(
-                dict.fromkeys(
-                    ImageRef.from_json(image)
-                    for node_output in outputs.values()
-                    if isinstance(node_output, dict)
-                    for key in FILE_KEYS  # VHS lists its videos under `gifs`
-                    for image in _list(node_output.get(key), f"the {key} in the {where}")
-                )
-            )
+            images = _listed_files(outputs, where)
             error: ExecutionError | None = None
             interrupted = False
             for message in _list(status.get("messages"), f"the status messages in the {where}"):
@@ -176,6 +180,20 @@ class HistoryEntry:
             error=error,
             interrupted=interrupted,
         )
+
+    @classmethod
+    def from_outputs(cls, prompt_id: str, outputs: dict[str, Any]) -> HistoryEntry:
+        """A successful prompt's entry from its `executed` messages, without asking /history.
+
+        ComfyUI sends each output node's `executed` with the very dict its
+        history lists under that node (cached nodes too), before
+        `execution_success`: heard whole, they are the same record one round
+        trip sooner.
+        """
+        where = f"executed messages of {prompt_id}"
+        with _parsing("the websocket"):
+            images = _listed_files(outputs, where)
+        return cls(prompt_id, "success", True, images, dict(outputs))
 
     @property
     def saved_images(self) -> tuple[ImageRef, ...]:

@@ -48,7 +48,14 @@ class Disconnected:
     reason: str
 
 
-StreamEvent = NodeEvent | Connected | Disconnected
+@dataclass(frozen=True, slots=True)
+class FrameSkipped:
+    """A text frame that could not be read: whatever it said (an `executed`?) is not known."""
+
+    reason: str
+
+
+StreamEvent = NodeEvent | Connected | Disconnected | FrameSkipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +193,11 @@ class NodeEventStream:
                     )
                 except (ProtocolError, ValueError, RecursionError) as error:
                     log.warning("%s: ignored a frame: %s", self.name, error)
+                    self._skipped(frame, str(error))
                     continue
-                except Exception:  # a parser bug must cost one frame, never the node's stream
+                except Exception as error:  # a parser bug costs one frame, never the stream
                     log.exception("%s: ignored a frame that could not be decoded", self.name)
+                    self._skipped(frame, f"{type(error).__name__}: {error}")
                     continue
                 if isinstance(event, Status) and not self.connected:
                     self.connected = True
@@ -197,6 +206,11 @@ class NodeEventStream:
                 self._deliver(event)
         except websockets.exceptions.ConnectionClosed:
             pass
+
+    def _skipped(self, frame: str | bytes, reason: str) -> None:
+        """In order with the events: a text frame may have carried outputs (binary: previews)."""
+        if isinstance(frame, str) and self.connected:
+            self._events.put_nowait(FrameSkipped(reason))
 
     def _deliver(self, event: NodeEvent | None) -> None:
         if event is None:

@@ -157,6 +157,9 @@ class Job:
     #: (kind, reference LoadImage id, image) of the preprocessor maps the last run left on
     #: its node's temp folder: the keeper keeps them as images of their own
     reference_maps: tuple[tuple[str, str, ImageRef], ...] = ()
+    #: this attempt's `executed` outputs by node, heard since its execution_start with no
+    #: frame missed on the way; None: not heard whole, so /history says what it made
+    heard_outputs: dict[str, Any] | None = None
     queued_at: float = 0.0
     posted_at: float | None = None
     started_at: float | None = None

@@ -36,16 +36,25 @@ from typing import Any, Protocol
 from imgen_tui.comfy import ComfyError, GraphRejected, NodeUnreachable
 from imgen_tui.comfy.client import ComfyClient, new_prompt_id
 from imgen_tui.comfy.events import (
+    Executed,
     Executing,
     ExecutionError,
     ExecutionInterrupted,
     ExecutionStart,
+    ExecutionSuccess,
     ImageRef,
     Preview,
     Progress,
 )
+from imgen_tui.comfy.responses import HistoryEntry
 from imgen_tui.comfy.run import execution_failed, history_outcome, no_saved_image
-from imgen_tui.comfy.websocket import Backoff, Connected, Disconnected, StreamEvent
+from imgen_tui.comfy.websocket import (
+    Backoff,
+    Connected,
+    Disconnected,
+    FrameSkipped,
+    StreamEvent,
+)
 from imgen_tui.config import FarmConfig
 from imgen_tui.graphs.graph import Graph, GraphError
 from imgen_tui.graphs.inject import set_source_image
@@ -557,6 +566,7 @@ class Scheduler:
         job.attempts += 1
         job.posted_at = job.started_at = None  # this attempt's clock starts at its own POST
         job.first_step = job.last_step = None
+        job.heard_outputs = None
         job.stranded_since = None
         job.accepted = False
         runtime.in_flight[job.prompt_id] = job
@@ -632,14 +642,25 @@ class Scheduler:
             if runtime.state == "down":
                 self._spawn(self._check_health(runtime))
             return
-        if isinstance(event, Disconnected):
-            self._spawn(self._check_health(runtime))
+        if isinstance(event, Disconnected | FrameSkipped):  # what was said meanwhile is lost
+            for unsure in runtime.in_flight.values():
+                unsure.heard_outputs = None
+            if isinstance(event, Disconnected):
+                self._spawn(self._check_health(runtime))
             return
         prompt_id = getattr(event, "prompt_id", None)
         job = runtime.in_flight.get(prompt_id) if prompt_id else None
         if job is None:
             return
-        if isinstance(event, ExecutionStart):
+        if isinstance(event, Executed):
+            if job.heard_outputs is not None:
+                job.heard_outputs[event.node] = event.output
+        elif isinstance(event, ExecutionSuccess):
+            entry = _heard_entry(job)
+            if entry is not None:  # else the end (`executing` None) asks /history
+                await self._collect(runtime, event.prompt_id, entry)
+        elif isinstance(event, ExecutionStart):
+            job.heard_outputs = {}
             job.state = JobState.RUNNING
             job.started_at = time.monotonic()
             checkpoint = job.spec.checkpoint
@@ -679,14 +700,19 @@ class Scheduler:
         after = runtime.speed.after_seconds.get(job.spec.family, 0.0)
         return per_step * max(0, event.max - event.value) + after
 
-    async def _collect(self, runtime: NodeRuntime, prompt_id: str) -> None:
-        """The prompt ended: read its outcome from /history and settle the job once.
+    async def _collect(
+        self, runtime: NodeRuntime, prompt_id: str, heard: HistoryEntry | None = None
+    ) -> None:
+        """The prompt ended: take its outcome and settle the job once.
 
-        Outputs come from /history rather than the `executed` messages, because
-        the history is the record that survives a dropped WebSocket.
+        `heard` is the outcome the `executed` messages told, when every frame
+        since the prompt started was read: it saves a /history round trip on
+        every finished picture (6 ms, 15 at p95 in `bench ui`). Otherwise
+        (a reconnect, an adopted prompt, a frame that could not be read) the
+        history, the record that survives a dropped WebSocket, says it.
         """
         try:
-            entry = await runtime.client.history(prompt_id)
+            entry = heard or await runtime.client.history(prompt_id)
         except ComfyError as error:
             self._retry(runtime, prompt_id, str(error), exclude=False)
             return
@@ -973,6 +999,22 @@ class Scheduler:
 
 def _has_adopted(runtime: NodeRuntime) -> bool:
     return any(job.adopted for job in runtime.in_flight.values())
+
+
+def _heard_entry(job: Job) -> HistoryEntry | None:
+    """The outcome the job's `executed` messages told, if heard whole and it saved a picture.
+
+    Nothing saved, or an output that does not parse: /history decides, and
+    says why in its own words.
+    """
+    if job.heard_outputs is None or job.prompt_id is None:
+        return None
+    try:
+        entry = HistoryEntry.from_outputs(job.prompt_id, job.heard_outputs)
+    except ComfyError as error:
+        log.warning("%s: asking /history: %s", job.node_id, error)
+        return None
+    return entry if entry.saved_images else None
 
 
 def _png_info(graph: Graph, runtime: NodeRuntime) -> dict[str, Any]:
