@@ -89,7 +89,7 @@ async def test_a_frame_that_could_not_be_read_sends_the_app_to_history(
         frames = finished_frames(prompt_id)
         return [*frames[:3], '{"type": "executed", "data": {"output": [1]}}', *frames[3:]]
 
-    node.script = script  # type: ignore[assignment]
+    node.script = script
     finished = done(await one_job(node))
     assert finished.images == (ImageRef("x.png"),)
     assert list(asked.values()) == [1]
