@@ -14,10 +14,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from PIL import Image as PILImage
 
 from imgen_tui.comfy.client import DEFAULT_DOWNLOAD_CAP, ComfyClient
 from imgen_tui.comfy.errors import ComfyError
@@ -36,12 +38,15 @@ from imgen_tui.scheduler.jobs import Job, JobSpec, UnreadableSpec
 from imgen_tui.scheduler.scheduler import Scheduler
 from imgen_tui.store import CorruptImage, NewImage, SessionStore, StoreError
 from imgen_tui.store.animation import inspect_output
-from imgen_tui.store.files import check_pixel_budget
+from imgen_tui.store.files import CheckedImage, check_pixel_budget
 from imgen_tui.store.records import JobRow, JobRowState
 
 log = logging.getLogger(__name__)
 # A picture up to this size is read back in its download's last hop (see `_fetch`).
 READ_AT_ONCE = 16 * 1024 * 1024
+
+#: a picture as the store checked it, and its thumbnail decoded (`SessionStore.check_data`)
+Checked = tuple[CheckedImage, PILImage.Image | None]
 
 
 def job_seconds(job: Job) -> float | None:
@@ -68,10 +73,13 @@ class SessionRecorder:
         """Download, check and save; the job's time limit covers the downloads too."""
         if not images:
             raise CorruptImage(f"{node_id}: prompt {job.prompt_id} saved no image to keep")
-        data = await self._fetch(job, node_id, client, images)
+        sidecar = sidecar_fields(job.spec, job.prompt_id, graph=job.graph_sent)
+        fps = sidecar.get("fps")
+        fetched = await self._fetch(
+            job, node_id, client, images, fps if isinstance(fps, float) else None
+        )
         maps = await self._keep_maps(job, node_id, client) if job.reference_maps else {}
         seconds = job_seconds(job)
-        sidecar = sidecar_fields(job.spec, job.prompt_id, graph=job.graph_sent)
         for entry in sidecar["references"]:
             load_id = str(entry["nodes"][0]).split()[0]
             if load_id in maps:
@@ -86,10 +94,15 @@ class SessionRecorder:
                 parent_id=job.spec.parent_image_id,
                 sidecar=sidecar,
             )
-            for payload in data
+            for payload, _ in fetched
         ]
+        checked = [done for _, done in fetched if done is not None]
         try:
-            return tuple(await self.store.save_images(job.job_id, outputs))
+            return tuple(
+                await self.store.save_images(
+                    job.job_id, outputs, checked if len(checked) == len(outputs) else None
+                )
+            )
         except StoreError as error:
             self.store_failure = self.store_failure or error
             raise
@@ -140,24 +153,33 @@ class SessionRecorder:
         return self.store.data_dir / ".downloads" / f"{uuid.uuid4().hex}.download"
 
     async def _fetch(
-        self, job: Job, node_id: str, client: ComfyClient, images: tuple[ImageRef, ...]
-    ) -> list[bytes]:
+        self,
+        job: Job,
+        node_id: str,
+        client: ComfyClient,
+        images: tuple[ImageRef, ...],
+        fps_hint: float | None,
+    ) -> list[tuple[bytes, Checked | None]]:
         """Each picture streamed to a file, checked from its header before any is decoded.
 
-        The check, and reading a picture of up to `READ_AT_ONCE` back, run in
-        the thread hop that writes its last piece (`download_then`): a hop of
-        their own waited for a busy loop's turn. A bigger picture is read only
-        once the job's pictures together pass the pixel budget. A node's answer
-        names the file it made, never ours, so a `../` in it reaches nowhere.
+        The header check, and reading a picture of up to `READ_AT_ONCE` back,
+        run in the thread hop that writes its last piece (`download_then`): a
+        hop of their own waited for a busy loop's turn. A job's only picture is
+        also decoded and thumbnailed there (`SessionStore.check_data`), since
+        its header alone keeps it under the pixel budget; several are decoded
+        by the store once they passed the budget together, and a bigger one is
+        read only then. A node's answer names the file it made, never ours, so
+        a `../` in it reaches nowhere.
         """
         paths = [self._download_path() for _ in images]
+        check = partial(self.store.check_data, fps_hint=fps_hint) if len(images) == 1 else None
         try:
             inspected = await asyncio.gather(
                 *(
                     client.download_then(
                         image,
                         path,
-                        partial(_inspect_and_read, node_id, image.filename),
+                        partial(_inspect_and_read, node_id, image.filename, check),
                         max_bytes=self.download_cap,
                         deadline=job.spec.time_limit,
                     )
@@ -165,13 +187,14 @@ class SessionRecorder:
                 )
             )
             try:
-                check_pixel_budget([(width, height) for width, height, _ in inspected])
+                check_pixel_budget([(width, height) for width, height, _, _ in inspected])
             except CorruptImage as error:
                 raise CorruptImage(f"{node_id}: prompt {job.prompt_id}: {error}") from None
-            read = [data for _, _, data in inspected]
-            if any(data is None for data in read):
-                return await asyncio.to_thread(_read_the_rest, read, paths)
-            return [data for data in read if data is not None]
+            read = [data for _, _, data, _ in inspected]
+            whole = [data for data in read if data is not None]
+            if len(whole) < len(read):
+                whole = await asyncio.to_thread(_read_the_rest, read, paths)
+            return [(data, done) for data, (_, _, _, done) in zip(whole, inspected, strict=True)]
         except BaseException:
             await asyncio.to_thread(_remove, paths)
             raise
@@ -262,15 +285,19 @@ def sidecar_fields(
     }
 
 
-def _inspect_and_read(node_id: str, name: str, path: Path) -> tuple[int, int, bytes | None]:
-    """In the download's last hop: the header checked, a small file read back and removed."""
+def _inspect_and_read(
+    node_id: str, name: str, check: Callable[[bytes], Checked] | None, path: Path
+) -> tuple[int, int, bytes | None, Checked | None]:
+    """In the download's last hop: the header checked, a small file read back and removed,
+    and (`check`) decoded and thumbnailed."""
     try:
         _, width, height = inspect_output(path)
+        if path.stat().st_size > READ_AT_ONCE:
+            return width, height, None, None
+        data = _read_and_remove(path)
+        return width, height, data, check(data) if check is not None else None
     except CorruptImage as error:
         raise CorruptImage(f"{node_id}: {name!r} from /view: {error}") from None
-    if path.stat().st_size > READ_AT_ONCE:
-        return width, height, None
-    return width, height, _read_and_remove(path)
 
 
 def _read_and_remove(path: Path) -> bytes:

@@ -274,7 +274,12 @@ class SessionStore:
 
     # -- images --------------------------------------------------------------------------------
 
-    async def save_images(self, job_id: str, outputs: Sequence[NewImage]) -> list[ImageRecord]:
+    async def save_images(
+        self,
+        job_id: str,
+        outputs: Sequence[NewImage],
+        checked: Sequence[tuple[CheckedImage, PILImage.Image | None]] | None = None,
+    ) -> list[ImageRecord]:
         """Check, write and record a finished job's outputs; all of them or none.
 
         The pictures are decoded and thumbnailed on the thread pool, several at
@@ -286,10 +291,13 @@ class SessionStore:
         overwrites rather than duplicates. Two hops off the loop, not one per
         step: each hop waits for a busy loop to come round (a Textual frame),
         and that wait, not the work, was most of a finished picture's delay.
+        `checked`: what `check` made of each output already, in a hop that ran
+        anyway (the recorder's download), which leaves the database's one.
         """
-        checked = await asyncio.gather(
-            *(asyncio.to_thread(self._check, output) for output in outputs)
-        )
+        if checked is None:
+            checked = await asyncio.gather(
+                *(asyncio.to_thread(self.check, output) for output in outputs)
+            )
         records = await self._db(
             self._write_and_record, job_id, outputs, [done for done, _ in checked]
         )
@@ -299,13 +307,21 @@ class SessionStore:
                 FRESH.remember(record.thumb_path, picture)  # its first paint needs no disk read
         return stored
 
-    def _check(self, output: NewImage) -> tuple[CheckedImage, PILImage.Image | None]:
+    def check(self, output: NewImage) -> tuple[CheckedImage, PILImage.Image | None]:
         """The checked output, and its thumbnail decoded from the bytes the file will hold
-        when this process paints thumbnails (`FRESH.keep()`)."""
+        when this process paints thumbnails (`FRESH.keep()`).
+
+        CPU work for a thread; safe in any. A keeper may run it in a hop of its
+        own (its download's last one) and hand the result to `save_images`.
+        """
         fps = output.sidecar.get("fps")
-        checked = check_output(
-            output.data, self.thumbnail_side, fps_hint=fps if isinstance(fps, float) else None
-        )
+        return self.check_data(output.data, fps if isinstance(fps, float) else None)
+
+    def check_data(
+        self, data: bytes, fps_hint: float | None = None
+    ) -> tuple[CheckedImage, PILImage.Image | None]:
+        """`check` for bytes whose record is not made yet (`fps_hint`: the graph's rate)."""
+        checked = check_output(data, self.thumbnail_side, fps_hint=fps_hint)
         return checked, decode_jpeg(checked.thumbnail) if FRESH.wanted else None
 
     def _write_and_record(
