@@ -172,7 +172,11 @@ class SessionRecorder:
         a `../` in it reaches nowhere.
         """
         paths = [self._download_path() for _ in images]
-        check = partial(self.store.check_data, fps_hint=fps_hint) if len(images) == 1 else None
+        check = (
+            partial(self.store.check_data, fps_hint=fps_hint, job_id=job.job_id)
+            if len(images) == 1
+            else None
+        )
         try:
             inspected = await asyncio.gather(
                 *(

@@ -45,7 +45,7 @@ from imgen_tui.store.files import (
     write_atomic,
     write_json_atomic,
 )
-from imgen_tui.store.fresh_thumbnails import FRESH, decode_jpeg
+from imgen_tui.store.fresh_thumbnails import FRESH
 from imgen_tui.store.lock import SessionBusy, SessionLock, is_locked
 from imgen_tui.store.records import (
     GalleryImage,
@@ -296,7 +296,7 @@ class SessionStore:
         """
         if checked is None:
             checked = await asyncio.gather(
-                *(asyncio.to_thread(self.check, output) for output in outputs)
+                *(asyncio.to_thread(self.check, output, job_id) for output in outputs)
             )
         records = await self._db(
             self._write_and_record, job_id, outputs, [done for done, _ in checked]
@@ -307,7 +307,9 @@ class SessionStore:
                 FRESH.remember(record.thumb_path, picture)  # its first paint needs no disk read
         return stored
 
-    def check(self, output: NewImage) -> tuple[CheckedImage, PILImage.Image | None]:
+    def check(
+        self, output: NewImage, job_id: str | None = None
+    ) -> tuple[CheckedImage, PILImage.Image | None]:
         """The checked output, and its thumbnail decoded from the bytes the file will hold
         when this process paints thumbnails (`FRESH.keep()`).
 
@@ -315,14 +317,15 @@ class SessionStore:
         own (its download's last one) and hand the result to `save_images`.
         """
         fps = output.sidecar.get("fps")
-        return self.check_data(output.data, fps if isinstance(fps, float) else None)
+        return self.check_data(output.data, fps if isinstance(fps, float) else None, job_id)
 
     def check_data(
-        self, data: bytes, fps_hint: float | None = None
+        self, data: bytes, fps_hint: float | None = None, job_id: str | None = None
     ) -> tuple[CheckedImage, PILImage.Image | None]:
-        """`check` for bytes whose record is not made yet (`fps_hint`: the graph's rate)."""
+        """`check` for bytes whose record is not made yet (`fps_hint`: the graph's rate;
+        `job_id`: the job that made it, for a painter's `FRESH.prepare_with`)."""
         checked = check_output(data, self.thumbnail_side, fps_hint=fps_hint)
-        return checked, decode_jpeg(checked.thumbnail) if FRESH.wanted else None
+        return checked, FRESH.decoded(checked.thumbnail, job_id) if FRESH.wanted else None
 
     def _write_and_record(
         self, job_id: str, outputs: Sequence[NewImage], checked: Sequence[CheckedImage]

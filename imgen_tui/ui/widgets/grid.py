@@ -69,9 +69,13 @@ class ThumbCell(Vertical):
                 self._thumb_loaded(path, fresh)
             else:
                 self.run_worker(deferred(self._load_thumb, path), group="thumb", exclusive=True)
-        elif cell.image is None and isinstance(self._shown, Path):  # a new job in this slot
-            self._shown = None
-            self._set_picture(None)
+        elif cell.image is None:
+            if isinstance(self._shown, Path):  # a new job in this slot
+                self._shown = None
+                self._set_picture(None)
+            prepare = getattr(self._picture, "prepare_arrival", None)
+            if prepare is not None:  # its picture comes encoded for this cell (Sixel, iTerm2)
+                prepare(cell.job_id)
 
     def on_click(self, event: events.Click) -> None:
         """Click selects; a double click opens (the grid turns this into its cursor)."""

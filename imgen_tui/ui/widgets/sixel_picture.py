@@ -16,7 +16,9 @@ pixels on the terminal untouched and keeps the rest of the line in place.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from PIL import Image as PILImage
 from rich.control import Control
@@ -28,11 +30,14 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual_image._terminal import get_cell_size
 
+from imgen_tui.store.fresh_thumbnails import FRESH
 from imgen_tui.ui.deferred import deferred
 from imgen_tui.ui.passthrough import for_terminal
 from imgen_tui.ui.sixel_encoder import BAND, encode_sixel
 
 _NULL_STYLE = Style()
+
+RGB = tuple[int, int, int]
 
 
 # xterm's default maxGraphicSize: a bigger Sixel image is silently dropped.
@@ -81,6 +86,64 @@ def encode(
     `dither` False for a video's frames (see `sixel_bands.quantise`)."""
     canvas, frame = fit_canvas(picture, box, background)
     return for_terminal(encode_sixel(canvas, dither)), frame
+
+
+class _Prepared:
+    """Fresh thumbnails encoded where they were decoded, for the grid cell waiting for them.
+
+    The store decodes a finished picture's thumbnail in a thread anyway (see
+    `FRESH.prepare_with`); encoding it there at its cell's size spares the
+    cell a worker hop of its own, which waited for a busy loop twice. A cell
+    says which job it waits for, at which size (`SixelPicture.prepare_arrival`);
+    what a cell took, or no longer waits for, is dropped. Thread-safe, bounded.
+    """
+
+    KEPT = 64
+
+    def __init__(self) -> None:
+        self._wanted: dict[str, tuple[Callable[..., tuple[str, Region]], Size, RGB]] = {}
+        self._encoded: dict[int, tuple[PILImage.Image, Size, RGB, str, Region]] = {}
+        self._lock = threading.Lock()
+
+    def want(
+        self, job_id: str, encoder: Callable[..., tuple[str, Region]], size: Size, background: RGB
+    ) -> None:
+        with self._lock:
+            if self._wanted.get(job_id) == (encoder, size, background):
+                return
+            self._wanted[job_id] = (encoder, size, background)
+            _bound(self._wanted, self.KEPT)
+        FRESH.prepare_with(self.encode)
+
+    def encode(self, picture: PILImage.Image, job_id: str) -> None:
+        """In the store's thread: the picture encoded for the cell waiting for its job."""
+        with self._lock:
+            wanted = self._wanted.pop(job_id, None)
+        if wanted is None:
+            return
+        encoder, size, background = wanted
+        sixel, frame = encoder(picture, size, background)
+        with self._lock:
+            self._encoded[id(picture)] = (picture, size, background, sixel, frame)
+            _bound(self._encoded, self.KEPT)
+
+    def take(
+        self, picture: PILImage.Image, size: Size, background: RGB
+    ) -> tuple[str, Region] | None:
+        with self._lock:
+            entry = self._encoded.get(id(picture))
+            if entry is None or entry[0] is not picture or entry[1:3] != (size, background):
+                return None
+            del self._encoded[id(picture)]
+            return entry[3], entry[4]
+
+
+def _bound(entries: dict[Any, Any], most: int) -> None:
+    while len(entries) > most:
+        entries.pop(next(iter(entries)))  # the oldest
+
+
+PREPARED = _Prepared()
 
 
 def _forward(width: int) -> Segment:
@@ -225,13 +288,27 @@ class SixelPicture(Widget, can_focus=False):
             if picture is self._picture:
                 self._from_cache()
 
+    def prepare_arrival(self, job_id: str) -> None:
+        """The picture this job is making comes encoded for this widget, as it is now.
+
+        For a grid cell waiting for its job: the store's thread encodes the
+        fresh thumbnail at this size, so showing it costs no worker (`_Prepared`).
+        """
+        if self.size.area:
+            encoder = type(self).encode_picture
+            PREPARED.want(job_id, encoder, self.size, self.background_colors[1].rgb)
+
     def _from_cache(self) -> bool:
         """Take the current picture's encoding at this size from the cache, if it is there."""
         if self._picture is None or not self.size.area:
             return False
         cached = self._cache.get((id(self._picture), self.size))
         if cached is None or cached[0] is not self._picture:
-            return False
+            prepared = PREPARED.take(self._picture, self.size, self.background_colors[1].rgb)
+            if prepared is None:
+                return False
+            self._keep(self._picture, self.size, *prepared)
+            cached = self._cache[(id(self._picture), self.size)]
         _, self._sixel, self._frame = cached
         self._encoded_for = (self._generation, self.size)
         self.refresh()
