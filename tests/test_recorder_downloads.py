@@ -16,14 +16,13 @@ from PIL import Image as PILImage
 
 from imgen_tui.config import DEFAULT_MODELS
 from imgen_tui.flows import recorder
-from imgen_tui.flows.recorder import SessionRecorder
 from imgen_tui.scheduler.events import JobDone, JobEvent, JobRetrying
 from imgen_tui.scheduler.jobs import JobSpec
 from imgen_tui.store import CorruptImage, SessionStore
 from tests.conftest import FAST_NODE
 from tests.pilot_helpers import start_drafts, until
 from tests.test_scheduler_farm import LIBRARY
-from tests.test_scheduler_store import node_of, run_to_idle, scheduler_for, stored_jobs
+from tests.test_scheduler_store import node_of, run_and_stop, stored_jobs
 from tests.test_ui_funnel import SIZE, all_done, current_cells, demo_app
 
 
@@ -74,13 +73,7 @@ async def run_batches(tmp_path: Path, specs: list[JobSpec]) -> tuple[list[JobEve
     try:
         farm = await node_of(FAST_NODE)
         session_id = await stored_jobs(store, specs)
-        events: list[JobEvent] = []
-        try:
-            async with scheduler_for(farm, SessionRecorder(store)) as scheduler:
-                scheduler.submit_many(specs)
-                await run_to_idle(scheduler, events)
-        finally:
-            await farm.stop()
+        events = await run_and_stop(farm, store, specs)
         return events, await store.images(session_id=session_id)
     finally:
         await store.close()
@@ -118,15 +111,17 @@ async def test_a_picture_that_does_not_decode_names_node_and_file_and_is_retried
     real = SessionStore.check_data
     refused: list[bool] = []
 
-    def undecodable(self: SessionStore, data: bytes, fps_hint: float | None = None) -> Any:
+    def undecodable(self: SessionStore, data: bytes, *args: Any, **kwargs: Any) -> Any:
         if not refused:
             refused.append(True)
             raise CorruptImage("it is not a readable image (broken data stream)")
-        return real(self, data, fps_hint)
+        return real(self, data, *args, **kwargs)
 
     monkeypatch.setattr(SessionStore, "check_data", undecodable)
     events, images = await run_batches(tmp_path, [batch_of(1, 9)])
-    (retry,) = [event for event in events if isinstance(event, JobRetrying)]
+    retries = [event for event in events if isinstance(event, JobRetrying)]
+    assert len(retries) == 1, [r.reason for r in retries]
+    (retry,) = retries
     assert (
         retry.reason.startswith(f"{FAST_NODE.id}: 'imgen_")
         and "from /view: it is not" in retry.reason

@@ -85,6 +85,18 @@ async def run_to_idle(scheduler: Scheduler, events: list[JobEvent], limit: float
     collector.cancel()
 
 
+async def run_and_stop(farm: SimFarm, store: SessionStore, specs: list[JobSpec]) -> list[JobEvent]:
+    """The specs run to idle by a scheduler that keeps them in `store`; the farm stopped after."""
+    events: list[JobEvent] = []
+    try:
+        async with scheduler_for(farm, SessionRecorder(store)) as scheduler:
+            scheduler.submit_many(specs)
+            await run_to_idle(scheduler, events)
+    finally:
+        await farm.stop()
+    return events
+
+
 async def test_committed_before_post_and_on_disk_before_anyone_is_told(
     tmp_path: Path, store: SessionStore
 ) -> None:
@@ -135,13 +147,7 @@ async def test_a_truncated_download_is_retried_and_kept_once(
     farm.nodes[0].faults.truncate = 1
     specs = drafts(1)
     session_id = await stored_jobs(store, specs)
-    events: list[JobEvent] = []
-    try:
-        async with scheduler_for(farm, SessionRecorder(store)) as scheduler:
-            scheduler.submit_many(specs)
-            await run_to_idle(scheduler, events)
-    finally:
-        await farm.stop()
+    events = await run_and_stop(farm, store, specs)
     (retry,) = [e for e in events if isinstance(e, JobRetrying)]
     assert "not a readable image" in retry.reason
     (done,) = [e for e in events if isinstance(e, JobDone)]
