@@ -122,3 +122,24 @@ def test_a_videos_frames_are_encoded_undithered_and_a_still_dithered(encodes: li
             assert dithered == [False] * 3 + [True]
 
     asyncio.run(run())
+
+
+def test_a_preview_is_encoded_undithered_and_the_picture_after_it_dithered(
+    encodes: list[Size],
+) -> None:
+    """A sampler's frame passes in a fraction of a second: dithering it was wasted work."""
+    preview, final = _frames(2)
+
+    async def run() -> None:
+        async with _OnePicture().run_test(size=(40, 12)) as pilot:
+            widget = pilot.app.query_one(SixelPicture)
+            widget.show_preview(preview)
+            for _ in range(400):
+                if widget._encoded_for == (widget._generation, widget.size):
+                    break
+                await asyncio.sleep(0.01)
+            assert dithered == [False]
+            await _show(widget, final)
+            assert dithered == [False, True]
+
+    asyncio.run(run())

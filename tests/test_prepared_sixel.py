@@ -96,6 +96,26 @@ async def test_a_cell_resized_while_it_waited_shows_its_picture_at_the_new_size(
         await until(pilot, lambda: all(shown_right(cell) for cell in cells))
 
 
+async def test_previews_go_out_undithered_and_finished_drafts_dithered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags: list[bool] = []
+
+    def counting(picture: Image.Image, box: Size, background: Any, dither: bool = True) -> Any:
+        flags.append(dither)
+        return encode(picture, box, background, dither)
+
+    monkeypatch.setattr(SixelPicture, "encode_picture", staticmethod(counting))
+    app = make_app(None, demo=True, data_dir=tmp_path, graphics="sixel", demo_speed=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await start_drafts(pilot)
+        await until(pilot, all_done(screen))
+        cells = list(screen.query(ThumbCell))
+        await until(pilot, lambda: all(shown_right(cell) for cell in cells))  # dithered, as usual
+    assert False in flags  # the previews
+    assert flags.count(True) >= 20
+
+
 def test_a_prepared_encoding_is_taken_once_at_its_size_only() -> None:
     prepared = _Prepared()
     picture = Image.new("RGB", (64, 64), (200, 30, 30))

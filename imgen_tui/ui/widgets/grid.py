@@ -110,7 +110,12 @@ class ThumbCell(Vertical):
             data, (max(1, width) * cell.width, max(1, height) * cell.height)
         )
         if self._shown is data and self._picture.is_attached:  # not closed while it decoded
-            self._set_picture(picture)
+            self.thumb_shown = None
+            passing = getattr(self._picture, "show_preview", None)  # Sixel: undithered
+            if passing is not None:
+                passing(picture)
+            else:
+                self._picture.image = picture  # type: ignore[attr-defined]
 
     def _set_picture(self, picture: PILImage.Image | None) -> None:
         self.thumb_shown = None
