@@ -39,7 +39,15 @@ class Spies:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.prepared_in: list[str] = []  # threads that encoded ahead
         self.own_encodes: list[Image.Image] = []  # pictures a widget encoded in its own worker
+        self.wants: list[str] = []  # job ids a cell asked for, each time it asked
         real_encode = _Prepared.encode
+        real_want = _Prepared.want
+
+        def want(self_: _Prepared, job_id: str, *args: Any) -> None:
+            self.wants.append(job_id)
+            real_want(self_, job_id, *args)
+
+        monkeypatch.setattr(_Prepared, "want", want)
         real_own = SixelPicture._encode_in_thread
 
         def prepared(self_: _Prepared, picture: Image.Image, job_id: str) -> None:
@@ -75,6 +83,8 @@ async def test_each_draft_comes_encoded_for_its_cell(
         await until(pilot, lambda: all(shown_right(cell) for cell in cells))
         thumbs = {id(FRESH.get(c.image.thumb_path)) for c in current_cells(screen) if c.image}
     assert len(spies.prepared_in) == 20
+    # once per job at its cell's size, not on every progress event of a waiting cell
+    assert len(spies.wants) == len(set(spies.wants)) == 20
     assert threading.main_thread().name not in spies.prepared_in
     assert not [picture for picture in spies.own_encodes if id(picture) in thumbs]
 

@@ -110,16 +110,16 @@ class ThumbCell(Vertical):
             data, (max(1, width) * cell.width, max(1, height) * cell.height)
         )
         if self._shown is data and self._picture.is_attached:  # not closed while it decoded
-            self.thumb_shown = None
-            passing = getattr(self._picture, "show_preview", None)  # Sixel: undithered
-            if passing is not None:
-                passing(picture)
-            else:
-                self._picture.image = picture  # type: ignore[attr-defined]
+            self._set_picture(picture, passing=True)
 
-    def _set_picture(self, picture: PILImage.Image | None) -> None:
+    def _set_picture(self, picture: PILImage.Image | None, *, passing: bool = False) -> None:
+        """`passing`: a live preview, which a Sixel picture sends undithered."""
         self.thumb_shown = None
-        self._picture.image = picture  # type: ignore[attr-defined]
+        show_preview = getattr(self._picture, "show_preview", None)
+        if passing and picture is not None and show_preview is not None:
+            show_preview(picture)
+        else:
+            self._picture.image = picture  # type: ignore[attr-defined]
 
 
 class CellClicked(Message):

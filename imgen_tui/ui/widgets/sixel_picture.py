@@ -239,6 +239,7 @@ class SixelPicture(Widget, can_focus=False):
         self._ahead: list[PILImage.Image] = []  # a video's frames, encoded before they are shown
         self._pending: set[int] = set()  # ids of those not encoded yet at this size
         self._dither = True  # False for a passing frame (`show_preview`)
+        self._arrival_asked: tuple[str, Size] | None = None  # see `prepare_arrival`
 
     @property
     def image(self) -> PILImage.Image | None:
@@ -308,7 +309,10 @@ class SixelPicture(Widget, can_focus=False):
         For a grid cell waiting for its job: the store's thread encodes the
         fresh thumbnail at this size, so showing it costs no worker (`_Prepared`).
         """
-        if self.size.area:
+        # Asked on every progress event of a waiting cell: the style lookup and the
+        # lock only when the job or the size is new.
+        if self.size.area and self._arrival_asked != (job_id, self.size):
+            self._arrival_asked = (job_id, self.size)
             encoder = type(self).encode_picture
             PREPARED.want(job_id, encoder, self.size, self.background_colors[1].rgb)
 
