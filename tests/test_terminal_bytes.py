@@ -178,3 +178,36 @@ def test_iterm_inline_images_are_pngs_the_size_of_their_cells(tmp_path: Path) ->
                 )
 
     run_app(tmp_path, "iterm", scenario)
+
+
+def test_escape_on_the_focused_grid_repaints_nothing(tmp_path: Path) -> None:
+    """Focusing the grid that has focus writes nothing; a real focus change still repaints.
+
+    Textual's `focus()` repaints the widget even when it is focused already,
+    and for the grid that is the whole page: Escape, a round start and a closed
+    modal all call it, and a key pressed meanwhile waited 13-25 ms for it.
+    """
+
+    async def scenario(pilot: Pilot[Any], tap: Tap) -> None:
+        screen = await grid_of_twenty(pilot)
+        pictures = [cell.query_one(".picture", SixelPicture) for cell in screen.query(ThumbCell)]
+        await until(pilot, lambda: all(picture.delivered for picture in pictures))
+        grid = screen.query_one(ThumbGrid)
+        await until(pilot, lambda: grid.has_focus)  # the screen focused it at the round's start
+        await pilot.pause(0.3)
+
+        mark = len(tap.written)
+        await pilot.press("escape", "escape")
+        await pilot.pause(0.3)
+        assert len(written_since(tap, mark).encode()) < 200  # a page repaint is tens of KB
+
+        await pilot.press("e")  # to the prompt and back: the cursor's border changes twice
+        await until(pilot, lambda: not grid.has_focus)
+        mark = len(tap.written)
+        await pilot.press("escape")
+        await until(pilot, lambda: grid.has_focus)
+        await pilot.pause(0.3)
+        back = written_since(tap, mark)
+        assert back and not SIXEL.findall(back)  # the border, and no picture again
+
+    run_app(tmp_path, "sixel", scenario)

@@ -168,7 +168,7 @@ async def _drafts_while_pressing(
     await pilot.press("enter")
     await _until(pilot, lambda: screen.funnel is not None and screen.funnel.current is not None)
     grid = screen.query_one(ThumbGrid)
-    grid.focus()
+    await _until(pilot, lambda: grid.has_focus)  # the screen gives it focus, as for a user
     for press in range(KEY_PRESSES):
         direction = "left" if press % 8 >= 4 else "right"
         expected = grid.cursor + (1 if direction == "right" else -1)
@@ -217,7 +217,7 @@ async def _reopen_and_move(pilot: Pilot[object], tap: Tap, figures: UiFigures) -
     await pilot.pause(1.0)  # let the last frame out
     figures.first_paint_bytes = tap.total - before
     grid = screen.query_one(ThumbGrid)
-    grid.focus()
+    await _until(pilot, lambda: grid.has_focus)
     await pilot.pause(0.5)
     for press in range(16):
         before = tap.total
