@@ -48,8 +48,9 @@ class ThumbCell(Vertical):
 
     def compose(self) -> ComposeResult:
         self._picture = image_widget(self.renderer)(None, classes="picture")
+        self._caption_line = Static("", classes="caption")
         yield self._picture
-        yield Static("", classes="caption")
+        yield self._caption_line
 
     def show(self, cell: Cell | None, number: int) -> None:
         self.cell = cell
@@ -61,7 +62,7 @@ class ThumbCell(Vertical):
         caption = _caption(cell, number)
         if caption != self._caption_shown:  # most progress events change neither bar nor ETA
             self._caption_shown = caption
-            self.query_one(".caption", Static).update(caption, layout=False)  # one line
+            self._caption_line.update(caption, layout=False)  # one line
         if cell.image is not None and self._shown != cell.image.thumb_path:
             path = self._shown = cell.image.thumb_path
             fresh = picture_in_memory(path)
@@ -228,10 +229,11 @@ class ThumbGrid(Grid):
         self.layout_now = GridLayout(5, 4, page_size, 0)
         self.cells: list[Cell] = []
         self.can_focus = True
+        self._widgets: list[ThumbCell] = []  # kept: a query walks the DOM, 1 ms on each key
 
     def compose(self) -> ComposeResult:
-        for index in range(self.page_size):
-            yield ThumbCell(self.renderer, index)
+        self._widgets = [ThumbCell(self.renderer, index) for index in range(self.page_size)]
+        yield from self._widgets
 
     def focus(self, scroll_visible: bool = True) -> Self:
         """Already focused: nothing changes, so nothing is repainted.
@@ -292,7 +294,7 @@ class ThumbGrid(Grid):
 
     def refresh_cells(self) -> None:
         start = self.page * self.per_page
-        for offset, widget in enumerate(self.query(ThumbCell)):
+        for offset, widget in enumerate(self._widgets):
             position = start + offset
             shown = position < len(self.cells) and offset < self.per_page
             widget.show(self.cells[position] if shown else None, position + 1)
@@ -301,7 +303,7 @@ class ThumbGrid(Grid):
     def refresh_job(self, job_id: str) -> ThumbCell | None:
         """Repaint just the cell widget showing this job, if it is on the page."""
         start = self.page * self.per_page
-        for offset, widget in enumerate(self.query(ThumbCell)):
+        for offset, widget in enumerate(self._widgets):
             position = start + offset
             if offset >= self.per_page:
                 break
@@ -330,7 +332,7 @@ class ThumbGrid(Grid):
         if old // self.per_page != new // self.per_page:
             self.refresh_cells()
             return
-        widgets = list(self.query(ThumbCell))
+        widgets = self._widgets
         if widgets:
             widgets[old % self.per_page].remove_class("cursor")
             widgets[new % self.per_page].add_class("cursor")
