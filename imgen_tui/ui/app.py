@@ -28,6 +28,7 @@ from imgen_tui.store.files import write_json_atomic
 from imgen_tui.store.fresh_thumbnails import FRESH
 from imgen_tui.ui.collector import TICK_SECONDS, QuietCollector
 from imgen_tui.ui.commands import ScreenActions
+from imgen_tui.ui.frame_pacing import pace_screen_repaints
 from imgen_tui.ui.graphics import Graphics, choose
 from imgen_tui.ui.keymap import Scopes, check_keymap, load_keymap
 from imgen_tui.ui.keymap_order import keep_remapped_keys_in_place
@@ -102,6 +103,7 @@ class ImgenApp(App[int]):
         export_dir: Path | None = None,
         settings_file: Path | None = None,
     ) -> None:
+        pace_screen_repaints()  # before the first screen makes its repaint timer
         super().__init__()
         self.engine = engine
         self.llm_stages = llm_stages  # None: refine by the offline rules
