@@ -52,10 +52,12 @@ class Engine:
         self.scheduler = Scheduler(self.farm, keeper=self.recorder)
         await self.scheduler.start()
 
-    async def stop(self) -> None:
+    async def stop(self, *, cancel_jobs: bool = True) -> None:
+        """`cancel_jobs=False`: the nodes go on with them, and the next start collects them."""
         if self.scheduler is not None:
-            with contextlib.suppress(Exception):
-                await self.scheduler.cancel_all()
+            if cancel_jobs:
+                with contextlib.suppress(Exception):
+                    await self.scheduler.cancel_all()
             await self.scheduler.stop()
         if self.recorder is not None:
             await self.recorder.drain()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
 
 import platformdirs
@@ -116,6 +117,8 @@ class ImgenApp(App[int]):
         self.export_dir = export_dir or default_export_dir()  # where E puts the final
         self.settings_file = settings_file  # what the app remembers between runs (its theme)
         self.collector = QuietCollector()  # full GC pauses only when no one is typing
+        self._hangup_signals: list[signal.Signals] = []
+        self._hung_up = False  # a signal ended the app: the farm's work is kept
 
     async def on_mount(self) -> None:
         theme = await asyncio.to_thread(remembered_theme, self.settings_file, DEFAULT_THEME)
@@ -131,6 +134,28 @@ class ImgenApp(App[int]):
         await self.push_screen(HomeScreen())
         self.collector.start()
         self.set_interval(TICK_SECONDS, self.collector.tick)
+        self._listen_for_hangup()
+
+    def _listen_for_hangup(self) -> None:
+        """SIGHUP (the SSH link or the terminal window closed) and SIGTERM end the app as q does.
+
+        Without this the process died on the spot: the terminal was left in the
+        app's screen mode and the demo farm's folders stayed in /tmp. The farm's
+        running jobs are not cancelled, since nobody could be asked: the nodes
+        finish them and the next start collects them, as after a crash.
+        """
+        loop = asyncio.get_running_loop()
+        for hangup in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(hangup, self._hang_up, hangup)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not main thread
+                continue
+            self._hangup_signals.append(hangup)
+
+    def _hang_up(self, hangup: signal.Signals) -> None:
+        log.warning("%s: leaving; running jobs are left to the nodes", hangup.name)
+        self._hung_up = True
+        self.exit(return_code=128 + hangup)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
@@ -167,8 +192,11 @@ class ImgenApp(App[int]):
                     screen.post_message(JobUpdate(event))
 
     async def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for hangup in self._hangup_signals:
+            loop.remove_signal_handler(hangup)
         self.collector.stop()
-        await self.engine.stop()
+        await self.engine.stop(cancel_jobs=not self._hung_up)
 
     async def action_open_view(self, name: str) -> None:
         """F2/F3: the nodes or the queue; one replaces the other instead of piling up."""
