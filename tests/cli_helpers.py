@@ -26,8 +26,11 @@ def run_cli(
 
 
 def home_dirs(root: Path) -> dict[str, str]:
-    """XDG dirs under `root`, so no test reads or writes the real user's files."""
+    """XDG dirs and TMPDIR under `root`: no test touches the user's files, and what a
+    killed process leaves (a demo farm's folders) goes when pytest clears `root`."""
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
     return {
+        "TMPDIR": str(root / "tmp"),
         "XDG_CONFIG_HOME": str(root / "config"),
         "XDG_STATE_HOME": str(root / "state"),
         "XDG_CACHE_HOME": str(root / "cache"),

@@ -115,9 +115,8 @@ def test_sim_stopped_with_sigterm_removes_its_node_folders(
     tmp_path: Path, isolated_home: dict[str, str], when: str
 ) -> None:
     """Issue 12, item 24: a SIGTERM left the nodes' temporary folders behind."""
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    env = {**isolated_home, "TMPDIR": str(temp)}
+    temp = Path(isolated_home["TMPDIR"])  # where the sim's node folders go
+    env = isolated_home
     farm_file = tmp_path / "farm.yaml"
     if when == "starting":
         sim = subprocess.Popen(

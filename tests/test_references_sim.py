@@ -156,8 +156,15 @@ async def test_a_weightless_reference_leaves_the_picture_as_it_was(
     assert difference(plain, weightless) == 0
 
 
-def test_the_demo_farm_is_uneven_on_purpose() -> None:
+async def test_the_demo_farm_is_uneven_on_purpose() -> None:
     farm = SimFarm.from_spec(load_demo_farm())
+    try:
+        uneven_on_purpose(farm)
+    finally:
+        await farm.stop()  # its nodes' folders, made with the nodes, go with them
+
+
+def uneven_on_purpose(farm: SimFarm) -> None:
     verdicts = {}
     for sim in farm.nodes:
         info = ObjectInfo.from_json(sim.object_info())
