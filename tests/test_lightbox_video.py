@@ -6,6 +6,7 @@ store; the lightbox opens it over the demo app as it opens any render.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -125,5 +126,70 @@ async def test_a_truncated_video_says_which_file_and_the_app_goes_on(
         await until(pilot, lambda: isinstance(app.screen, HomeScreen))
         cell.image.path.write_bytes(data)  # made again: it opens and plays
         again = LightboxScreen([cell], 0, renderer)
+        await app.push_screen(again)
+        await until(pilot, lambda: again.playback is not None, seconds=10)
+
+
+@pytest.mark.parametrize("renderer", ["sixel", "halfcell"])
+async def test_quitting_while_the_lightbox_loads_is_harmless(
+    tmp_path: Path, video: Cell, renderer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app closes while the lightbox still reads the video's prompt: no error.
+
+    Closing removes the screen's widgets before it stops the screen's work, so
+    a load that ended in between found no `#about` and failed the app (the
+    full suite hit it once, when a test left just after playback had started).
+    """
+    from imgen_tui.ui.screens import lightbox as lightbox_module
+
+    asked = asyncio.Event()
+    lightbox = LightboxScreen([video], 0, renderer)
+
+    async def prompt_once_closing(sidecar: Path) -> str:
+        asked.set()
+        about = lightbox.query_one("#about")
+        # Answers just as the app takes the widgets away (no event says so: polled).
+        while about.is_attached:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        return "a red fox"
+
+    monkeypatch.setattr(lightbox_module, "read_prompt", prompt_once_closing)
+    app = _app(tmp_path / "app", renderer)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        await app.push_screen(lightbox)
+        await until(pilot, lambda: asked.is_set(), seconds=10)
+    assert app._exception is None
+
+
+@pytest.mark.parametrize("renderer", ["sixel", "halfcell"])
+async def test_closing_the_lightbox_while_its_video_loads_is_harmless(
+    tmp_path: Path, video: Cell, renderer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Escape before the load has finished: its work stops with the screen, and the
+    lightbox opens again and plays."""
+    from imgen_tui.ui.screens import lightbox as lightbox_module
+
+    prompt_asked = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def slow_prompt(sidecar: Path) -> str:
+        prompt_asked.set()
+        await closed.wait()  # answers only once the lightbox has gone
+        return "a red fox"
+
+    monkeypatch.setattr(lightbox_module, "read_prompt", slow_prompt)
+    app = _app(tmp_path / "app", renderer)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        lightbox = LightboxScreen([video], 0, renderer)
+        await app.push_screen(lightbox)
+        await until(pilot, lambda: prompt_asked.is_set(), seconds=10)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        closed.set()
+        await pilot.pause(0.3)
+        assert app._exception is None and app.is_running
+        again = LightboxScreen([video], 0, renderer)  # and it opens again, and plays
         await app.push_screen(again)
         await until(pilot, lambda: again.playback is not None, seconds=10)

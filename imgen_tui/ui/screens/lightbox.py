@@ -100,9 +100,13 @@ class LightboxScreen(ModalScreen[Cell | None]):
         self.playback: Playback | None = None
 
     def compose(self) -> ComposeResult:
+        # Kept, not queried: a load that ends as the app closes finds them detached
+        # (updating one then is a no-op), where a query would fail the app.
+        self._large = image_widget(self.renderer)(None, id="large")
+        self._about = Static("", id="about")
         with Vertical(id="lightbox"):
-            yield image_widget(self.renderer)(None, id="large")
-            yield Static("", id="about")
+            yield self._large
+            yield self._about
         yield Footer()
 
     def on_mount(self) -> None:
@@ -159,12 +163,12 @@ class LightboxScreen(ModalScreen[Cell | None]):
         playback = self.playback
         if playback is None or not playback.playing:
             return
-        if not frame_on_screen(self.query_one("#large"), playback.frames[playback.index]):
+        if not frame_on_screen(self._large, playback.frames[playback.index]):
             return  # the terminal is behind (an encode or upload still running): hold this frame
         self._show_frame(playback.step(1))
 
     def _show_frame(self, picture: Any) -> None:
-        self.query_one("#large").image = picture  # type: ignore[attr-defined]
+        self._large.image = picture  # type: ignore[attr-defined]
 
     def _describe(self, image: ImageRecord, prompt: str) -> None:
         self._prompt = prompt
@@ -173,7 +177,7 @@ class LightboxScreen(ModalScreen[Cell | None]):
         if cell.verdict in VERDICT_BADGES:
             label, style = VERDICT_BADGES[cell.verdict]
             position.append(f"{label}   ", style=style)
-        self.query_one("#about", Static).update(position + describe(image, prompt, cell.seed))
+        self._about.update(position + describe(image, prompt, cell.seed))
 
     async def _load(self, image: ImageRecord) -> None:
         try:
@@ -187,7 +191,7 @@ class LightboxScreen(ModalScreen[Cell | None]):
         if animation is not None:  # frames decoded once, in a thread, then only switched
             frames = await load_frames(image.path, LIGHTBOX_MAX_SIDE)
             self.playback = Playback(frames, animation.fps)
-            large = self.query_one("#large")
+            large = self._large
             if isinstance(large, SixelPicture):
                 large.prepare(frames)  # encoded ahead, one after another, first one first
             self._show_frame(frames[0])
@@ -196,7 +200,7 @@ class LightboxScreen(ModalScreen[Cell | None]):
             self._describe(image, await read_prompt(image.sidecar_path))
             return
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
-        self.query_one("#large").image = picture  # type: ignore[attr-defined]
+        self._large.image = picture  # type: ignore[attr-defined]
         self._describe(image, await read_prompt(image.sidecar_path))
 
 
@@ -241,10 +245,13 @@ class CompareScreen(ModalScreen[None]):
         self.renderer = renderer
 
     def compose(self) -> ComposeResult:
+        self._pictures = {
+            side: image_widget(self.renderer)(None, id=f"side-{side}") for side in "ab"
+        }
         with Horizontal(id="compare"):
             for side in ("a", "b"):
                 with Vertical(classes="side"):
-                    yield image_widget(self.renderer)(None, id=f"side-{side}")
+                    yield self._pictures[side]  # kept, as the lightbox keeps its picture
                     yield Static("", id=f"about-{side}")
         yield Footer()
 
@@ -263,4 +270,4 @@ class CompareScreen(ModalScreen[None]):
 
     async def _load(self, side: str, image: ImageRecord) -> None:
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
-        self.query_one(f"#side-{side}").image = picture  # type: ignore[attr-defined]
+        self._pictures[side].image = picture  # type: ignore[attr-defined]
