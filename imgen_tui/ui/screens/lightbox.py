@@ -245,13 +245,10 @@ class CompareScreen(ModalScreen[None]):
         self.renderer = renderer
 
     def compose(self) -> ComposeResult:
-        self._pictures = {
-            side: image_widget(self.renderer)(None, id=f"side-{side}") for side in "ab"
-        }
         with Horizontal(id="compare"):
             for side in ("a", "b"):
                 with Vertical(classes="side"):
-                    yield self._pictures[side]  # kept, as the lightbox keeps its picture
+                    yield image_widget(self.renderer)(None, id=f"side-{side}")
                     yield Static("", id=f"about-{side}")
         yield Footer()
 
@@ -270,4 +267,4 @@ class CompareScreen(ModalScreen[None]):
 
     async def _load(self, side: str, image: ImageRecord) -> None:
         picture = await load_picture(image.path, LIGHTBOX_MAX_SIDE)
-        self._pictures[side].image = picture  # type: ignore[attr-defined]
+        self.query_one(f"#side-{side}").image = picture  # type: ignore[attr-defined]
