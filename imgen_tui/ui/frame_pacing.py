@@ -27,7 +27,6 @@ from typing import Any
 from textual.screen import UPDATE_PERIOD, Screen
 from textual.timer import EventTargetGone, Timer
 
-_PACED = "_imgen_paced"
 _SLOT = "_Screen__update_timer"  # where Screen keeps its repaint timer
 
 
@@ -80,7 +79,6 @@ def _paced_update_timer(screen: Screen[Any]) -> Timer:
 def pace_screen_repaints() -> None:
     """Every screen paints from a `FrameTimer` (once; a Textual without the hook is left as is)."""
     current = getattr(Screen, "_update_timer", None)
-    if not isinstance(current, property) or getattr(current.fget, _PACED, False):
+    if not isinstance(current, property) or current.fget is _paced_update_timer:
         return
-    setattr(_paced_update_timer, _PACED, True)
     Screen._update_timer = property(_paced_update_timer)  # type: ignore[method-assign,assignment]
